@@ -1,0 +1,63 @@
+# The verbs a newcomer needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO      ?= go
+PYTHON  ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+PKGS    := ./...
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Serve the gateway (not built yet: see issue 3).
+	@echo "The gateway service does not exist yet (issue 3 builds it; issue 4 adds the embedded backend)." >&2
+	@echo "What exists today is the preprocess library: 'make test' and 'make bench' exercise it." >&2
+	@exit 2
+
+.PHONY: test
+test: ## Run every test: race detector on, then the pure-Go (no cgo) build of preprocess.
+	$(GO) test -race -count=1 $(PKGS)
+	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/
+
+.PHONY: lint
+lint: ## gofmt and go vet, for both the cgo and the pure-Go build.
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	CGO_ENABLED=0 $(GO) vet $(PKGS)
+
+.PHONY: bench
+bench: ## Preprocessing benchmarks (ns/op, B/op, allocs/op), one core.
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./preprocess/
+
+.PHONY: bench-pillow
+bench-pillow: venv ## Time Pillow and our preprocessing on the same files in one run and print the ratios.
+	$(VPY) preprocess/bench/compare_pillow.py
+
+.PHONY: fuzz
+fuzz: ## Fuzz the decode path for FUZZTIME (default 60s) per target.
+	@for t in $$($(GO) test -list 'Fuzz.*' ./preprocess/ | grep ^Fuzz); do \
+		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-60s} ./preprocess/ || exit 1; \
+	done
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Python environment with the pinned Pillow and numpy.
+$(VENV)/.installed: preprocess/testdata/gen/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r preprocess/testdata/gen/requirements.txt
+	touch $@
+
+.PHONY: fixtures
+fixtures: venv ## Regenerate the Pillow reference fixtures under preprocess/testdata.
+	$(VPY) preprocess/testdata/gen/generate.py
+
+.PHONY: generate
+generate: fixtures ## Regenerate everything that is generated and committed.
+
+.PHONY: check-generated
+check-generated: generate ## Fail when regenerating changes a committed file.
+	@git diff --exit-code --stat -- preprocess/testdata || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
