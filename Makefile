@@ -56,8 +56,9 @@ fixtures: venv ## Regenerate the Pillow reference fixtures under preprocess/test
 
 .PHONY: generate
 generate: fixtures ## Regenerate everything that is generated and committed.
+	$(GO) generate ./gateway/triton/inferencepb
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating changes a committed file.
-	@git diff --exit-code --stat -- preprocess/testdata || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+	@git diff --exit-code --stat -- preprocess/testdata gateway/triton/inferencepb || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/triton/inferencepb); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
