@@ -1,0 +1,299 @@
+//go:build cgo
+
+package preprocess
+
+// The libjpeg-turbo backend. It uses the libjpeg API (not TurboJPEG) so that it can
+// set the same decompression parameters as Pillow, which links the same library
+// (Pillow 13 wheels bundle libjpeg-turbo 3.2): on the test fixtures the output,
+// full-scale and DCT-scaled, CMYK and YCCK included, is byte-identical to
+// Image.open(f).convert("RGB") (after draft() for the scaled ones).
+//
+// libjpeg reports fatal errors by calling error_exit, which must not return; the
+// usual answer is setjmp/longjmp. A longjmp must never cross a Go frame, so the
+// whole decode (create, read header, start, read every scanline, finish, destroy)
+// is one C function, fc_decode_jpeg, that Go calls once: every longjmp lands in
+// that function, which destroys the decompressor and returns a status. The
+// scanlines are written straight into the Go buffer passed for the duration of
+// the call; C keeps no pointer to Go memory after it returns.
+
+/*
+#cgo LDFLAGS: -ljpeg
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <setjmp.h>
+#include <jpeglib.h>
+#include <jerror.h>
+
+enum { FC_OK = 0, FC_CORRUPT = 1, FC_UNSUPPORTED = 2 };
+
+typedef struct {
+	int  out_w, out_h;                // the output size libjpeg computed
+	char msg[JMSG_LENGTH_MAX + 128];  // why the decode failed
+} fc_result;
+
+typedef struct {
+	struct jpeg_error_mgr pub;
+	jmp_buf jump;
+	fc_result *res;
+	int max_warnings;
+	int status;
+} fc_error_mgr;
+
+typedef struct {
+	struct jpeg_progress_mgr pub;
+	int max_scans;
+} fc_progress_mgr;
+
+// fc_fail records why the decode stops and jumps back to fc_decode_jpeg. It is
+// only ever called from C code running inside fc_decode_jpeg.
+__attribute__((noreturn))
+static void fc_fail(j_common_ptr cinfo, int status, const char *msg) {
+	fc_error_mgr *err = (fc_error_mgr *)cinfo->err;
+	err->status = status;
+	snprintf(err->res->msg, sizeof err->res->msg, "%s", msg);
+	longjmp(err->jump, 1);
+}
+
+// fc_unsupported tells the JPEG variants libjpeg cannot decode from damage.
+static int fc_unsupported(int code) {
+	switch (code) {
+	case JERR_BAD_PRECISION:         // 12- and 16-bit samples
+	case JERR_SOF_UNSUPPORTED:       // lossless and hierarchical processes
+	case JERR_ARITH_NOTIMPL:         // arithmetic coding, where not compiled in
+	case JERR_NOT_COMPILED:
+	case JERR_CONVERSION_NOTIMPL:
+	case JERR_CCIR601_NOTIMPL:
+	case JERR_FRACT_SAMPLE_NOTIMPL:  // non-integral sampling factor ratios
+		return 1;
+	}
+	return 0;
+}
+
+static void fc_error_exit(j_common_ptr cinfo) {
+	char buf[JMSG_LENGTH_MAX];
+	(*cinfo->err->format_message)(cinfo, buf);
+	fc_fail(cinfo, fc_unsupported(cinfo->err->msg_code) ? FC_UNSUPPORTED : FC_CORRUPT, buf);
+}
+
+// fc_emit_message replaces libjpeg's, which prints warnings to stderr. Trace
+// messages (msg_level >= 0) are dropped. Warnings are corrupt data libjpeg knows
+// how to get past: tolerated, as Pillow does, and counted. A premature end of
+// file is the exception: libjpeg would pad the picture with grey, Pillow raises
+// "image file is truncated", and so do we.
+static void fc_emit_message(j_common_ptr cinfo, int msg_level) {
+	fc_error_mgr *err = (fc_error_mgr *)cinfo->err;
+	char buf[JMSG_LENGTH_MAX], msg[sizeof err->res->msg];
+	if (msg_level >= 0)
+		return;
+	err->pub.num_warnings++;
+	if (err->pub.msg_code == JWRN_JPEG_EOF) {
+		(*cinfo->err->format_message)(cinfo, buf);
+		snprintf(msg, sizeof msg, "truncated: %s", buf);
+		fc_fail(cinfo, FC_CORRUPT, msg);
+	}
+	if (err->pub.num_warnings > err->max_warnings) {
+		(*cinfo->err->format_message)(cinfo, buf);
+		snprintf(msg, sizeof msg, "more than %d warnings of corrupt data, the last: %s",
+			err->max_warnings, buf);
+		fc_fail(cinfo, FC_CORRUPT, msg);
+	}
+}
+
+static void fc_output_message(j_common_ptr cinfo) { (void)cinfo; }
+
+// fc_progress_monitor bounds the number of scans. Every scan of a progressive or
+// multi-scan file makes libjpeg pass over all the blocks of its components, so a
+// small file of thousands of tiny scans costs thousands of passes over the picture.
+static void fc_progress_monitor(j_common_ptr cinfo) {
+	fc_progress_mgr *prog = (fc_progress_mgr *)cinfo->progress;
+	fc_error_mgr *err = (fc_error_mgr *)cinfo->err;
+	j_decompress_ptr d = (j_decompress_ptr)cinfo;
+	char msg[sizeof err->res->msg];
+	if (d->input_scan_number > prog->max_scans) {
+		snprintf(msg, sizeof msg,
+			"more than %d scans (a progressive JPEG with too many scans takes too long to decode)",
+			prog->max_scans);
+		fc_fail(cinfo, FC_CORRUPT, msg);
+	}
+}
+
+// fc_muldiv255 is Pillow's MULDIV255: a*b/255, rounded.
+static inline int fc_muldiv255(int a, int b) {
+	int t = a * b + 128;
+	return ((t >> 8) + t) >> 8;
+}
+
+// fc_cmyk_row converts one row of libjpeg's CMYK output to RGB as Pillow does:
+// Pillow reads every 4-component JPEG with the "CMYK;I" raw mode (Adobe's
+// inverted polarity, with or without an Adobe marker), so its C, M, Y, K are 255
+// minus libjpeg's samples, then convert("RGB") computes, per channel,
+// nk = 255 - K and nk - MULDIV255(C, nk). With v the libjpeg samples that is
+// nk = v[3] and v[3] - MULDIV255(255 - v[c], v[3]).
+static void fc_cmyk_row(const JSAMPLE *in, unsigned char *out, JDIMENSION w) {
+	for (JDIMENSION x = 0; x < w; x++, in += 4, out += 3) {
+		int nk = in[3];
+		for (int c = 0; c < 3; c++) {
+			int v = nk - fc_muldiv255(255 - in[c], nk);
+			out[c] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+		}
+	}
+}
+
+#define FC_ROWS 16
+
+// fc_decode_jpeg decodes data into out (packed RGB, out_len bytes) at a scale of
+// 1/denom. It returns FC_OK or the status of the failure, described in res->msg.
+static int fc_decode_jpeg(const unsigned char *data, unsigned long size,
+		int want_w, int want_h, int denom,
+		unsigned char *out, size_t out_len,
+		int max_scans, int max_warnings, fc_result *res) {
+	struct jpeg_decompress_struct cinfo;
+	fc_error_mgr err;
+	fc_progress_mgr prog;
+	char msg[sizeof res->msg];
+
+	memset(&cinfo, 0, sizeof cinfo);
+	memset(&err, 0, sizeof err);
+	memset(&prog, 0, sizeof prog);
+	cinfo.err = jpeg_std_error(&err.pub);
+	err.pub.error_exit = fc_error_exit;
+	err.pub.emit_message = fc_emit_message;
+	err.pub.output_message = fc_output_message;
+	err.res = res;
+	err.max_warnings = max_warnings;
+	err.status = FC_CORRUPT;
+	if (setjmp(err.jump)) {
+		jpeg_destroy_decompress(&cinfo);
+		return err.status;
+	}
+	jpeg_create_decompress(&cinfo);
+	prog.pub.progress_monitor = fc_progress_monitor;
+	prog.max_scans = max_scans;
+	cinfo.progress = &prog.pub;
+	jpeg_mem_src(&cinfo, data, size);
+
+	jpeg_read_header(&cinfo, TRUE);
+	if (cinfo.image_width != (JDIMENSION)want_w || cinfo.image_height != (JDIMENSION)want_h) {
+		snprintf(msg, sizeof msg, "the frame is %u×%u, the header read before declared %d×%d",
+			cinfo.image_width, cinfo.image_height, want_w, want_h);
+		fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, msg);
+	}
+	switch (cinfo.jpeg_color_space) {
+	case JCS_GRAYSCALE:
+	case JCS_YCbCr:
+	case JCS_RGB:
+		cinfo.out_color_space = JCS_RGB;
+		break;
+	case JCS_CMYK:
+	case JCS_YCCK:
+		cinfo.out_color_space = JCS_CMYK;
+		break;
+	default:
+		snprintf(msg, sizeof msg, "unsupported %d-component colour space", cinfo.num_components);
+		fc_fail((j_common_ptr)&cinfo, FC_UNSUPPORTED, msg);
+	}
+	// Pillow's parameters: libjpeg's defaults (accurate integer IDCT, fancy
+	// upsampling); its draft() sets only the scale.
+	cinfo.dct_method = JDCT_ISLOW;
+	cinfo.do_fancy_upsampling = TRUE;
+	cinfo.scale_num = 1;
+	cinfo.scale_denom = (unsigned int)denom;
+	jpeg_calc_output_dimensions(&cinfo);
+	res->out_w = (int)cinfo.output_width;
+	res->out_h = (int)cinfo.output_height;
+	if (cinfo.output_width != (JDIMENSION)((want_w + denom - 1) / denom) ||
+			cinfo.output_height != (JDIMENSION)((want_h + denom - 1) / denom) ||
+			out_len != (size_t)cinfo.output_width * cinfo.output_height * 3) {
+		snprintf(msg, sizeof msg, "1/%d scale gives %u×%u, which does not fit the %zu-byte buffer",
+			denom, cinfo.output_width, cinfo.output_height, out_len);
+		fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, msg);
+	}
+
+	jpeg_start_decompress(&cinfo);
+	int cmyk = cinfo.out_color_space == JCS_CMYK;
+	if (cinfo.output_components != (cmyk ? 4 : 3) ||
+			cinfo.output_width != (JDIMENSION)res->out_w || cinfo.output_height != (JDIMENSION)res->out_h) {
+		snprintf(msg, sizeof msg, "unexpected %d-component %u×%u output",
+			cinfo.output_components, cinfo.output_width, cinfo.output_height);
+		fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, msg);
+	}
+	size_t stride = (size_t)cinfo.output_width * 3;
+	if (!cmyk) {
+		JSAMPROW rows[FC_ROWS];
+		while (cinfo.output_scanline < cinfo.output_height) {
+			JDIMENSION n = cinfo.output_height - cinfo.output_scanline;
+			if (n > FC_ROWS)
+				n = FC_ROWS;
+			for (JDIMENSION i = 0; i < n; i++)
+				rows[i] = out + (size_t)(cinfo.output_scanline + i) * stride;
+			if (jpeg_read_scanlines(&cinfo, rows, n) == 0)
+				fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "no scanline decoded");
+		}
+	} else {
+		// A one-row CMYK buffer from libjpeg's pool, freed by jpeg_destroy.
+		JSAMPARRAY row = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE,
+			cinfo.output_width * 4, 1);
+		while (cinfo.output_scanline < cinfo.output_height) {
+			JDIMENSION y = cinfo.output_scanline;
+			if (jpeg_read_scanlines(&cinfo, row, 1) != 1)
+				fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "no scanline decoded");
+			fc_cmyk_row(row[0], out + (size_t)y * stride, cinfo.output_width);
+		}
+	}
+	// Reads up to EOI: a file cut just before it is truncated (Pillow agrees).
+	jpeg_finish_decompress(&cinfo);
+	jpeg_destroy_decompress(&cinfo);
+	return FC_OK;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// jpegBackend names the decoder in use: "libjpeg-turbo" or "image/jpeg".
+const jpegBackend = "libjpeg-turbo"
+
+// decodeJPEG decodes a JPEG whose header was already read and accepted by the caller
+// (wantW×wantH are the full-size dimensions from the header) into dst as packed RGB,
+// at a DCT scale of 1/denom, denom ∈ {1,2,4,8}. It returns the denominator actually
+// used (the pure-Go decoder always uses 1, and so does libjpeg if asked for 1).
+// dst is resized with dst.reset(w, h) to the scaled size (libjpeg's output_width/height,
+// i.e. ceil(w/denom)). Errors wrap ErrCorrupt (anything malformed or truncated) or
+// ErrUnsupportedFormat (a JPEG variant the decoder cannot do, e.g. 12-bit, lossless).
+//
+// This build decodes with libjpeg-turbo exactly as Pillow does: the accurate
+// integer IDCT, fancy upsampling, and Pillow's CMYK→RGB conversion. A denom other
+// than 2, 4 or 8 decodes at full scale.
+func decodeJPEG(data []byte, wantW, wantH, denom int, dst *rgbImage) (int, error) {
+	switch denom {
+	case 2, 4, 8:
+	default:
+		denom = 1
+	}
+	if len(data) == 0 {
+		return 0, fmt.Errorf("%w: decode jpeg: no data", ErrCorrupt)
+	}
+	if wantW < 1 || wantH < 1 || wantW > jpegMaxSide || wantH > jpegMaxSide {
+		return 0, fmt.Errorf("%w: decode jpeg: %d×%d is not a JPEG size", ErrCorrupt, wantW, wantH)
+	}
+	dst.reset((wantW+denom-1)/denom, (wantH+denom-1)/denom)
+	var res C.fc_result
+	status := C.fc_decode_jpeg(
+		(*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
+		C.int(wantW), C.int(wantH), C.int(denom),
+		(*C.uchar)(unsafe.Pointer(&dst.pix[0])), C.size_t(len(dst.pix)),
+		C.int(jpegMaxScans), C.int(jpegMaxWarnings), &res)
+	switch status {
+	case C.FC_OK:
+		return denom, nil
+	case C.FC_UNSUPPORTED:
+		return 0, fmt.Errorf("%w: decode jpeg: %s", ErrUnsupportedFormat, C.GoString(&res.msg[0]))
+	default:
+		return 0, fmt.Errorf("%w: decode jpeg: %s", ErrCorrupt, C.GoString(&res.msg[0]))
+	}
+}
