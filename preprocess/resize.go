@@ -8,6 +8,13 @@ import "math"
 // intermediate rounded to 8 bits, and for nearest the same accumulated float64
 // source positions (Pillow's ImagingScaleAffine). Parity is checked against Pillow's
 // own output by the fixtures under testdata/parity.
+//
+// One known difference: Pillow 13 runs the vertical pass first for some size
+// combinations (always when the width grows while the height shrinks, and for some
+// shrinks of both sides), where this code always runs the horizontal pass first.
+// Both orders round the intermediate to 8 bits, so those cases differ by at most
+// one level on a few pixels (measured over the 271 fixture cases: max 1, mean
+// 0.016 for bilinear). Nearest is exact in every case.
 
 // view is a read-only window on a packed RGB image that applies an EXIF orientation
 // without copying: the pixel at oriented (x, y) starts at byte off + x*dx + y*dy.

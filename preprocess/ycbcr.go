@@ -62,3 +62,39 @@ func ycbcrPixel(y, cb, cr byte) (byte, byte, byte) {
 	}
 	return byte(r), byte(g), byte(bl)
 }
+
+// webpYUVToRGB converts a lossy WebP frame (BT.601 limited-range YUV, which
+// x/image/webp returns as an image.YCbCr although image.YCbCr assumes JFIF's full
+// range) with libwebp's fixed-point formula, nearest chroma sample. libwebp also
+// interpolates chroma ("fancy upsampling"), which this does not.
+func webpYUVToRGB(m *image.YCbCr, dst *rgbImage) {
+	b := m.Rect
+	w, h := b.Dx(), b.Dy()
+	dst.reset(w, h)
+	for y := range h {
+		yrow := m.Y[y*m.YStride : y*m.YStride+w]
+		crow := ((b.Min.Y+y)>>1 - b.Min.Y>>1) * m.CStride
+		o := dst.pix[y*3*w : (y+1)*3*w]
+		for x, yv := range yrow {
+			ci := crow + (b.Min.X+x)>>1 - b.Min.X>>1
+			u, v := int(m.Cb[ci]), int(m.Cr[ci])
+			yy := int(yv) * 19077 >> 8
+			d := o[3*x : 3*x+3 : 3*x+3]
+			d[0] = webpClip(yy + v*26149>>8 - 14234)
+			d[1] = webpClip(yy - u*6419>>8 - v*13320>>8 + 8708)
+			d[2] = webpClip(yy + u*33050>>8 - 17685)
+		}
+	}
+}
+
+// webpClip is libwebp's VP8Clip8 with 6 fractional bits.
+func webpClip(v int) byte {
+	const mask = 256<<6 - 1
+	if v&^mask == 0 {
+		return byte(v >> 6)
+	}
+	if v < 0 {
+		return 0
+	}
+	return 255
+}

@@ -1,0 +1,249 @@
+package preprocess
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/png"
+	"sync"
+	"time"
+
+	"golang.org/x/image/webp"
+)
+
+// Info describes one processed image.
+type Info struct {
+	Format Format
+	// Width and Height are the size stored in the file, before orientation.
+	Width, Height int
+	// Orientation is the EXIF orientation applied (1 when none).
+	Orientation int
+	// DCTScale is the JPEG decode scale denominator used: 1 for a full decode, 2, 4
+	// or 8 when Spec.AllowDCTScaling let the decoder shrink the picture.
+	DCTScale int
+	// Stages are the time spent in each step.
+	Stages Stages
+}
+
+// Stages is the time one image spent in each preprocessing step.
+type Stages struct {
+	Decode, Resize, Normalize time.Duration
+}
+
+// Header is what an image's first bytes declare, read without decoding pixels.
+type Header struct {
+	Format        Format
+	Width, Height int // as stored, before orientation
+	Orientation   int
+	// pngColorType and pngBitDepth select Pillow's conversion rule for 16-bit grey.
+	pngColorType, pngBitDepth int
+}
+
+// Preprocessor turns encoded images into tensors for one Spec. It is safe for
+// concurrent use; its working buffers are pooled, so steady-state processing
+// allocates little beyond what the PNG and WebP decoders allocate for the picture.
+type Preprocessor struct {
+	spec    Spec
+	limits  Limits
+	norm    *normalizer
+	scratch sync.Pool // *scratch
+}
+
+// scratch is one request's reusable memory.
+type scratch struct {
+	img     rgbImage // the decoded picture
+	resized []byte   // Width×Height×3 packed RGB
+	rs      resampler
+}
+
+// New validates spec and limits and returns a Preprocessor for them.
+func New(spec Spec, limits Limits) (*Preprocessor, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if err := limits.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Preprocessor{spec: spec, limits: limits, norm: newNormalizer(spec)}
+	p.scratch.New = func() any { return new(scratch) }
+	return p, nil
+}
+
+// Spec returns the preprocessing in force.
+func (p *Preprocessor) Spec() Spec { return p.spec }
+
+// Limits returns the bounds in force.
+func (p *Preprocessor) Limits() Limits { return p.limits }
+
+// TensorBytes is the number of bytes Process writes for one image.
+func (p *Preprocessor) TensorBytes() int { return p.spec.TensorBytes() }
+
+// Probe sniffs the format and reads the header of data, and checks both against the
+// limits, without decoding any pixel.
+func (p *Preprocessor) Probe(data []byte) (Header, error) {
+	if len(data) == 0 {
+		return Header{}, ErrEmpty
+	}
+	if int64(len(data)) > p.limits.MaxBytes {
+		return Header{}, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, len(data), p.limits.MaxBytes)
+	}
+	h := Header{Format: Sniff(data), Orientation: 1}
+	var err error
+	switch h.Format {
+	case FormatJPEG:
+		h.Width, h.Height, _, h.Orientation, err = jpegInfo(data)
+	case FormatPNG:
+		h.Width, h.Height, h.pngBitDepth, h.pngColorType, h.Orientation, err = pngInfo(data)
+	case FormatWebP:
+		h.Width, h.Height, h.Orientation, err = webpInfo(data)
+	default:
+		return Header{}, fmt.Errorf("%w: %s (accepted: jpeg, png, webp)", ErrUnsupportedFormat, describeUnknown(data))
+	}
+	if err != nil {
+		return Header{}, fmt.Errorf("read %s header: %w", h.Format, err)
+	}
+	if h.Orientation < 1 || h.Orientation > 8 {
+		h.Orientation = 1
+	}
+	if err := p.limits.check(h.Width, h.Height); err != nil {
+		return Header{}, err
+	}
+	return h, nil
+}
+
+// Process decodes data and writes its tensor into dst, which must be exactly
+// TensorBytes long (one entry of a batch's raw input). On error dst may have been
+// partly written. Errors wrap one of the sentinel errors of this package.
+func (p *Preprocessor) Process(data []byte, dst []byte) (Info, error) {
+	if len(dst) != p.TensorBytes() {
+		return Info{}, fmt.Errorf("%w: destination is %d bytes, the tensor is %d", ErrInvalidSpec, len(dst), p.TensorBytes())
+	}
+	h, err := p.Probe(data)
+	if err != nil {
+		return Info{}, err
+	}
+	info := Info{Format: h.Format, Width: h.Width, Height: h.Height, Orientation: h.Orientation, DCTScale: 1}
+	s := p.scratch.Get().(*scratch)
+	defer p.scratch.Put(s)
+
+	start := time.Now()
+	if info.DCTScale, err = p.decode(data, h, s); err != nil {
+		return Info{}, err
+	}
+	decoded := time.Now()
+	info.Stages.Decode = decoded.Sub(start)
+
+	src := orientedView(&s.img, h.Orientation)
+	s.resized = grow(s.resized, p.spec.Width*p.spec.Height*3)
+	p.resize(src, s)
+	resized := time.Now()
+	info.Stages.Resize = resized.Sub(decoded)
+
+	p.norm.write(s.resized, p.spec.Width, p.spec.Height, dst)
+	info.Stages.Normalize = time.Since(resized)
+	return info, nil
+}
+
+// decode fills s.img with the picture's RGB pixels, recovering any decoder panic.
+func (p *Preprocessor) decode(data []byte, h Header, s *scratch) (denom int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			denom, err = 0, fmt.Errorf("%w: %s decoder failed: %v", ErrCorrupt, h.Format, r)
+		}
+	}()
+	switch h.Format {
+	case FormatJPEG:
+		return decodeJPEG(data, h.Width, h.Height, p.dctDenom(h), &s.img)
+	case FormatPNG:
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			return 0, fmt.Errorf("%w: decode png: %v", ErrCorrupt, err)
+		}
+		if err := checkBounds(img, h); err != nil {
+			return 0, err
+		}
+		toRGB(img, &s.img, h.pngColorType == 0 && h.pngBitDepth == 16)
+		return 1, nil
+	case FormatWebP:
+		img, err := webp.Decode(bytes.NewReader(data))
+		if err != nil {
+			return 0, fmt.Errorf("%w: decode webp: %v", ErrCorrupt, err)
+		}
+		if err := checkBounds(img, h); err != nil {
+			return 0, err
+		}
+		switch m := img.(type) {
+		case *image.YCbCr:
+			webpYUVToRGB(m, &s.img)
+		case *image.NYCbCrA:
+			webpYUVToRGB(&m.YCbCr, &s.img)
+		default:
+			toRGB(img, &s.img, false)
+		}
+		return 1, nil
+	}
+	return 0, fmt.Errorf("%w: %s", ErrUnsupportedFormat, h.Format)
+}
+
+// checkBounds makes sure a decoder produced the size its header promised, since the
+// limits were checked on the header.
+func checkBounds(img image.Image, h Header) error {
+	if b := img.Bounds(); b.Dx() != h.Width || b.Dy() != h.Height {
+		return fmt.Errorf("%w: %s header says %d×%d but the decoder produced %d×%d", ErrCorrupt, h.Format, h.Width, h.Height, b.Dx(), b.Dy())
+	}
+	return nil
+}
+
+func (p *Preprocessor) resize(src view, s *scratch) {
+	t := p.spec.target(src.w, src.h)
+	stride := 3 * p.spec.Width
+	if p.spec.Resize == ResizeLetterbox {
+		fill := p.spec.Fill
+		for i := 0; i < len(s.resized); i += 3 {
+			s.resized[i], s.resized[i+1], s.resized[i+2] = fill[0], fill[1], fill[2]
+		}
+	}
+	s.rs.resize(src, t.w, t.h, t.win, p.spec.Filter, s.resized, t.dstY*stride+3*t.dstX, stride)
+}
+
+// dctDenom chooses the JPEG DCT scale: the largest of 8, 4, 2 that keeps the decoded
+// picture at least as large as what the resize needs (Pillow's draft() rule), or 1.
+func (p *Preprocessor) dctDenom(h Header) int {
+	if !p.spec.AllowDCTScaling {
+		return 1
+	}
+	w, ht := h.Width, h.Height
+	if h.Orientation >= 5 { // the resize sees the picture transposed
+		w, ht = ht, w
+	}
+	t := p.spec.target(w, ht)
+	for _, d := range []int{8, 4, 2} {
+		if w >= t.w*d && ht >= t.h*d {
+			return d
+		}
+	}
+	return 1
+}
+
+// describeUnknown names common formats we refuse, so the error says what was sent.
+func describeUnknown(data []byte) string {
+	head := data[:min(len(data), 512)]
+	trimmed := bytes.ToLower(bytes.TrimLeft(head, " \t\r\n\xef\xbb\xbf"))
+	switch {
+	case bytes.HasPrefix(head, []byte("GIF8")):
+		return "the data is a GIF"
+	case bytes.HasPrefix(head, []byte("BM")):
+		return "the data looks like a BMP"
+	case bytes.HasPrefix(head, []byte("II*\x00")), bytes.HasPrefix(head, []byte("MM\x00*")):
+		return "the data is a TIFF"
+	case len(head) >= 12 && string(head[4:8]) == "ftyp":
+		return fmt.Sprintf("the data is an ISO media file (brand %q, e.g. HEIC or AVIF)", head[8:12])
+	case bytes.HasPrefix(head, []byte("RIFF")):
+		return "the data is a RIFF file that is not a still WebP"
+	case bytes.HasPrefix(trimmed, []byte("<svg")), bytes.HasPrefix(trimmed, []byte("<?xml")):
+		return "the data is XML or SVG"
+	case bytes.HasPrefix(trimmed, []byte("<!doctype")), bytes.HasPrefix(trimmed, []byte("<html")):
+		return "the data is HTML"
+	}
+	return "the data does not start with a JPEG, PNG or WebP signature"
+}
