@@ -144,9 +144,9 @@ static void fc_cmyk_row(const JSAMPLE *in, unsigned char *out, JDIMENSION w) {
 #define FC_ROWS 16
 
 // fc_decode_jpeg decodes data into out (packed RGB, out_len bytes) at a scale of
-// 1/denom. It returns FC_OK or the status of the failure, described in res->msg.
+// num/8. It returns FC_OK or the status of the failure, described in res->msg.
 static int fc_decode_jpeg(const unsigned char *data, unsigned long size,
-		int want_w, int want_h, int denom,
+		int want_w, int want_h, int num,
 		unsigned char *out, size_t out_len,
 		int max_scans, int max_warnings, fc_result *res) {
 	struct jpeg_decompress_struct cinfo;
@@ -198,16 +198,16 @@ static int fc_decode_jpeg(const unsigned char *data, unsigned long size,
 	// upsampling); its draft() sets only the scale.
 	cinfo.dct_method = JDCT_ISLOW;
 	cinfo.do_fancy_upsampling = TRUE;
-	cinfo.scale_num = 1;
-	cinfo.scale_denom = (unsigned int)denom;
+	cinfo.scale_num = (unsigned int)num;
+	cinfo.scale_denom = 8;
 	jpeg_calc_output_dimensions(&cinfo);
 	res->out_w = (int)cinfo.output_width;
 	res->out_h = (int)cinfo.output_height;
-	if (cinfo.output_width != (JDIMENSION)((want_w + denom - 1) / denom) ||
-			cinfo.output_height != (JDIMENSION)((want_h + denom - 1) / denom) ||
+	if (cinfo.output_width != (JDIMENSION)((want_w * num + 7) / 8) ||
+			cinfo.output_height != (JDIMENSION)((want_h * num + 7) / 8) ||
 			out_len != (size_t)cinfo.output_width * cinfo.output_height * 3) {
-		snprintf(msg, sizeof msg, "1/%d scale gives %u×%u, which does not fit the %zu-byte buffer",
-			denom, cinfo.output_width, cinfo.output_height, out_len);
+		snprintf(msg, sizeof msg, "%d/8 scale gives %u×%u, which does not fit the %zu-byte buffer",
+			num, cinfo.output_width, cinfo.output_height, out_len);
 		fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, msg);
 	}
 
@@ -260,20 +260,34 @@ const jpegBackend = "libjpeg-turbo"
 
 // decodeJPEG decodes a JPEG whose header was already read and accepted by the caller
 // (wantW×wantH are the full-size dimensions from the header) into dst as packed RGB,
-// at a DCT scale of 1/denom, denom ∈ {1,2,4,8}. It returns the denominator actually
-// used (the pure-Go decoder always uses 1, and so does libjpeg if asked for 1).
-// dst is resized with dst.reset(w, h) to the scaled size (libjpeg's output_width/height,
-// i.e. ceil(w/denom)). Errors wrap ErrCorrupt (anything malformed or truncated) or
-// ErrUnsupportedFormat (a JPEG variant the decoder cannot do, e.g. 12-bit, lossless).
-//
-// This build decodes with libjpeg-turbo exactly as Pillow does: the accurate
-// integer IDCT, fancy upsampling, and Pillow's CMYK→RGB conversion. A denom other
-// than 2, 4 or 8 decodes at full scale.
+// at a DCT scale of 1/denom, denom ∈ {1,2,4,8}, and returns the denominator used.
+// It is decodeJPEGEighths for the power-of-two scales Pillow's draft() uses.
 func decodeJPEG(data []byte, wantW, wantH, denom int, dst *rgbImage) (int, error) {
 	switch denom {
 	case 2, 4, 8:
 	default:
 		denom = 1
+	}
+	eighths, err := decodeJPEGEighths(data, wantW, wantH, 8/denom, dst)
+	if err != nil {
+		return 0, err
+	}
+	return 8 / eighths, nil
+}
+
+// decodeJPEGEighths decodes like decodeJPEG at a DCT scale of eighths/8, eighths ∈
+// 1..8 (anything else decodes at full scale), and returns the scale used. dst is
+// resized to libjpeg's output size, ceil(w×eighths/8)×ceil(h×eighths/8). libjpeg-turbo
+// scales inside the inverse DCT, so a 3/8 decode costs less than a 1/2 one and
+// gives a properly filtered picture. Errors wrap ErrCorrupt (anything malformed or
+// truncated) or ErrUnsupportedFormat (a JPEG variant the decoder cannot do, e.g.
+// 12-bit, lossless).
+//
+// This build decodes with libjpeg-turbo exactly as Pillow does: the accurate
+// integer IDCT, fancy upsampling, and Pillow's CMYK→RGB conversion.
+func decodeJPEGEighths(data []byte, wantW, wantH, eighths int, dst *rgbImage) (int, error) {
+	if eighths < 1 || eighths > 8 {
+		eighths = 8
 	}
 	if len(data) == 0 {
 		return 0, fmt.Errorf("%w: decode jpeg: no data", ErrCorrupt)
@@ -281,16 +295,16 @@ func decodeJPEG(data []byte, wantW, wantH, denom int, dst *rgbImage) (int, error
 	if wantW < 1 || wantH < 1 || wantW > jpegMaxSide || wantH > jpegMaxSide {
 		return 0, fmt.Errorf("%w: decode jpeg: %d×%d is not a JPEG size", ErrCorrupt, wantW, wantH)
 	}
-	dst.reset((wantW+denom-1)/denom, (wantH+denom-1)/denom)
+	dst.reset((wantW*eighths+7)/8, (wantH*eighths+7)/8)
 	var res C.fc_result
 	status := C.fc_decode_jpeg(
 		(*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
-		C.int(wantW), C.int(wantH), C.int(denom),
+		C.int(wantW), C.int(wantH), C.int(eighths),
 		(*C.uchar)(unsafe.Pointer(&dst.pix[0])), C.size_t(len(dst.pix)),
 		C.int(jpegMaxScans), C.int(jpegMaxWarnings), &res)
 	switch status {
 	case C.FC_OK:
-		return denom, nil
+		return eighths, nil
 	case C.FC_UNSUPPORTED:
 		return 0, fmt.Errorf("%w: decode jpeg: %s", ErrUnsupportedFormat, C.GoString(&res.msg[0]))
 	default:

@@ -20,3 +20,11 @@ func decodeJPEG(data []byte, wantW, wantH, denom int, dst *rgbImage) (int, error
 	}
 	return 1, nil
 }
+
+// decodeJPEGEighths decodes at full scale in this build and returns 8 (eighths).
+func decodeJPEGEighths(data []byte, wantW, wantH, _ int, dst *rgbImage) (int, error) {
+	if err := decodeJPEGStd(data, wantW, wantH, dst); err != nil {
+		return 0, err
+	}
+	return 8, nil
+}

@@ -546,3 +546,27 @@ func BenchmarkDecodeJPEG(b *testing.B) {
 		})
 	}
 }
+
+// TestDecodeJPEGEighths checks every n/8 scale: the size is ceil(w·n/8), and the
+// pure-Go build, which cannot scale, says it decoded at 8/8.
+func TestDecodeJPEGEighths(t *testing.T) {
+	const w, h = 203, 131
+	data := encodeTestJPEG(t, photoRGBA(w, h, 5), 90)
+	for e := 1; e <= 8; e++ {
+		var dst rgbImage
+		got, err := decodeJPEGEighths(data, w, h, e, &dst)
+		if err != nil {
+			t.Fatalf("%d/8: %v", e, err)
+		}
+		want := e
+		if jpegBackend == "image/jpeg" {
+			want = 8
+		}
+		if got != want {
+			t.Fatalf("%d/8: decoded at %d/8, want %d/8", e, got, want)
+		}
+		if sw, sh := (w*got+7)/8, (h*got+7)/8; dst.w != sw || dst.h != sh || len(dst.pix) != sw*sh*3 {
+			t.Errorf("%d/8: got %d×%d, want %d×%d", e, dst.w, dst.h, sw, sh)
+		}
+	}
+}

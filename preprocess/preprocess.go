@@ -18,9 +18,9 @@ type Info struct {
 	Width, Height int
 	// Orientation is the EXIF orientation applied (1 when none).
 	Orientation int
-	// DCTScale is the JPEG decode scale denominator used: 1 for a full decode, 2, 4
-	// or 8 when Spec.AllowDCTScaling let the decoder shrink the picture.
-	DCTScale int
+	// DecodedWidth and DecodedHeight are the size the decoder produced: the stored
+	// size, or less when Spec.AllowDCTScaling let the JPEG decoder shrink it.
+	DecodedWidth, DecodedHeight int
 	// Stages are the time spent in each step.
 	Stages Stages
 }
@@ -122,14 +122,15 @@ func (p *Preprocessor) Process(data []byte, dst []byte) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	info := Info{Format: h.Format, Width: h.Width, Height: h.Height, Orientation: h.Orientation, DCTScale: 1}
+	info := Info{Format: h.Format, Width: h.Width, Height: h.Height, Orientation: h.Orientation}
 	s := p.scratch.Get().(*scratch)
 	defer p.scratch.Put(s)
 
 	start := time.Now()
-	if info.DCTScale, err = p.decode(data, h, s); err != nil {
+	if err := p.decode(data, h, s); err != nil {
 		return Info{}, err
 	}
+	info.DecodedWidth, info.DecodedHeight = s.img.w, s.img.h
 	decoded := time.Now()
 	info.Stages.Decode = decoded.Sub(start)
 
@@ -145,32 +146,33 @@ func (p *Preprocessor) Process(data []byte, dst []byte) (Info, error) {
 }
 
 // decode fills s.img with the picture's RGB pixels, recovering any decoder panic.
-func (p *Preprocessor) decode(data []byte, h Header, s *scratch) (denom int, err error) {
+func (p *Preprocessor) decode(data []byte, h Header, s *scratch) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			denom, err = 0, fmt.Errorf("%w: %s decoder failed: %v", ErrCorrupt, h.Format, r)
+			err = fmt.Errorf("%w: %s decoder failed: %v", ErrCorrupt, h.Format, r)
 		}
 	}()
 	switch h.Format {
 	case FormatJPEG:
-		return decodeJPEG(data, h.Width, h.Height, p.dctDenom(h), &s.img)
+		_, err := decodeJPEGEighths(data, h.Width, h.Height, p.dctEighths(h), &s.img)
+		return err
 	case FormatPNG:
 		img, err := png.Decode(bytes.NewReader(data))
 		if err != nil {
-			return 0, fmt.Errorf("%w: decode png: %v", ErrCorrupt, err)
+			return fmt.Errorf("%w: decode png: %v", ErrCorrupt, err)
 		}
 		if err := checkBounds(img, h); err != nil {
-			return 0, err
+			return err
 		}
 		toRGB(img, &s.img, h.pngColorType == 0 && h.pngBitDepth == 16)
-		return 1, nil
+		return nil
 	case FormatWebP:
 		img, err := webp.Decode(bytes.NewReader(data))
 		if err != nil {
-			return 0, fmt.Errorf("%w: decode webp: %v", ErrCorrupt, err)
+			return fmt.Errorf("%w: decode webp: %v", ErrCorrupt, err)
 		}
 		if err := checkBounds(img, h); err != nil {
-			return 0, err
+			return err
 		}
 		switch m := img.(type) {
 		case *image.YCbCr:
@@ -180,9 +182,9 @@ func (p *Preprocessor) decode(data []byte, h Header, s *scratch) (denom int, err
 		default:
 			toRGB(img, &s.img, false)
 		}
-		return 1, nil
+		return nil
 	}
-	return 0, fmt.Errorf("%w: %s", ErrUnsupportedFormat, h.Format)
+	return fmt.Errorf("%w: %s", ErrUnsupportedFormat, h.Format)
 }
 
 // checkBounds makes sure a decoder produced the size its header promised, since the
@@ -206,23 +208,26 @@ func (p *Preprocessor) resize(src view, s *scratch) {
 	s.rs.resize(src, t.w, t.h, t.win, p.spec.Filter, s.resized, t.dstY*stride+3*t.dstX, stride)
 }
 
-// dctDenom chooses the JPEG DCT scale: the largest of 8, 4, 2 that keeps the decoded
-// picture at least as large as what the resize needs (Pillow's draft() rule), or 1.
-func (p *Preprocessor) dctDenom(h Header) int {
+// dctEighths chooses the JPEG DCT scale, in eighths: the smallest that keeps the
+// decoded picture at least as large as what the resize needs, so the resize still
+// only shrinks. Pillow's draft() picks among 1/2, 1/4 and 1/8 by the same rule;
+// libjpeg-turbo can do any n/8, which lets a 1024×768 photo for a 224×224 input
+// decode at 3/8 (384×288) instead of 1/2.
+func (p *Preprocessor) dctEighths(h Header) int {
 	if !p.spec.AllowDCTScaling {
-		return 1
+		return 8
 	}
 	w, ht := h.Width, h.Height
 	if h.Orientation >= 5 { // the resize sees the picture transposed
 		w, ht = ht, w
 	}
 	t := p.spec.target(w, ht)
-	for _, d := range []int{8, 4, 2} {
-		if w >= t.w*d && ht >= t.h*d {
-			return d
+	for e := 1; e < 8; e++ {
+		if (w*e+7)/8 >= t.w && (ht*e+7)/8 >= t.h {
+			return e
 		}
 	}
-	return 1
+	return 8
 }
 
 // describeUnknown names common formats we refuse, so the error says what was sent.

@@ -362,15 +362,16 @@ func TestDCTScaling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if infoA.DCTScale != 1 {
-		t.Errorf("exact path DCT scale = %d, want 1", infoA.DCTScale)
+	if infoA.DecodedWidth != 1024 || infoA.DecodedHeight != 768 {
+		t.Errorf("exact path decoded %d×%d, want the full 1024×768", infoA.DecodedWidth, infoA.DecodedHeight)
 	}
-	wantScale := 1
-	if jpegBackend == "libjpeg-turbo" {
-		wantScale = 2 // 768/224 = 3.4: half scale (512×384) still covers 224×224, a quarter would not
+	// 768 × 3/8 = 288 is the smallest eighth that still covers 224 rows.
+	wantW, wantH := 384, 288
+	if jpegBackend == "image/jpeg" {
+		wantW, wantH = 1024, 768 // no DCT scaling in the standard library
 	}
-	if infoB.DCTScale != wantScale {
-		t.Errorf("fast path DCT scale = %d, want %d", infoB.DCTScale, wantScale)
+	if infoB.DecodedWidth != wantW || infoB.DecodedHeight != wantH {
+		t.Errorf("fast path decoded %d×%d, want %d×%d", infoB.DecodedWidth, infoB.DecodedHeight, wantW, wantH)
 	}
 	// Both are the same picture: the tensors agree closely on average.
 	fa, fb := decodeFP32(a), decodeFP32(b)

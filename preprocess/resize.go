@@ -1,6 +1,9 @@
 package preprocess
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // This file reproduces Pillow's Image.resize for 8-bit RGB images, bit for bit:
 // the same filter functions, the same coefficient computation in float64, the same
@@ -240,22 +243,21 @@ func (r *resampler) horizontal(src view, yFirst, rows, rowBytes int) {
 			xmin, n := bounds[2*xx], bounds[2*xx+1]
 			k := kk[xx*ksize : xx*ksize+n]
 			s0, s1, s2 := int32(half), int32(half), int32(half)
-			if src.dx == 3 {
-				seg := pix[rowStart+xmin*3 : rowStart+(xmin+n)*3]
-				for i, w := range k {
-					p := seg[i*3 : i*3+3 : i*3+3]
-					s0 += int32(p[0]) * w
-					s1 += int32(p[1]) * w
-					s2 += int32(p[2]) * w
-				}
-			} else {
-				p := rowStart + xmin*src.dx
-				for _, w := range k {
-					s0 += int32(pix[p]) * w
-					s1 += int32(pix[p+1]) * w
-					s2 += int32(pix[p+2]) * w
-					p += src.dx
-				}
+			// The taps of one output pixel are n consecutive source pixels, src.dx
+			// bytes apart. Their bounds were checked once, above, by slicing seg; the
+			// loop reads through a pointer so it pays no bounds check per sample.
+			first := rowStart + xmin*src.dx
+			last := first + (n-1)*src.dx
+			seg := pix[min(first, last) : max(first, last)+3]
+			p := unsafe.Pointer(&seg[0])
+			if src.dx < 0 {
+				p = unsafe.Add(p, len(seg)-3)
+			}
+			for _, w := range k {
+				s0 += int32(*(*byte)(p)) * w
+				s1 += int32(*(*byte)(unsafe.Add(p, 1))) * w
+				s2 += int32(*(*byte)(unsafe.Add(p, 2))) * w
+				p = unsafe.Add(p, src.dx)
 			}
 			o := out[xx*3 : xx*3+3 : xx*3+3]
 			o[0], o[1], o[2] = clip8(s0), clip8(s1), clip8(s2)
@@ -277,11 +279,30 @@ func (r *resampler) vertical(yFirst, rowBytes, outRows int, dst []byte, dstOff, 
 		for i := range acc {
 			acc[i] = half
 		}
-		for t, w := range k {
-			row := r.tmp[(ymin+t)*rowBytes : (ymin+t+1)*rowBytes]
-			row = row[:len(acc)]
-			for i, v := range row {
-				acc[i] += int32(v) * w
+		// Taps four, then two, then one at a time: fewer passes over acc. Integer
+		// sums are exact, so the grouping does not change the result.
+		t := 0
+		for ; t+4 <= len(k); t += 4 {
+			r0, r1, r2, r3 := r.tmpRow(ymin+t, rowBytes), r.tmpRow(ymin+t+1, rowBytes), r.tmpRow(ymin+t+2, rowBytes), r.tmpRow(ymin+t+3, rowBytes)
+			r0, r1, r2, r3 = r0[:len(acc)], r1[:len(acc)], r2[:len(acc)], r3[:len(acc)]
+			w0, w1, w2, w3 := k[t], k[t+1], k[t+2], k[t+3]
+			for i := range acc {
+				acc[i] += int32(r0[i])*w0 + int32(r1[i])*w1 + int32(r2[i])*w2 + int32(r3[i])*w3
+			}
+		}
+		for ; t+2 <= len(k); t += 2 {
+			r0, r1 := r.tmpRow(ymin+t, rowBytes), r.tmpRow(ymin+t+1, rowBytes)
+			r0, r1 = r0[:len(acc)], r1[:len(acc)]
+			w0, w1 := k[t], k[t+1]
+			for i := range acc {
+				acc[i] += int32(r0[i])*w0 + int32(r1[i])*w1
+			}
+		}
+		for ; t < len(k); t++ {
+			r0 := r.tmpRow(ymin+t, rowBytes)[:len(acc)]
+			w0 := k[t]
+			for i := range acc {
+				acc[i] += int32(r0[i]) * w0
 			}
 		}
 		out := dst[dstOff+yy*dstStride : dstOff+yy*dstStride+rowBytes]
@@ -291,6 +312,8 @@ func (r *resampler) vertical(yFirst, rowBytes, outRows int, dst []byte, dstOff, 
 		}
 	}
 }
+
+func (r *resampler) tmpRow(y, rowBytes int) []byte { return r.tmp[y*rowBytes : (y+1)*rowBytes] }
 
 // nearest is Pillow's nearest-neighbour resize (ImagingScaleAffine), including its
 // float64 accumulation of source positions, restricted to the window win.
