@@ -10,12 +10,14 @@ const exifAPP1Prefix = "Exif\x00\x00"
 const (
 	exifTagOrientation = 0x0112
 	tiffTypeShort      = 3
+	tiffTypeLong       = 4
 	tiffIFDEntrySize   = 12
 )
 
 // exifOrientation parses a TIFF-structured EXIF block (starting at the "II*\0" or
 // "MM\0*" byte order mark, i.e. after the "Exif\0\0" prefix), reads IFD0 tag 0x0112
-// (SHORT, count 1) and returns 1..8; any oddity (bad offsets, loops, wrong type,
+// (SHORT, or LONG as some writers store it and Pillow accepts, count 1) and
+// returns 1..8; any oddity (bad offsets, loops, wrong type,
 // out-of-range value) returns 1. It must not panic or loop on any input.
 //
 // Only IFD0 is read and no IFD chain is followed, so a loop of IFD offsets cannot
@@ -48,8 +50,8 @@ func exifOrientation(tiff []byte) int {
 	p += 2
 
 	found := false
-	var typ, value uint16
-	var count uint32
+	var typ uint16
+	var count, value uint32
 	for i := 0; i < n && len(tiff)-p >= tiffIFDEntrySize; i, p = i+1, p+tiffIFDEntrySize {
 		e := tiff[p : p+tiffIFDEntrySize]
 		if bo.Uint16(e[0:2]) != exifTagOrientation {
@@ -58,11 +60,18 @@ func exifOrientation(tiff []byte) int {
 		found = true
 		typ = bo.Uint16(e[2:4])
 		count = bo.Uint32(e[4:8])
-		// A SHORT value of count 1 sits in the first two bytes of the 4-byte value
-		// field, in the block's byte order.
-		value = bo.Uint16(e[8:10])
+		// A value of count 1 sits at the start of the 4-byte value field, in the
+		// block's byte order: two bytes for a SHORT, four for a LONG.
+		switch typ {
+		case tiffTypeShort:
+			value = uint32(bo.Uint16(e[8:10]))
+		case tiffTypeLong:
+			value = bo.Uint32(e[8:12])
+		default:
+			value = 0
+		}
 	}
-	if !found || typ != tiffTypeShort || count != 1 || value < 1 || value > 8 {
+	if !found || count != 1 || value < 1 || value > 8 {
 		return 1
 	}
 	return int(value)
