@@ -1,0 +1,275 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fish-classifier/fish-classifier/preprocess"
+)
+
+func TestKindOf(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want Kind
+	}{
+		{"gateway error", Errorf(KindBadGateway, "shape"), KindBadGateway},
+		{"wrapped gateway error", fmt.Errorf("call: %w", Errorf(KindUnavailable, "down")), KindUnavailable},
+		{"deadline", fmt.Errorf("infer: %w", context.DeadlineExceeded), KindDeadline},
+		{"canceled", context.Canceled, KindCanceled},
+		{"empty image", preprocess.ErrEmpty, KindInvalid},
+		{"big file", fmt.Errorf("x: %w", preprocess.ErrTooLarge), KindTooLarge},
+		{"gif", preprocess.ErrUnsupportedFormat, KindUnsupportedMedia},
+		{"huge", preprocess.ErrTooManyPixels, KindUnprocessable},
+		{"tiny", preprocess.ErrTooSmall, KindUnprocessable},
+		{"corrupt", preprocess.ErrCorrupt, KindUnprocessable},
+		{"anything else", errors.New("boom"), KindInternal},
+	}
+	for _, tt := range tests {
+		if got := KindOf(tt.err); got != tt.want {
+			t.Errorf("%s: KindOf = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got := PublicMessage(errors.New("secret connection string")); got != "internal error" {
+		t.Errorf("PublicMessage of an internal error = %q, want the generic phrase", got)
+	}
+	e := Errorf(KindUnavailable, "model %s not ready: %w", "fish", errors.New("loading"))
+	if e.Message != "model fish not ready: loading" || !strings.Contains(e.Err.Error(), "loading") {
+		t.Errorf("Errorf = %+v", e)
+	}
+	for _, k := range Kinds() {
+		if k.String() == "" {
+			t.Errorf("kind %d has no code", k)
+		}
+	}
+}
+
+func TestSoftmaxAndTopK(t *testing.T) {
+	probs := make([]float64, 4)
+	softmax([]float32{1000, 1001, 999, 1000}, probs) // large logits must not overflow
+	sum := 0.0
+	for _, p := range probs {
+		sum += p
+	}
+	if math.Abs(sum-1) > 1e-12 || probs[1] <= probs[0] || probs[0] != probs[3] {
+		t.Fatalf("softmax = %v", probs)
+	}
+	got := topK(probs, []string{"cod", "tuna", "eel"}, 10) // k clamped, missing label named
+	if len(got) != 4 || got[0].Label != "tuna" || got[1].Label != "cod" || got[2].Label != "class_3" || got[3].Label != "eel" {
+		t.Errorf("topK = %+v", got)
+	}
+	if got := topK(probs, nil, 0); len(got) != 1 || got[0].Index != 1 {
+		t.Errorf("topK(k=0) = %+v, want the single best", got)
+	}
+}
+
+func TestContractFromParameters(t *testing.T) {
+	in := TensorInfo{Name: "input", Datatype: "FP32", Shape: []int64{3, 224, 224}}
+	spec, logits, err := ContractFromParameters(in, "", map[string]string{
+		ParamResize: "shorter_crop", ParamFilter: "bicubic", ParamScale: "1/255",
+		ParamMean: "0.485, 0.456, 0.406", ParamStd: "0.229,0.224,0.225", ParamOutputKind: "probabilities",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := preprocess.ImageNetSpec()
+	want.Filter = preprocess.FilterBicubic
+	if spec != want || logits {
+		t.Errorf("spec = %+v, logits %v; want %+v, false", spec, logits, want)
+	}
+
+	nhwc := TensorInfo{Name: "x", Datatype: "UINT8", Shape: []int64{160, 128, 3}}
+	spec, logits, err = ContractFromParameters(nhwc, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Layout != preprocess.NHWC || spec.Width != 128 || spec.Height != 160 || spec.Scale != 1 || !logits {
+		t.Errorf("defaults for a UINT8 NHWC input: %+v logits=%v", spec, logits)
+	}
+
+	_, _, err = ContractFromParameters(in, "", map[string]string{
+		ParamResize: "zoom", ParamMean: "1,2", ParamDCTScaling: "maybe", ParamOutputKind: "odds",
+	})
+	for _, key := range []string{ParamResize, ParamMean, ParamDCTScaling, ParamOutputKind} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error %v does not name %s", err, key)
+		}
+	}
+	if _, _, err := ContractFromParameters(TensorInfo{Name: "x", Datatype: "FP32", Shape: []int64{1, 224, 224}}, LayoutNCHW, nil); err == nil {
+		t.Error("a 1-channel input was accepted")
+	}
+}
+
+// fakeBackend scores each item by the mean of its first channel, so tests can
+// tell which image a row belongs to.
+type fakeBackend struct {
+	model ModelInfo
+	mu    sync.Mutex
+	calls []int // batch sizes
+	err   error
+	bad   bool // answer with the wrong number of rows
+}
+
+func (f *fakeBackend) Model(context.Context) (ModelInfo, error) { return f.model, nil }
+func (f *fakeBackend) Ready(context.Context) error              { return f.err }
+
+func (f *fakeBackend) Infer(ctx context.Context, in Batch) (Scores, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, in.Size)
+	f.mu.Unlock()
+	if f.err != nil {
+		return Scores{}, f.err
+	}
+	item := len(in.Data) / in.Size
+	classes := len(f.model.Labels)
+	out := Scores{Size: in.Size, Classes: classes, Values: make([]float32, in.Size*classes)}
+	if f.bad {
+		out.Size--
+	}
+	for i := range in.Size {
+		// UINT8 NHWC: the first byte is the red of the top-left pixel.
+		red := in.Data[i*item]
+		out.Values[i*classes+int(red)%classes] = 10 // logit
+	}
+	return out, nil
+}
+
+func solidPNG(t testing.TB, c color.NRGBA) []byte {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, 16, 16))
+	for i := 0; i < len(img.Pix); i += 4 {
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, c.A
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func newFake(maxBatch int) *fakeBackend {
+	spec := preprocess.Spec{Width: 8, Height: 8, Scale: 1, Std: [3]float32{1, 1, 1}, Layout: preprocess.NHWC, DataType: preprocess.UINT8}
+	return &fakeBackend{model: ModelInfo{
+		Name: "fish", Version: "3", Backend: "fake", MaxBatchSize: maxBatch,
+		Labels: []string{"cod", "tuna", "eel"}, OutputIsLogits: true, Preprocess: spec,
+		Output: TensorInfo{Name: "logits", Datatype: "FP32", Shape: []int64{3}},
+	}}
+}
+
+type recordingObserver struct {
+	mu         sync.Mutex
+	pre, preds int
+	batches    []int
+	errs       []error
+}
+
+func (r *recordingObserver) Preprocessed(preprocess.Info, int) { r.mu.Lock(); r.pre++; r.mu.Unlock() }
+func (r *recordingObserver) Inferred(_ ModelInfo, n int, _ time.Duration, err error) {
+	r.mu.Lock()
+	r.batches = append(r.batches, n)
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+}
+func (r *recordingObserver) Predicted(ModelInfo, Prediction) { r.mu.Lock(); r.preds++; r.mu.Unlock() }
+
+func TestClassifyBatchChunksAndKeepsOrder(t *testing.T) {
+	backend := newFake(2)
+	obs := &recordingObserver{}
+	c, err := NewClassifier(context.Background(), backend, preprocess.DefaultLimits(), obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := [][]byte{
+		solidPNG(t, color.NRGBA{1, 0, 0, 255}), // red 1 → tuna
+		[]byte("<html>not an image</html>"),
+		solidPNG(t, color.NRGBA{2, 0, 0, 255}), // eel
+		solidPNG(t, color.NRGBA{0, 0, 0, 255}), // cod
+		solidPNG(t, color.NRGBA{4, 0, 0, 255}), // 4 % 3 = 1 → tuna
+	}
+	results, errs := c.ClassifyBatch(context.Background(), images, 2)
+	wantTop := []string{"tuna", "", "eel", "cod", "tuna"}
+	for i, want := range wantTop {
+		if want == "" {
+			if KindOf(errs[i]) != KindUnsupportedMedia || !strings.Contains(errs[i].Error(), "image 1") {
+				t.Errorf("item %d: error %v, want unsupported media naming the item", i, errs[i])
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Fatalf("item %d: %v", i, errs[i])
+		}
+		r := results[i]
+		if r.Predictions[0].Label != want || len(r.Predictions) != 2 || r.Model != "fish" || r.Version != "3" {
+			t.Errorf("item %d: %+v, want top %s", i, r, want)
+		}
+		if p := r.Predictions[0].Confidence; math.Abs(p-math.Exp(10)/(math.Exp(10)+2)) > 1e-9 {
+			t.Errorf("item %d: confidence %v is not the softmax of the logits", i, p)
+		}
+	}
+	if fmt.Sprint(backend.calls) != "[2 2]" {
+		t.Errorf("backend calls = %v, want two batches of 2 (4 good images, max batch 2)", backend.calls)
+	}
+	if obs.pre != 4 || obs.preds != 4 || fmt.Sprint(obs.batches) != "[2 2]" {
+		t.Errorf("observer saw %d preprocessed, %d predictions, batches %v", obs.pre, obs.preds, obs.batches)
+	}
+}
+
+func TestClassifyBackendFailures(t *testing.T) {
+	img := solidPNG(t, color.NRGBA{1, 2, 3, 255})
+	t.Run("error kind passes through", func(t *testing.T) {
+		b := newFake(4)
+		b.err = Errorf(KindUnavailable, "triton down")
+		c, _ := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil)
+		if _, err := c.Classify(context.Background(), img, 1); KindOf(err) != KindUnavailable {
+			t.Errorf("error = %v, want unavailable", err)
+		}
+	})
+	t.Run("wrong row count is a bad gateway", func(t *testing.T) {
+		b := newFake(4)
+		b.bad = true
+		c, _ := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil)
+		if _, err := c.Classify(context.Background(), img, 1); KindOf(err) != KindBadGateway {
+			t.Errorf("error = %v, want bad gateway", err)
+		}
+	})
+	t.Run("canceled before start", func(t *testing.T) {
+		c, _ := NewClassifier(context.Background(), newFake(4), preprocess.DefaultLimits(), nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := c.Classify(ctx, img, 1); KindOf(err) != KindCanceled {
+			t.Errorf("error = %v, want canceled", err)
+		}
+	})
+	t.Run("labels must match the output", func(t *testing.T) {
+		b := newFake(4)
+		b.model.Output.Shape = []int64{5}
+		if _, err := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil); err == nil || !strings.Contains(err.Error(), "3 labels for 5") {
+			t.Errorf("NewClassifier = %v, want a label count error", err)
+		}
+	})
+}
+
+func TestClassifyWithoutBatching(t *testing.T) {
+	b := newFake(0) // the model takes no batch dimension
+	c, _ := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil)
+	imgs := [][]byte{solidPNG(t, color.NRGBA{0, 0, 0, 255}), solidPNG(t, color.NRGBA{1, 0, 0, 255}), solidPNG(t, color.NRGBA{2, 0, 0, 255})}
+	_, errs := c.ClassifyBatch(context.Background(), imgs, 1)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(b.calls) != "[1 1 1]" {
+		t.Errorf("calls = %v, want one call per image", b.calls)
+	}
+}

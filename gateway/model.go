@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/fish-classifier/fish-classifier/preprocess"
+)
+
+// Inferencer is an inference backend: Triton over gRPC, ONNX Runtime in process,
+// or a decorator around either (the circuit breaker).
+type Inferencer interface {
+	// Model describes the served model: its tensors, labels, batching and the
+	// preprocessing it was trained with. Backends read it at start and again when
+	// asked, so a new model version is picked up without a restart.
+	Model(ctx context.Context) (ModelInfo, error)
+	// Infer runs the model on a batch of preprocessed inputs and returns one score
+	// vector per item. Errors are *Error values with a kind.
+	Infer(ctx context.Context, in Batch) (Scores, error)
+	// Ready returns nil when the backend can serve the model now, or an error
+	// saying why not.
+	Ready(ctx context.Context) error
+}
+
+// Batch is the input of one inference call: Size tensors back to back, each in the
+// model input's layout, data type and little-endian byte order (what KServe's
+// raw_input_contents carries).
+type Batch struct {
+	Size int
+	Data []byte
+}
+
+// Scores are a model's outputs for a batch: Size rows of Classes values.
+type Scores struct {
+	Size, Classes int
+	Values        []float32
+}
+
+// Row returns item i's scores.
+func (s Scores) Row(i int) []float32 { return s.Values[i*s.Classes : (i+1)*s.Classes] }
+
+// TensorInfo describes one model input or output, without the batch dimension.
+type TensorInfo struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"` // KServe v2 name: "FP32", "FP16", "UINT8"
+	Shape    []int64 `json:"shape"`
+}
+
+// ModelInfo is what the gateway knows about the model it serves.
+type ModelInfo struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Backend  string `json:"backend"`  // "triton" or "onnxruntime"
+	Platform string `json:"platform"` // e.g. "onnxruntime_onnx"
+	// MaxBatchSize is the most items one Infer call may carry; 0 means the model
+	// takes no batch dimension, so every item is its own call.
+	MaxBatchSize int        `json:"max_batch_size"`
+	Input        TensorInfo `json:"input"`
+	Output       TensorInfo `json:"output"`
+	Labels       []string   `json:"labels"`
+	// OutputIsLogits says the model's scores need a softmax to become
+	// probabilities.
+	OutputIsLogits bool            `json:"output_is_logits"`
+	Preprocess     preprocess.Spec `json:"-"`
+}
+
+// Prediction is one class of a result, with its probability.
+type Prediction struct {
+	Label      string  `json:"label"`
+	Index      int     `json:"index"`
+	Confidence float64 `json:"confidence"`
+}
+
+// Timings are the time one image spent in each stage.
+type Timings struct {
+	Decode      time.Duration
+	Resize      time.Duration
+	Normalize   time.Duration
+	Inference   time.Duration
+	Postprocess time.Duration
+}
+
+// Result is the answer for one image.
+type Result struct {
+	Model       string
+	Version     string
+	Predictions []Prediction
+	Timings     Timings
+}
