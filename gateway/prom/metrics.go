@@ -1,0 +1,147 @@
+// Package prom records the gateway's domain measurements in Prometheus: it
+// implements gateway.Observer for the Classifier and publishes which model is
+// loaded. Collectors are built from the Registerer main passes in; there is no
+// global registry.
+package prom
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/preprocess"
+)
+
+// Observer is the Prometheus implementation of gateway.Observer.
+type Observer struct {
+	inference   *prometheus.HistogramVec
+	batchSize   *prometheus.HistogramVec
+	inferErrors *prometheus.CounterVec
+	confidence  *prometheus.HistogramVec
+	classes     *prometheus.CounterVec
+	stages      *prometheus.HistogramVec
+	images      *prometheus.CounterVec
+	loaded      *prometheus.GaugeVec
+	info        *prometheus.GaugeVec
+
+	mu      sync.Mutex
+	current gateway.ModelInfo
+}
+
+// NewObserver registers the collectors with reg.
+func NewObserver(reg prometheus.Registerer) (*Observer, error) {
+	o := &Observer{
+		// A small CNN on a GPU answers in a few milliseconds; on the embedded CPU
+		// backend or with a queue in Triton it takes up to seconds.
+		inference: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "model_inference_duration_seconds",
+			Help:    "Time of one inference call to the backend, batch included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"model", "backend"}),
+		// Powers of two: Triton's preferred batch sizes usually are.
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "model_inference_batch_size",
+			Help:    "Images per inference call.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}, []string{"model", "backend"}),
+		inferErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "model_inference_errors_total",
+			Help: "Failed inference calls, by error kind.",
+		}, []string{"model", "backend", "kind"}),
+		// Finer near 1, where a classifier's top confidences bunch up.
+		confidence: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "prediction_confidence",
+			Help:    "Confidence of the top prediction of each image.",
+			Buckets: []float64{.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1},
+		}, []string{"model"}),
+		// Bounded: classes come from the model's label file.
+		classes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "predicted_class_total",
+			Help: "Top predictions, by class.",
+		}, []string{"model", "class"}),
+		// Resize and normalise take tens of microseconds; a 12 MP decode ~100 ms.
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "preprocess_duration_seconds",
+			Help:    "Time of each preprocessing stage of one image.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"stage"}),
+		images: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "preprocess_images_total",
+			Help: "Images decoded, by format.",
+		}, []string{"format"}),
+		loaded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "model_loaded",
+			Help: "1 while the model version is loaded and served, 0 once it was replaced or lost.",
+		}, []string{"model", "version"}),
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "model_info",
+			Help: "The model served, always 1.",
+		}, []string{"model", "version", "backend"}),
+	}
+	for _, c := range []prometheus.Collector{o.inference, o.batchSize, o.inferErrors, o.confidence, o.classes, o.stages, o.images, o.loaded, o.info} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// Preprocessed implements gateway.Observer.
+func (o *Observer) Preprocessed(info preprocess.Info, _ int) {
+	o.images.WithLabelValues(info.Format.String()).Inc()
+	o.stages.WithLabelValues("decode").Observe(info.Stages.Decode.Seconds())
+	o.stages.WithLabelValues("resize").Observe(info.Stages.Resize.Seconds())
+	o.stages.WithLabelValues("normalize").Observe(info.Stages.Normalize.Seconds())
+}
+
+// Inferred implements gateway.Observer. Calls abandoned by the client are not
+// timed: their duration says nothing about the backend.
+func (o *Observer) Inferred(m gateway.ModelInfo, n int, d time.Duration, err error) {
+	if err != nil {
+		kind := gateway.KindOf(err)
+		if kind == gateway.KindCanceled {
+			return
+		}
+		o.inferErrors.WithLabelValues(m.Name, m.Backend, kind.String()).Inc()
+		return
+	}
+	o.inference.WithLabelValues(m.Name, m.Backend).Observe(d.Seconds())
+	o.batchSize.WithLabelValues(m.Name, m.Backend).Observe(float64(n))
+}
+
+// Predicted implements gateway.Observer.
+func (o *Observer) Predicted(m gateway.ModelInfo, top gateway.Prediction) {
+	o.confidence.WithLabelValues(m.Name).Observe(top.Confidence)
+	o.classes.WithLabelValues(m.Name, top.Label).Inc()
+}
+
+// SetModel publishes m as the model served: model_loaded 1 and model_info for it,
+// model_loaded 0 for the version it replaces.
+func (o *Observer) SetModel(m gateway.ModelInfo) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.current.Name != "" && (o.current.Name != m.Name || o.current.Version != m.Version || o.current.Backend != m.Backend) {
+		o.loaded.WithLabelValues(o.current.Name, o.current.Version).Set(0)
+		o.info.DeleteLabelValues(o.current.Name, o.current.Version, o.current.Backend)
+	}
+	o.current = m
+	o.loaded.WithLabelValues(m.Name, m.Version).Set(1)
+	o.info.WithLabelValues(m.Name, m.Version, m.Backend).Set(1)
+	// Every class starts at zero so rate() and dashboards see it before its first hit.
+	for _, label := range m.Labels {
+		o.classes.WithLabelValues(m.Name, label)
+	}
+}
+
+// SetModelLost marks the current model as not loaded (the backend lost it).
+func (o *Observer) SetModelLost() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.current.Name != "" {
+		o.loaded.WithLabelValues(o.current.Name, o.current.Version).Set(0)
+	}
+}
+
+var _ gateway.Observer = (*Observer)(nil)
