@@ -1,0 +1,71 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config bounds what one client, and all of them together, can make the API do.
+type Config struct {
+	// BodyLimit is the largest request body accepted, in bytes, multipart
+	// envelope included; beyond it the answer is 413 before the handler runs.
+	BodyLimit int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound reading a request, writing
+	// a response and waiting for the next request on a keep-alive connection, so
+	// a slow or silent client cannot hold a connection forever.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// RequestTimeout is the time budget of one predict or readiness request; the
+	// context given to the classifier carries a deadline this far from the
+	// start of the handler, and running out of it answers 504.
+	RequestTimeout time.Duration
+	// MaxInFlight is how many predict requests (single or batch) may run at once;
+	// one more is shed at once with 429 and Retry-After.
+	MaxInFlight int
+	// MaxBatchItems is the most images one /predict/batch request may carry.
+	MaxBatchItems int
+	// DefaultTopK is the number of predictions returned when top_k is absent.
+	DefaultTopK int
+}
+
+// DefaultConfig returns limits suited to one gateway replica in front of one
+// model: 32 MiB bodies (the preprocessing's default per-image byte limit), 30 s
+// to read or write, 10 s per request, 32 concurrent predictions, 32 images per
+// batch, top 5.
+func DefaultConfig() Config {
+	return Config{
+		BodyLimit:      32 << 20,
+		ReadTimeout:    30 * time.Second,
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		RequestTimeout: 10 * time.Second,
+		MaxInFlight:    32,
+		MaxBatchItems:  32,
+		DefaultTopK:    5,
+	}
+}
+
+// Validate reports every problem of the configuration at once, each naming its
+// field.
+func (c Config) Validate() error {
+	var errs []error
+	positive := func(name string, v int) {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("httpapi: %s is %d, want at least 1", name, v))
+		}
+	}
+	positiveDuration := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("httpapi: %s is %v, want a positive duration", name, d))
+		}
+	}
+	positive("BodyLimit", c.BodyLimit)
+	positiveDuration("ReadTimeout", c.ReadTimeout)
+	positiveDuration("WriteTimeout", c.WriteTimeout)
+	positiveDuration("IdleTimeout", c.IdleTimeout)
+	positiveDuration("RequestTimeout", c.RequestTimeout)
+	positive("MaxInFlight", c.MaxInFlight)
+	positive("MaxBatchItems", c.MaxBatchItems)
+	positive("DefaultTopK", c.DefaultTopK)
+	return errors.Join(errs...)
+}

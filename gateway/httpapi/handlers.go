@@ -1,0 +1,412 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fish-classifier/fish-classifier/gateway"
+)
+
+// Multipart field names that carry images: FastAPI's "file" first.
+var (
+	singleFields = map[string]bool{"file": true, "image": true}
+	batchFields  = map[string]bool{"files": true, "file": true, "images": true, "image": true}
+)
+
+// predictResponse is the answer of POST /predict.
+type predictResponse struct {
+	Model       string               `json:"model"`
+	Version     string               `json:"version"`
+	RequestID   string               `json:"request_id"`
+	Predictions []gateway.Prediction `json:"predictions"`
+	Timings     stageTimings         `json:"timings_ms"`
+}
+
+// stageTimings are the milliseconds one image spent in each stage; Total is the
+// whole request as the handler saw it.
+type stageTimings struct {
+	Decode      float64 `json:"decode"`
+	Resize      float64 `json:"resize"`
+	Normalize   float64 `json:"normalize"`
+	Inference   float64 `json:"inference"`
+	Postprocess float64 `json:"postprocess"`
+	Total       float64 `json:"total"`
+}
+
+// batchResponse is the answer of POST /predict/batch.
+type batchResponse struct {
+	Model     string      `json:"model"`
+	Version   string      `json:"version"`
+	RequestID string      `json:"request_id"`
+	Results   []batchItem `json:"results"`
+	Timings   struct {
+		Total float64 `json:"total"`
+	} `json:"timings_ms"`
+}
+
+// batchItem is one image's outcome: predictions or an error, never both.
+type batchItem struct {
+	Index       int                  `json:"index"`
+	Filename    string               `json:"filename"`
+	Predictions []gateway.Prediction `json:"predictions,omitempty"`
+	Error       *itemError           `json:"error,omitempty"`
+}
+
+type itemError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// guardUpload wraps a predict handler: compressed bodies are refused before
+// anything reads them, and at most MaxInFlight requests run at once; the rest
+// are shed immediately.
+func (s *Server) guardUpload(h fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if enc := strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
+			return gateway.Errorf(gateway.KindUnsupportedMedia,
+				"compressed uploads are not accepted (Content-Encoding: %.32s): send the image bytes as they are", enc)
+		}
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			s.metrics.shed.WithLabelValues(stateOf(c).endpoint).Inc()
+			return &gateway.Error{
+				Kind:       gateway.KindOverloaded,
+				Message:    fmt.Sprintf("overloaded: %d requests in flight already; retry shortly", s.cfg.MaxInFlight),
+				RetryAfter: time.Second,
+			}
+		}
+		s.metrics.inFlight.Inc()
+		defer func() {
+			s.metrics.inFlight.Dec()
+			<-s.slots
+		}()
+		return h(c)
+	}
+}
+
+// predict answers POST /predict: one image, from a multipart field "file" or
+// "image", or a raw image/* or application/octet-stream body.
+func (s *Server) predict(c *fiber.Ctx) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	defer cancel()
+	k, err := s.topK(c)
+	if err != nil {
+		return err
+	}
+	image, err := singleImage(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.cl.Classify(ctx, image, k)
+	if err != nil {
+		return fmt.Errorf("classify: %w", err)
+	}
+	t := res.Timings
+	return c.JSON(predictResponse{
+		Model:       res.Model,
+		Version:     res.Version,
+		RequestID:   stateOf(c).id,
+		Predictions: res.Predictions,
+		Timings: stageTimings{
+			Decode:      milliseconds(t.Decode),
+			Resize:      milliseconds(t.Resize),
+			Normalize:   milliseconds(t.Normalize),
+			Inference:   milliseconds(t.Inference),
+			Postprocess: milliseconds(t.Postprocess),
+			Total:       milliseconds(time.Since(start)),
+		},
+	})
+}
+
+// predictBatch answers POST /predict/batch: every image part of a multipart
+// body, classified in one ClassifyBatch call, each with its result or error in
+// order.
+func (s *Server) predictBatch(c *fiber.Ctx) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	defer cancel()
+	k, err := s.topK(c)
+	if err != nil {
+		return err
+	}
+	boundary, err := multipartBoundary(c)
+	if err != nil {
+		return err
+	}
+	if boundary == "" {
+		return gateway.Errorf(gateway.KindUnsupportedMedia,
+			"a batch is a multipart/form-data body with one file part per image (fields files, file, images or image)")
+	}
+	parts, total, err := readParts(c.Request().Body(), boundary, batchFields, s.cfg.MaxBatchItems)
+	if err != nil {
+		return err
+	}
+	if total > s.cfg.MaxBatchItems {
+		return gateway.Errorf(gateway.KindTooLarge,
+			"a batch carries at most %d images (MaxBatchItems); this one has %d", s.cfg.MaxBatchItems, total)
+	}
+	if len(parts) == 0 {
+		return gateway.Errorf(gateway.KindInvalid,
+			"no images: send one or more file parts named files, file, images or image")
+	}
+	s.metrics.batchItems.Observe(float64(len(parts)))
+
+	images := make([][]byte, len(parts))
+	for i, p := range parts {
+		images[i] = p.data
+	}
+	results, errs := s.cl.ClassifyBatch(ctx, images, k)
+	if len(results) != len(images) || len(errs) != len(images) {
+		return fmt.Errorf("classify batch: %d results and %d errors for %d images", len(results), len(errs), len(images))
+	}
+	if err := uniformServerFailure(errs); err != nil {
+		return fmt.Errorf("classify batch: %w", err)
+	}
+
+	st := stateOf(c)
+	resp := batchResponse{RequestID: st.id, Results: make([]batchItem, len(parts))}
+	for i, p := range parts {
+		item := batchItem{Index: i, Filename: p.filename}
+		if err := errs[i]; err != nil {
+			kind := gateway.KindOf(err)
+			item.Error = &itemError{Code: kind.String(), Message: gateway.PublicMessage(err)}
+			if serverSide(kind) {
+				st.itemErrs = append(st.itemErrs, fmt.Sprintf("item %d: %v", i, err))
+			}
+		} else {
+			item.Predictions = results[i].Predictions
+			if resp.Model == "" {
+				resp.Model, resp.Version = results[i].Model, results[i].Version
+			}
+		}
+		resp.Results[i] = item
+	}
+	if resp.Model == "" {
+		m := s.cl.Model()
+		resp.Model, resp.Version = m.Name, m.Version
+	}
+	resp.Timings.Total = milliseconds(time.Since(start))
+	return c.JSON(resp)
+}
+
+// serverSide says whether a kind is the server's (or its backend's) failure
+// rather than the client's.
+func serverSide(k gateway.Kind) bool {
+	switch k {
+	case gateway.KindUnavailable, gateway.KindDeadline, gateway.KindBadGateway, gateway.KindInternal:
+		return true
+	}
+	return false
+}
+
+// uniformServerFailure returns the first error when every item failed with
+// the same server-side kind: the request as a whole then failed, and answers
+// that error's status rather than 200.
+func uniformServerFailure(errs []error) error {
+	if len(errs) == 0 || errs[0] == nil {
+		return nil
+	}
+	kind := gateway.KindOf(errs[0])
+	if !serverSide(kind) {
+		return nil
+	}
+	for _, err := range errs[1:] {
+		if err == nil || gateway.KindOf(err) != kind {
+			return nil
+		}
+	}
+	return errs[0]
+}
+
+// topK reads the top_k query parameter: absent means DefaultTopK; anything but
+// an integer ≥ 1 is a 400. Clamping to the number of classes is the
+// classifier's.
+func (s *Server) topK(c *fiber.Ctx) (int, error) {
+	args := c.Request().URI().QueryArgs()
+	if !args.Has("top_k") {
+		return s.cfg.DefaultTopK, nil
+	}
+	raw := string(args.Peek("top_k"))
+	k, err := strconv.Atoi(raw)
+	if err != nil || k < 1 {
+		return 0, gateway.Errorf(gateway.KindInvalid, "top_k %.32q is not an integer of at least 1", raw)
+	}
+	return k, nil
+}
+
+// singleImage returns the image of a /predict request.
+func singleImage(c *fiber.Ctx) ([]byte, error) {
+	boundary, err := multipartBoundary(c)
+	if err != nil {
+		return nil, err
+	}
+	if boundary != "" {
+		parts, _, err := readParts(c.Request().Body(), boundary, singleFields, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(parts) == 0 {
+			return nil, gateway.Errorf(gateway.KindInvalid, `no image: the multipart body has no field "file" (or "image")`)
+		}
+		return parts[0].data, nil
+	}
+	mediaType, _, _ := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if !strings.HasPrefix(mediaType, "image/") && mediaType != "application/octet-stream" {
+		return nil, gateway.Errorf(gateway.KindUnsupportedMedia,
+			"Content-Type %.64q is not accepted: send multipart/form-data with a field \"file\", or the image itself as image/* or application/octet-stream",
+			c.Get(fiber.HeaderContentType))
+	}
+	body := c.Request().Body() // raw: Content-Encoding was refused already
+	if len(body) == 0 {
+		return nil, gateway.Errorf(gateway.KindInvalid, "empty body: send the image")
+	}
+	return body, nil
+}
+
+// multipartBoundary returns the boundary of a multipart/form-data request, ""
+// for any other content type, or an error for a multipart one without a
+// boundary.
+func multipartBoundary(c *fiber.Ctx) (string, error) {
+	mediaType, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mediaType != "multipart/form-data" {
+		return "", nil
+	}
+	if params["boundary"] == "" {
+		return "", gateway.Errorf(gateway.KindInvalid, "multipart/form-data without a boundary")
+	}
+	return params["boundary"], nil
+}
+
+// upload is one image part of a multipart body.
+type upload struct {
+	filename string
+	data     []byte
+}
+
+// readParts reads the parts of body named in fields, in order, at most limit of
+// them; total counts all such parts, so the caller can name how many were sent.
+// Other parts are skipped.
+func readParts(body []byte, boundary string, fields map[string]bool, limit int) (parts []upload, total int, err error) {
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return parts, total, nil
+		}
+		if err != nil {
+			return nil, 0, gateway.Errorf(gateway.KindInvalid, "malformed multipart body: %v", err)
+		}
+		if !fields[p.FormName()] {
+			continue
+		}
+		total++
+		if total > limit {
+			if limit == 1 {
+				return parts, total, nil // /predict takes the first image
+			}
+			continue // count the rest without reading them
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			return nil, 0, gateway.Errorf(gateway.KindInvalid, "malformed multipart body: part %d: %v", total-1, err)
+		}
+		parts = append(parts, upload{filename: p.FileName(), data: data})
+	}
+}
+
+// health answers GET /health: the process serves.
+func (s *Server) health(c *fiber.Ctx) error {
+	return c.JSON(statusBody{Status: "ok"})
+}
+
+type statusBody struct {
+	Status string `json:"status"`
+}
+
+type readyBody struct {
+	Status  string `json:"status"`
+	Model   string `json:"model"`
+	Version string `json:"version"`
+}
+
+type notReadyBody struct {
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+}
+
+// ready answers GET /ready: 200 when the classifier's backend can serve, else
+// 503 with the reason and Retry-After.
+func (s *Server) ready(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	defer cancel()
+	if err := s.cl.Ready(ctx); err != nil {
+		st := stateOf(c)
+		st.err, st.code = err, gateway.KindUnavailable.String()
+		c.Set(fiber.HeaderRetryAfter, retryAfterSeconds(max(gateway.RetryAfter(err), time.Second)))
+		return c.Status(fiber.StatusServiceUnavailable).JSON(notReadyBody{Status: "not_ready", Reason: gateway.PublicMessage(err)})
+	}
+	m := s.cl.Model()
+	return c.JSON(readyBody{Status: "ready", Model: m.Name, Version: m.Version})
+}
+
+// modelBody is the answer of GET /model: the model and the preprocessing in
+// force.
+type modelBody struct {
+	gateway.ModelInfo
+	Preprocess preprocessBody `json:"preprocess"`
+}
+
+// preprocessBody spells out a preprocess.Spec with the enums' names.
+type preprocessBody struct {
+	Width        int        `json:"width"`
+	Height       int        `json:"height"`
+	Resize       string     `json:"resize"`
+	ShorterSide  int        `json:"shorter_side"`
+	Filter       string     `json:"filter"`
+	Fill         [3]int     `json:"fill"`
+	Scale        float32    `json:"scale"`
+	Mean         [3]float32 `json:"mean"`
+	Std          [3]float32 `json:"std"`
+	ChannelOrder string     `json:"channel_order"`
+	Layout       string     `json:"layout"`
+	DataType     string     `json:"datatype"`
+	DCTScaling   bool       `json:"dct_scaling"`
+}
+
+// model answers GET /model.
+func (s *Server) model(c *fiber.Ctx) error {
+	m := s.cl.Model()
+	if m.Labels == nil {
+		m.Labels = []string{}
+	}
+	p := m.Preprocess
+	return c.JSON(modelBody{
+		ModelInfo: m,
+		Preprocess: preprocessBody{
+			Width: p.Width, Height: p.Height,
+			Resize: p.Resize.String(), ShorterSide: p.ShorterSide, Filter: p.Filter.String(),
+			Fill:  [3]int{int(p.Fill[0]), int(p.Fill[1]), int(p.Fill[2])},
+			Scale: p.Scale, Mean: p.Mean, Std: p.Std,
+			ChannelOrder: p.Order.String(), Layout: p.Layout.String(), DataType: p.DataType.String(),
+			DCTScaling: p.AllowDCTScaling,
+		},
+	})
+}
+
+// openAPIDocument answers GET /openapi.json.
+func (s *Server) openAPIDocument(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	return c.Send(s.openAPI)
+}

@@ -1,0 +1,309 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fish-classifier/fish-classifier/gateway"
+)
+
+// Classifier is what the API needs; *gateway.Classifier implements it. The
+// image bytes passed to Classify and ClassifyBatch are valid only during the
+// call.
+type Classifier interface {
+	// Classify predicts the top k classes of one image.
+	Classify(ctx context.Context, image []byte, k int) (gateway.Result, error)
+	// ClassifyBatch predicts the top k classes of each image, in order, with one
+	// error slot per image; both slices are as long as images.
+	ClassifyBatch(ctx context.Context, images [][]byte, k int) ([]gateway.Result, []error)
+	// Model describes the model in use.
+	Model() gateway.ModelInfo
+	// Ready returns nil when the backend can serve now, or why not.
+	Ready(ctx context.Context) error
+}
+
+var _ Classifier = (*gateway.Classifier)(nil)
+
+// Server is the HTTP API: a fiber app with its routes, limits, error handler,
+// access log and metrics.
+type Server struct {
+	cl      Classifier
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	app     *fiber.App
+	// slots is the in-flight semaphore of the predict routes.
+	slots chan struct{}
+	// routes maps "METHOD /path" to the route template, to label requests that
+	// fasthttp refused before routing; uploads marks the predict routes.
+	routes  map[string]string
+	uploads map[string]bool
+	openAPI []byte
+}
+
+// New builds the API around cl. Its metrics are registered with reg; /metrics
+// exposes what gatherer gathers (usually the same registry). A nil log discards
+// the access log.
+func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger) (*Server, error) {
+	var errs []error
+	if cl == nil {
+		errs = append(errs, errors.New("httpapi: nil Classifier"))
+	}
+	if reg == nil {
+		errs = append(errs, errors.New("httpapi: nil prometheus.Registerer"))
+	}
+	if gatherer == nil {
+		errs = append(errs, errors.New("httpapi: nil prometheus.Gatherer"))
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
+	}
+	s := &Server{
+		cl:      cl,
+		cfg:     cfg,
+		log:     log,
+		metrics: m,
+		slots:   make(chan struct{}, cfg.MaxInFlight),
+		routes:  map[string]string{},
+		uploads: map[string]bool{},
+	}
+	s.app = fiber.New(fiber.Config{
+		BodyLimit:    cfg.BodyLimit,
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		IdleTimeout:  cfg.IdleTimeout,
+		ErrorHandler: s.handleError,
+		// The handlers parse multipart bodies themselves, from the raw bytes and
+		// after refusing compressed ones: fasthttp's own parser would inflate
+		// gzip without limit and loses the order of parts across field names.
+		DisablePreParseMultipartForm: true,
+		DisableStartupMessage:        true,
+	})
+	s.app.Use(s.observe)
+	s.route(fiber.MethodPost, "/predict", s.predict)
+	s.route(fiber.MethodPost, "/predict/batch", s.predictBatch)
+	s.route(fiber.MethodGet, "/health", s.health)
+	s.route(fiber.MethodGet, "/ready", s.ready)
+	s.route(fiber.MethodGet, "/model", s.model)
+	s.route(fiber.MethodGet, "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
+	})))
+	s.route(fiber.MethodGet, "/openapi.json", s.openAPIDocument)
+	if s.openAPI, err = marshalOpenAPI(cfg); err != nil {
+		return nil, fmt.Errorf("httpapi: build the OpenAPI document: %w", err)
+	}
+	return s, nil
+}
+
+// App returns the fiber app, for tests (app.Test) and for main.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve answers requests on ln until Shutdown; it returns nil after a Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for the requests already
+// accepted to finish, or for ctx to end (then it returns ctx's error).
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+// route registers h for method and path (GET also answers HEAD) and labels
+// matched requests with the path as their endpoint. POST routes are the
+// uploads: guarded by the upload checks and the in-flight bound.
+func (s *Server) route(method, path string, h fiber.Handler) {
+	s.routes[method+" "+path] = path
+	if method == fiber.MethodPost {
+		s.uploads[path] = true
+		h = s.guardUpload(h)
+	}
+	labelled := func(c *fiber.Ctx) error {
+		st := stateOf(c)
+		st.endpoint = path
+		st.upload = s.uploads[path]
+		return h(c)
+	}
+	switch method {
+	case fiber.MethodGet:
+		s.routes[fiber.MethodHead+" "+path] = path
+		s.app.Get(path, labelled)
+	default:
+		s.app.Add(method, path, labelled)
+	}
+}
+
+// endpointOf is the route template of a request that fasthttp refused before
+// routing, when its method and path name a route exactly; else "unmatched".
+func (s *Server) endpointOf(method, path string) string {
+	if e, ok := s.routes[method+" "+path]; ok {
+		return e
+	}
+	return endpointUnmatched
+}
+
+// stateKey is the fiber Locals key of a request's *requestState.
+type stateKey struct{}
+
+// requestState is what the observe middleware, the handlers and the error
+// handler share about one request.
+type requestState struct {
+	id       string
+	start    time.Time
+	endpoint string // route template; "" until a route matches
+	upload   bool   // a predict route: its body size is observed
+	err      error  // the error answered, for the log
+	code     string // its code, for the log and the error counter
+	// itemErrs are the server-side failures of single batch items (the request
+	// itself succeeded): for the log only.
+	itemErrs []string
+}
+
+// stateOf returns the request's state; the observe middleware sets it first.
+func stateOf(c *fiber.Ctx) *requestState {
+	if st, ok := c.Locals(stateKey{}).(*requestState); ok {
+		return st
+	}
+	st := &requestState{id: newRequestID(), start: time.Now()}
+	c.Locals(stateKey{}, st)
+	return st
+}
+
+// begin starts the state of a request: its id (the client's if acceptable) on
+// the response.
+func (s *Server) begin(c *fiber.Ctx, start time.Time) *requestState {
+	id := c.Get(fiber.HeaderXRequestID)
+	if validRequestID(id) {
+		id = strings.Clone(id) // fiber's strings alias a buffer reused after the request
+	} else {
+		id = newRequestID()
+	}
+	st := &requestState{id: id, start: start}
+	c.Locals(stateKey{}, st)
+	c.Set(fiber.HeaderXRequestID, id)
+	return st
+}
+
+// observe is the outermost middleware: request id, panic recovery, the error
+// handler for whatever the routes return, then one metric update and one
+// access log line.
+func (s *Server) observe(c *fiber.Ctx) error {
+	st := s.begin(c, time.Now())
+	if err := nextRecovering(c); err != nil {
+		if hErr := s.handleError(c, err); hErr != nil {
+			st.err = errors.Join(err, hErr)
+		}
+	}
+	s.finish(c, st)
+	return nil
+}
+
+// nextRecovering runs the rest of the chain; a panic becomes an internal error
+// carrying its stack (a 500 whose details go to the log).
+func nextRecovering(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return c.Next()
+}
+
+// finish records the answered request: metrics and the access log line.
+func (s *Server) finish(c *fiber.Ctx, st *requestState) {
+	elapsed := time.Since(st.start)
+	status := c.Response().StatusCode()
+	endpoint := st.endpoint
+	if endpoint == "" {
+		endpoint = endpointUnmatched
+	}
+	bytesIn := len(c.Request().Body())
+	if cl := c.Request().Header.ContentLength(); bytesIn == 0 && cl > 0 {
+		bytesIn = cl // refused before the body was read
+	}
+	bytesOut := len(c.Response().Body())
+
+	s.metrics.observe(c.Method(), endpoint, status, elapsed.Seconds())
+	if st.code != "" {
+		s.metrics.errors.WithLabelValues(endpoint, st.code).Inc()
+	}
+	if st.upload {
+		s.metrics.uploadSize.WithLabelValues(endpoint).Observe(float64(bytesIn))
+	}
+
+	attrs := make([]slog.Attr, 0, 13)
+	attrs = append(attrs,
+		slog.String("method", c.Method()),
+		slog.String("route", endpoint),
+		slog.String("path", c.Path()),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", milliseconds(elapsed)),
+		slog.Int("bytes_in", bytesIn),
+		slog.Int("bytes_out", bytesOut),
+		slog.String("request_id", st.id),
+		slog.String("remote", c.Context().RemoteAddr().String()),
+	)
+	level := slog.LevelInfo
+	if st.code != "" {
+		attrs = append(attrs, slog.String("error_code", st.code))
+	}
+	if status >= 500 {
+		level = slog.LevelError
+		if st.err != nil {
+			attrs = append(attrs, slog.String("error", st.err.Error()))
+		}
+	}
+	if len(st.itemErrs) > 0 {
+		level = slog.LevelError
+		attrs = append(attrs, slog.Any("item_errors", st.itemErrs))
+	}
+	s.log.LogAttrs(context.Background(), level, "http request", attrs...)
+}
+
+// validRequestID accepts a client's X-Request-ID of 1-128 characters of
+// [A-Za-z0-9._:-], so it is safe in headers, JSON and logs.
+func validRequestID(id string) bool {
+	if len(id) < 1 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9',
+			b == '.', b == '_', b == ':', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns 16 random bytes in hex.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// milliseconds renders d in milliseconds with microsecond precision.
+func milliseconds(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}
