@@ -13,10 +13,9 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## Serve the gateway (not built yet: see issue 3).
-	@echo "The gateway service does not exist yet (issue 3 builds it; issue 4 adds the embedded backend)." >&2
-	@echo "What exists today is the preprocess library: 'make test' and 'make bench' exercise it." >&2
-	@exit 2
+run: ## Serve the gateway on :8000 against the Triton at TRITON_URL (default localhost:8001).
+	@if [ -z "$$TRITON_URL" ]; then echo "note: TRITON_URL is not set; using localhost:8001. Until the embedded ONNX backend lands (issue 4), predictions need a running Triton." >&2; fi
+	$(GO) run ./gateway/cmd/gateway
 
 .PHONY: test
 test: ## Run every test: race detector on, then the pure-Go (no cgo) build of preprocess.

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/fish-classifier/fish-classifier/gateway/breaker"
+	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
+	"github.com/fish-classifier/fish-classifier/gateway/triton"
+	"github.com/fish-classifier/fish-classifier/preprocess"
+)
+
+// config is everything the gateway reads from its environment. Every variable is
+// documented, with its default, in the README's Configuration section.
+type config struct {
+	ListenAddr      string
+	LogLevel        string
+	Backend         string
+	ModelRepository string
+	ModelRefresh    time.Duration
+	ShutdownTimeout time.Duration
+
+	HTTP    httpapi.Config
+	Limits  preprocess.Limits
+	Triton  triton.Config
+	Breaker breaker.Settings
+
+	settings []setting // what was read, for the start-up log
+}
+
+// loadConfig reads and validates the configuration; the error lists every problem.
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	e := newEnv(lookup)
+	var c config
+	c.ListenAddr = e.String("GATEWAY_LISTEN_ADDR", ":8000")
+	c.LogLevel = e.Enum("GATEWAY_LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	c.Backend = e.Enum("GATEWAY_BACKEND", "triton", "triton")
+	c.ModelRepository = e.String("MODEL_REPOSITORY", "triton-models")
+	c.ModelRefresh = e.Duration("MODEL_REFRESH_INTERVAL", 30*time.Second, time.Second, 24*time.Hour)
+	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute)
+
+	c.HTTP = httpapi.Config{
+		BodyLimit:      e.Int("HTTP_BODY_LIMIT_BYTES", 32<<20, 1<<10, 1<<30),
+		ReadTimeout:    e.Duration("HTTP_READ_TIMEOUT", 30*time.Second, 100*time.Millisecond, time.Hour),
+		WriteTimeout:   e.Duration("HTTP_WRITE_TIMEOUT", 30*time.Second, 100*time.Millisecond, time.Hour),
+		IdleTimeout:    e.Duration("HTTP_IDLE_TIMEOUT", 60*time.Second, time.Second, time.Hour),
+		RequestTimeout: e.Duration("REQUEST_TIMEOUT", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
+		MaxInFlight:    e.Int("MAX_IN_FLIGHT", 4*runtime.GOMAXPROCS(0), 1, 100000),
+		MaxBatchItems:  e.Int("MAX_BATCH_ITEMS", 32, 1, 4096),
+		DefaultTopK:    e.Int("DEFAULT_TOP_K", 5, 1, 1000),
+	}
+	c.Limits = preprocess.Limits{
+		MaxBytes:  e.Int64("IMAGE_MAX_BYTES", 16<<20, 1, 1<<30),
+		MaxPixels: e.Int64("IMAGE_MAX_PIXELS", 50_000_000, 1, 1<<32),
+		MaxSide:   e.Int("IMAGE_MAX_SIDE", 16384, 1, 65535),
+		MinSide:   e.Int("IMAGE_MIN_SIDE", 8, 1, 65535),
+	}
+	c.Triton = triton.Config{
+		Address:         e.String("TRITON_URL", "localhost:8001"),
+		Model:           e.String("MODEL_NAME", "fish_classifier"),
+		Version:         e.String("MODEL_VERSION", ""),
+		MaxRecvMsgBytes: e.Int("TRITON_MAX_RECV_BYTES", 64<<20, 4<<20, 2<<30-1),
+		Retries:         e.Int("TRITON_RETRIES", 2, 0, 10),
+		RetryBackoff:    e.Duration("TRITON_RETRY_BACKOFF", 25*time.Millisecond, time.Millisecond, 10*time.Second),
+		CallTimeout:     e.Duration("TRITON_CALL_TIMEOUT", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
+	}
+	if c.Triton.Retries == 0 {
+		c.Triton.Retries = -1 // the client reads 0 as "default"; TRITON_RETRIES=0 means none
+	}
+	c.Breaker = breaker.Settings{
+		Name:                "triton",
+		ConsecutiveFailures: e.Int("BREAKER_CONSECUTIVE_FAILURES", 5, 1, 1000),
+		FailureRatio:        e.Float("BREAKER_FAILURE_RATIO", 0, 0, 1),
+		MinRequests:         e.Int("BREAKER_MIN_REQUESTS", 0, 0, 1000000),
+		OpenTimeout:         e.Duration("BREAKER_OPEN_TIMEOUT", 10*time.Second, 10*time.Millisecond, time.Hour),
+		HalfOpenMaxRequests: e.Int("BREAKER_HALF_OPEN_REQUESTS", 1, 1, 1000),
+		Interval:            e.Duration("BREAKER_INTERVAL", 60*time.Second, 0, 24*time.Hour),
+	}
+	if c.Limits.MinSide > c.Limits.MaxSide {
+		e.fail("IMAGE_MIN_SIDE", "%d is larger than IMAGE_MAX_SIDE (%d)", c.Limits.MinSide, c.Limits.MaxSide)
+	}
+	if c.Limits.MaxBytes > int64(c.HTTP.BodyLimit) {
+		e.fail("IMAGE_MAX_BYTES", "%d is larger than HTTP_BODY_LIMIT_BYTES (%d): the body limit would refuse such images first", c.Limits.MaxBytes, c.HTTP.BodyLimit)
+	}
+	c.settings = e.seen
+	errs := e.errs
+	// The cross-field checks of each package, named by the package's own words.
+	for _, v := range []interface{ Validate() error }{c.HTTP, c.Limits, c.Breaker} {
+		if err := v.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Triton.Model == "" {
+		errs = append(errs, errors.New("MODEL_NAME: must not be empty"))
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// readLabels reads <repository>/<model>/labels.txt, one label per line, when it
+// exists; a missing file is not an error (Triton is asked instead).
+func readLabels(repository, model string) ([]string, error) {
+	path := filepath.Join(repository, model, "labels.txt")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	var labels []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		labels = append(labels, string(bytes.TrimSpace(sc.Bytes())))
+	}
+	for len(labels) > 0 && labels[len(labels)-1] == "" {
+		labels = labels[:len(labels)-1]
+	}
+	return labels, sc.Err()
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookupFrom(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig(lookupFrom(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenAddr != ":8000" || c.Triton.Address != "localhost:8001" || c.Triton.Model != "fish_classifier" ||
+		c.HTTP.RequestTimeout != 10*time.Second || c.Breaker.ConsecutiveFailures != 5 || c.Limits.MaxPixels != 50_000_000 {
+		t.Errorf("defaults: %+v", c)
+	}
+	names := map[string]bool{}
+	for _, s := range c.settings {
+		names[s.Name] = true
+	}
+	for _, want := range []string{"TRITON_URL", "REQUEST_TIMEOUT", "BREAKER_OPEN_TIMEOUT", "IMAGE_MAX_PIXELS"} {
+		if !names[want] {
+			t.Errorf("%s missing from the logged settings", want)
+		}
+	}
+}
+
+func TestLoadConfigReportsEveryProblem(t *testing.T) {
+	_, err := loadConfig(lookupFrom(map[string]string{
+		"REQUEST_TIMEOUT":              "soon",
+		"MAX_IN_FLIGHT":                "0",
+		"BREAKER_FAILURE_RATIO":        "2",
+		"GATEWAY_LOG_LEVEL":            "loud",
+		"IMAGE_MIN_SIDE":               "20000",
+		"BREAKER_CONSECUTIVE_FAILURES": "x",
+	}))
+	if err == nil {
+		t.Fatal("loadConfig accepted a bad environment")
+	}
+	for _, name := range []string{"REQUEST_TIMEOUT", "MAX_IN_FLIGHT", "BREAKER_FAILURE_RATIO", "GATEWAY_LOG_LEVEL", "IMAGE_MIN_SIDE", "BREAKER_CONSECUTIVE_FAILURES"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+}
+
+func TestReadLabels(t *testing.T) {
+	dir := t.TempDir()
+	if got, err := readLabels(dir, "fish"); err != nil || got != nil {
+		t.Errorf("missing file: %v, %v; want no labels and no error", got, err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "fish"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fish", "labels.txt"), []byte("cod\r\ntuna\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readLabels(dir, "fish")
+	if err != nil || !reflect.DeepEqual(got, []string{"cod", "tuna"}) {
+		t.Errorf("readLabels = %q, %v", got, err)
+	}
+}

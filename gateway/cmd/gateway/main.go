@@ -1,0 +1,114 @@
+// Command gateway serves the fish classifier over HTTP: uploads are decoded and
+// normalised in Go, inferred by NVIDIA Triton over gRPC behind a circuit breaker,
+// and answered with labelled predictions. Configuration comes from environment
+// variables (see the README); SIGTERM or SIGINT drains it gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/breaker"
+	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
+	"github.com/fish-classifier/fish-classifier/gateway/prom"
+	"github.com/fish-classifier/fish-classifier/gateway/triton"
+)
+
+func main() {
+	if err := run(context.Background(), os.LookupEnv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the gateway and blocks until ctx ends or a termination signal
+// arrives, then drains it.
+func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.File) error {
+	cfg, err := loadConfig(lookup)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
+	attrs := make([]any, 0, len(cfg.settings))
+	for _, s := range cfg.settings {
+		attrs = append(attrs, slog.String(s.Name, s.Value))
+	}
+	log.Info("configuration", attrs...)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	labels, err := readLabels(cfg.ModelRepository, cfg.Triton.Model)
+	if err != nil {
+		return err
+	}
+	cfg.Triton.Labels = labels
+	client, err := triton.New(cfg.Triton, reg)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	backend, err := breaker.New(client, cfg.Breaker, reg)
+	if err != nil {
+		return err
+	}
+	obs, err := prom.NewObserver(reg)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	model := newModelLoader(backend, cfg.Limits, obs, log)
+	go model.run(ctx, cfg.ModelRefresh)
+
+	srv, err := httpapi.New(model, cfg.HTTP, reg, reg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on GATEWAY_LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "triton", cfg.Triton.Address, "model", cfg.Triton.Model)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: refusing new connections, finishing accepted requests", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
+		log.Warn("serve returned", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// Compile-time checks of the wiring.
+var (
+	_ gateway.Inferencer = (*triton.Client)(nil)
+	_ gateway.Inferencer = (*breaker.Breaker)(nil)
+	_ httpapi.Classifier = (*gateway.Classifier)(nil)
+	_ httpapi.Classifier = (*modelLoader)(nil)
+)

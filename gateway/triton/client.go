@@ -1,0 +1,193 @@
+// Package triton is the gateway's adapter to NVIDIA Triton Inference Server:
+// a gateway.Inferencer over the KServe v2 (Open Inference Protocol) gRPC API.
+//
+// Client reads the model's description from ModelMetadata and ModelConfig
+// (tensors, batching, and the preprocessing contract in the configuration's
+// parameters), labels from the configuration or from Triton's classification
+// extension, sends batches as raw little-endian tensors, and checks every
+// answer before trusting it. gRPC status codes become gateway error kinds (see
+// mapError); UNAVAILABLE is retried with backoff inside the caller's deadline.
+// Readiness is asked explicitly (ServerReady, ModelReady): Triton's health
+// service cannot be watched, so grpc-go's client-side health checking stays
+// off.
+package triton
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+)
+
+// Client is a gateway.Inferencer backed by Triton. It is safe for concurrent
+// use. Call Model before Infer: Infer uses the model description Model read
+// last.
+type Client struct {
+	cfg     Config
+	conn    *grpc.ClientConn
+	api     inferencepb.GRPCInferenceServiceClient
+	metrics *metrics
+
+	model   atomic.Pointer[modelState] // nil until Model succeeds
+	latency map[string]*latencyEstimate
+	closed  atomic.Bool
+	close   sync.Once
+}
+
+var _ gateway.Inferencer = (*Client)(nil)
+
+// New validates cfg and prepares a connection to Triton; it does no I/O: the
+// connection is made by the first call, and remade after failures, in the
+// background. Metrics are registered with reg (none when nil).
+func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("triton: register metrics: %w", err)
+	}
+	conn, err := grpc.NewClient(cfg.Address, cfg.dialSettings().options()...)
+	if err != nil {
+		return nil, fmt.Errorf("triton: Address %q: %w", cfg.Address, err)
+	}
+	c := &Client{
+		cfg:     cfg,
+		conn:    conn,
+		api:     inferencepb.NewGRPCInferenceServiceClient(conn),
+		metrics: m,
+		latency: make(map[string]*latencyEstimate, len(rpcNames)),
+	}
+	for _, rpc := range rpcNames {
+		c.latency[rpc] = new(latencyEstimate)
+	}
+	return c, nil
+}
+
+// Close closes the connection; calls in progress fail and later calls answer
+// KindUnavailable. Closing twice does nothing.
+func (c *Client) Close() error {
+	var err error
+	c.close.Do(func() {
+		c.closed.Store(true)
+		err = c.conn.Close()
+	})
+	return err
+}
+
+// Ready returns nil when Triton is ready and has a ready version of the model
+// (Config.Version, or any version when it is ""); otherwise a KindUnavailable
+// error saying which of the two is not ready, or the call's error.
+func (c *Client) Ready(ctx context.Context) error {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	server, err := call(ctx, c, rpcServerReady, func(ctx context.Context) (*inferencepb.ServerReadyResponse, error) {
+		return c.api.ServerReady(ctx, &inferencepb.ServerReadyRequest{})
+	})
+	if err != nil {
+		return err
+	}
+	if !server.GetReady() {
+		return &gateway.Error{Kind: gateway.KindUnavailable, Message: "inference server is not ready", RetryAfter: unavailableRetryAfter}
+	}
+	model, err := call(ctx, c, rpcModelReady, func(ctx context.Context) (*inferencepb.ModelReadyResponse, error) {
+		return c.api.ModelReady(ctx, &inferencepb.ModelReadyRequest{Name: c.cfg.Model, Version: c.cfg.Version})
+	})
+	if err != nil {
+		return err
+	}
+	if !model.GetReady() {
+		return &gateway.Error{Kind: gateway.KindUnavailable, Message: "inference server: " + c.modelName() + " is not ready", RetryAfter: unavailableRetryAfter}
+	}
+	return nil
+}
+
+// modelName names the configured model in messages.
+func (c *Client) modelName() string {
+	if c.cfg.Version == "" {
+		return fmt.Sprintf("model %q", c.cfg.Model)
+	}
+	return fmt.Sprintf("model %q version %s", c.cfg.Model, c.cfg.Version)
+}
+
+// callContext gives ctx the default CallTimeout when it has no deadline.
+func (c *Client) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.cfg.CallTimeout)
+}
+
+// call runs one RPC (rpc names it) with the retry policy: an attempt that
+// fails with UNAVAILABLE is tried again up to Config.Retries times, after an
+// exponential backoff with jitter, unless the wait and a typical attempt would
+// not fit before ctx's deadline. ctx must have a deadline (callContext). Every
+// attempt is measured. The error is a *gateway.Error (mapError).
+func call[T any](ctx context.Context, c *Client, rpc string, attempt func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if c.closed.Load() {
+		return zero, &gateway.Error{Kind: gateway.KindUnavailable, Message: "inference server unavailable: the client is closed"}
+	}
+	backoff := c.cfg.RetryBackoff
+	for try := 0; ; try++ {
+		start := time.Now()
+		resp, err := attempt(ctx)
+		elapsed := time.Since(start)
+		code := status.Code(err)
+		c.metrics.observe(rpc, code, elapsed)
+		if err == nil {
+			c.latency[rpc].add(elapsed)
+			return resp, nil
+		}
+		if code != codes.Unavailable || try >= c.cfg.Retries || ctx.Err() != nil {
+			return zero, mapError(ctx, rpc, err)
+		}
+		wait := jitter(min(backoff, maxRetryBackoff))
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait+c.latency[rpc].get() {
+			return zero, mapError(ctx, rpc, err) // the next attempt could not finish in time
+		}
+		c.metrics.retried(rpc)
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return zero, mapError(ctx, rpc, ctx.Err())
+		}
+		backoff *= 2
+	}
+}
+
+// jitter spreads d by ±20%, so that clients that failed together do not retry
+// together.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// latencyEstimate is a moving average of an RPC's successful durations: what
+// the next attempt is expected to take.
+type latencyEstimate struct{ nanos atomic.Int64 }
+
+func (l *latencyEstimate) get() time.Duration { return time.Duration(l.nanos.Load()) }
+
+// add folds d into the average with weight 1/4; the race between concurrent
+// updates only loses a sample.
+func (l *latencyEstimate) add(d time.Duration) {
+	old := l.nanos.Load()
+	if old == 0 {
+		l.nanos.Store(int64(d))
+		return
+	}
+	l.nanos.Store(old + (int64(d)-old)/4)
+}

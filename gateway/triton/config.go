@@ -1,0 +1,207 @@
+package triton
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Defaults of the zero fields of Config.
+const (
+	// DefaultMaxRecvMsgBytes fits the scores of large batches with room to spare;
+	// grpc-go's own default of 4 MiB is less than some KServe answers (BYTES
+	// outputs, many classes).
+	DefaultMaxRecvMsgBytes = 64 << 20
+	// DefaultRetries is the number of extra attempts after an UNAVAILABLE answer.
+	DefaultRetries = 2
+	// DefaultRetryBackoff is the wait before the first retry; it doubles after.
+	DefaultRetryBackoff = 25 * time.Millisecond
+	// DefaultCallTimeout bounds a call whose context has no deadline.
+	DefaultCallTimeout = 10 * time.Second
+	// DefaultConnectBackoffMax caps the wait between reconnection attempts, so
+	// the gateway finds a restarted Triton within seconds.
+	DefaultConnectBackoffMax = 5 * time.Second
+)
+
+// maxSendMsgBytes is the most a request may carry: Triton accepts messages up
+// to 2 GiB.
+const maxSendMsgBytes = math.MaxInt32
+
+// maxRetryBackoff caps one wait between attempts, whatever Retries is.
+const maxRetryBackoff = time.Second
+
+// Config says which Triton to reach, which model to serve and how patiently.
+// Zero durations and sizes mean the defaults above.
+type Config struct {
+	// Address is Triton's gRPC endpoint: "host:port", or any gRPC target;
+	// "dns:///triton:8001" resolves every replica and balances calls across
+	// them (round robin).
+	Address string
+	// Model is the model's name in Triton's repository; Version pins a version
+	// ("1"), "" lets Triton pick (the latest ready version).
+	Model, Version string
+	// Labels name the classes, index = class, when the gateway has the model
+	// repository's label file; their number must equal the model's classes.
+	// Empty: the client asks Triton through the classification extension.
+	Labels []string
+	// MaxRecvMsgBytes is the largest answer accepted (default 64 MiB).
+	MaxRecvMsgBytes int
+	// Retries is the number of extra attempts of a call that failed with
+	// UNAVAILABLE (default 2; negative: never retry). Other failures are never
+	// retried.
+	Retries int
+	// RetryBackoff is the wait before the first retry (default 25ms); each
+	// next wait doubles, with ±20% jitter, and no attempt starts that could not
+	// finish before the context's deadline.
+	RetryBackoff time.Duration
+	// CallTimeout bounds a call (all its attempts) whose context has no
+	// deadline (default 10s). A context's deadline always wins.
+	CallTimeout time.Duration
+	// ConnectBackoffMax caps gRPC's reconnection backoff (default 5s; tests
+	// use ~100ms to see a restarted server at once).
+	ConnectBackoffMax time.Duration
+}
+
+// Validate reports every problem of the configuration at once, each naming its
+// field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("triton: "+format, args...)) }
+	if strings.TrimSpace(c.Address) == "" {
+		bad("Address is empty: want host:port or a gRPC target such as dns:///triton:8001")
+	} else if strings.ContainsAny(c.Address, " \t\r\n") {
+		bad("Address %q contains white space", c.Address)
+	}
+	if strings.TrimSpace(c.Model) == "" {
+		bad("Model is empty: want the model's name in Triton's repository")
+	}
+	if c.Version != "" {
+		if v, err := strconv.ParseInt(c.Version, 10, 64); err != nil || v < 1 {
+			bad("Version %q is not a positive integer (or empty for the latest)", c.Version)
+		}
+	}
+	if len(c.Labels) > 0 {
+		seen := make(map[string]int, len(c.Labels))
+		for i, l := range c.Labels {
+			if j, dup := seen[l]; dup && l != "" {
+				bad("Labels: %q is both label %d and label %d", l, j, i)
+			}
+			seen[l] = i
+		}
+	}
+	if c.MaxRecvMsgBytes < 0 {
+		bad("MaxRecvMsgBytes %d is negative", c.MaxRecvMsgBytes)
+	}
+	if c.Retries > 10 {
+		bad("Retries %d is more than 10: retries multiply the load on a failing server", c.Retries)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RetryBackoff", c.RetryBackoff},
+		{"CallTimeout", c.CallTimeout},
+		{"ConnectBackoffMax", c.ConnectBackoffMax},
+	} {
+		if d.v < 0 {
+			bad("%s %v is negative", d.name, d.v)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.MaxRecvMsgBytes == 0 {
+		c.MaxRecvMsgBytes = DefaultMaxRecvMsgBytes
+	}
+	switch {
+	case c.Retries == 0:
+		c.Retries = DefaultRetries
+	case c.Retries < 0:
+		c.Retries = 0
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.ConnectBackoffMax == 0 {
+		c.ConnectBackoffMax = DefaultConnectBackoffMax
+	}
+	c.Labels = slices.Clone(c.Labels)
+	return c
+}
+
+// serviceConfig balances calls over every address the target resolves to.
+// It names no healthCheckConfig: grpc-go's client-side health checking needs
+// grpc.health.v1.Health/Watch, which Triton lacks, and would then silently
+// count every backend as healthy. Readiness comes from ServerReady and
+// ModelReady instead.
+const serviceConfig = `{"loadBalancingConfig": [{"round_robin": {}}]}`
+
+// dialSettings are the connection's settings in plain values, so that tests
+// can check them; options turns them into grpc.DialOptions.
+type dialSettings struct {
+	Keepalive       keepalive.ClientParameters
+	Connect         grpc.ConnectParams
+	ServiceConfig   string
+	MaxRecvMsgBytes int
+	MaxSendMsgBytes int
+}
+
+// dialSettings derives the connection settings of a configuration with its
+// defaults applied.
+func (c Config) dialSettings() dialSettings {
+	bo := backoff.DefaultConfig
+	bo.MaxDelay = c.ConnectBackoffMax
+	bo.BaseDelay = min(bo.BaseDelay, c.ConnectBackoffMax)
+	return dialSettings{
+		// Triton's gRPC server (C-core) allows a client one keepalive ping per
+		// 5 minutes while no call is active and answers more eager clients
+		// with GOAWAY too_many_pings, closing the connection. So: ping only
+		// while calls are active (PermitWithoutStream false), at most every 5
+		// minutes, and give up on the connection when a ping goes unanswered
+		// for 20s.
+		Keepalive: keepalive.ClientParameters{
+			Time:                5 * time.Minute,
+			Timeout:             20 * time.Second,
+			PermitWithoutStream: false,
+		},
+		Connect: grpc.ConnectParams{
+			Backoff:           bo,
+			MinConnectTimeout: 20 * time.Second, // grpc-go's default, stated
+		},
+		ServiceConfig:   serviceConfig,
+		MaxRecvMsgBytes: c.MaxRecvMsgBytes,
+		MaxSendMsgBytes: maxSendMsgBytes,
+	}
+}
+
+// options are the grpc.NewClient options that apply s.
+func (s dialSettings) options() []grpc.DialOption {
+	return []grpc.DialOption{
+		// Triton serves plain gRPC inside the deployment's network.
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(s.Keepalive),
+		grpc.WithConnectParams(s.Connect),
+		grpc.WithDefaultServiceConfig(s.ServiceConfig),
+		// Even if a resolver's service config asked for health checking,
+		// Triton could not answer it (no Watch): keep it off.
+		grpc.WithDisableHealthCheck(),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(s.MaxRecvMsgBytes),
+			grpc.MaxCallSendMsgSize(s.MaxSendMsgBytes),
+		),
+	}
+}

@@ -1,0 +1,184 @@
+package triton
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+)
+
+// RequestIDHeader is the gRPC metadata key whose value, when the caller put
+// one in ctx's outgoing metadata, becomes the inference request's id, so that
+// Triton's logs and traces name the gateway's request.
+const RequestIDHeader = "x-request-id"
+
+// Infer sends the batch to Triton in one ModelInfer call, its tensor bytes as
+// they are (raw_input_contents), and returns the model's scores, one row per
+// item, after checking the answer's output, datatype, shape and size. It uses
+// the model Model read last; before any, it fails with KindUnavailable.
+func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, error) {
+	st := c.model.Load()
+	if st == nil {
+		return gateway.Scores{}, &gateway.Error{
+			Kind:       gateway.KindUnavailable,
+			Message:    "inference server: model not loaded (Model was never read)",
+			RetryAfter: unavailableRetryAfter,
+		}
+	}
+	if err := st.checkBatch(in); err != nil {
+		return gateway.Scores{}, err
+	}
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	req := c.inferRequest(ctx, st, in)
+	resp, err := call(ctx, c, rpcModelInfer, func(ctx context.Context) (*inferencepb.ModelInferResponse, error) {
+		return c.api.ModelInfer(ctx, req)
+	})
+	if err != nil {
+		return gateway.Scores{}, err
+	}
+	scores, bad := st.decodeScores(resp, in.Size)
+	if bad != nil {
+		return gateway.Scores{}, bad
+	}
+	return scores, nil
+}
+
+// checkBatch rejects a batch the model cannot take; the Classifier never
+// builds one, so it is a bug in the caller.
+func (st *modelState) checkBatch(in gateway.Batch) error {
+	switch {
+	case in.Size < 1:
+		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items", in.Size)
+	case !st.batched && in.Size != 1:
+		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items for model %q, which takes no batch dimension (one item per call)", in.Size, st.info.Name)
+	case st.batched && in.Size > st.maxBatch:
+		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items exceeds model %q's max_batch_size %d", in.Size, st.info.Name, st.maxBatch)
+	case len(in.Data) != in.Size*st.itemBytes:
+		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items holds %d bytes, want %d (%d per item)", in.Size, len(in.Data), in.Size*st.itemBytes, st.itemBytes)
+	}
+	return nil
+}
+
+// inferRequest builds the ModelInfer request of a checked batch; its raw
+// contents are in.Data itself, not a copy.
+func (c *Client) inferRequest(ctx context.Context, st *modelState, in gateway.Batch) *inferencepb.ModelInferRequest {
+	shape := st.inputDims
+	if st.batched {
+		shape = append([]int64{int64(in.Size)}, st.inputDims...)
+	}
+	var id string
+	if md, ok := metadata.FromOutgoingContext(ctx); ok {
+		if v := md.Get(RequestIDHeader); len(v) > 0 {
+			id = v[0]
+		}
+	}
+	return &inferencepb.ModelInferRequest{
+		ModelName: c.cfg.Model,
+		// The configured version, not the one Model resolved: with "" Triton
+		// keeps serving whichever version is current, across model updates.
+		ModelVersion: c.cfg.Version,
+		Id:           id,
+		Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{
+			Name:     st.inputName,
+			Datatype: st.inputDatatype,
+			Shape:    shape,
+		}},
+		Outputs:          []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: st.outputName}},
+		RawInputContents: [][]byte{in.Data},
+	}
+}
+
+// decodeScores checks an answer for a batch of size items and reads its
+// scores. Whatever the answer holds, it returns scores or a KindBadGateway
+// error, never panics.
+func (st *modelState) decodeScores(resp *inferencepb.ModelInferResponse, size int) (gateway.Scores, *gateway.Error) {
+	outs := resp.GetOutputs()
+	i := slices.IndexFunc(outs, func(o *inferencepb.ModelInferResponse_InferOutputTensor) bool {
+		return o.GetName() == st.outputName
+	})
+	if i < 0 {
+		return gateway.Scores{}, badGateway("no output %q (%d outputs)", st.outputName, len(outs))
+	}
+	out := outs[i]
+	if err := st.checkShape(out.GetShape(), size); err != nil {
+		return gateway.Scores{}, err
+	}
+	n := size * st.classes
+	var raw []byte
+	hasRaw := i < len(resp.GetRawOutputContents())
+	if hasRaw {
+		raw = resp.GetRawOutputContents()[i]
+	} else if out.GetContents() == nil {
+		return gateway.Scores{}, badGateway("output %q without contents (%d raw_output_contents)", st.outputName, len(resp.GetRawOutputContents()))
+	}
+
+	values := make([]float32, n)
+	switch dt := out.GetDatatype(); {
+	case dt == "FP32" && hasRaw:
+		if len(raw) != 4*n {
+			return gateway.Scores{}, badGateway("output %q of %d bytes, want %d (%d FP32)", st.outputName, len(raw), 4*n, n)
+		}
+		for j := range values {
+			values[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
+		}
+	case dt == "FP16" && hasRaw:
+		if len(raw) != 2*n {
+			return gateway.Scores{}, badGateway("output %q of %d bytes, want %d (%d FP16)", st.outputName, len(raw), 2*n, n)
+		}
+		for j := range values {
+			values[j] = float16ToFloat32(binary.LittleEndian.Uint16(raw[2*j:]))
+		}
+	case dt == "FP32":
+		// A KServe server other than Triton may answer typed contents.
+		typed := out.GetContents().GetFp32Contents()
+		if len(typed) != n {
+			return gateway.Scores{}, badGateway("output %q with %d fp32_contents, want %d", st.outputName, len(typed), n)
+		}
+		copy(values, typed)
+	default:
+		return gateway.Scores{}, badGateway("output %q of datatype %q, want FP32 or FP16", st.outputName, dt)
+	}
+	return gateway.Scores{Size: size, Classes: st.classes, Values: values}, nil
+}
+
+// checkShape accepts the shapes of size items of st.classes scores: with the
+// batch dimension first when the model batches, then dimensions that are all
+// 1 but one, which is the number of classes ([8, 9], [8, 1, 9], [8, 9, 1]).
+func (st *modelState) checkShape(shape []int64, size int) *gateway.Error {
+	item := shape
+	if st.batched {
+		if len(shape) == 0 || shape[0] != int64(size) {
+			return badGateway("output %q of shape %v for a batch of %d: want [%d, %d]", st.outputName, shape, size, size, st.classes)
+		}
+		item = shape[1:]
+	}
+	if classes, ok := classCount(item); !ok || classes != st.classes {
+		want := fmt.Sprintf("[%d]", st.classes)
+		if st.batched {
+			want = fmt.Sprintf("[%d, %d]", size, st.classes)
+		}
+		return badGateway("output %q of shape %v: want %s", st.outputName, shape, want)
+	}
+	return nil
+}
+
+// float16ToFloat32 decodes an IEEE 754 binary16 value exactly.
+func float16ToFloat32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch exp {
+	case 0x1f: // infinity or NaN
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case 0: // zero or subnormal: mant × 2^-24
+		return math.Float32frombits(sign | math.Float32bits(float32(mant)/(1<<24)))
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
