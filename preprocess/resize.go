@@ -249,15 +249,17 @@ func (r *resampler) horizontal(src view, yFirst, rows, rowBytes int) {
 			first := rowStart + xmin*src.dx
 			last := first + (n-1)*src.dx
 			seg := pix[min(first, last) : max(first, last)+3]
-			p := unsafe.Pointer(&seg[0])
+			// Every pointer formed stays inside seg: the garbage collector must never
+			// see one past the end of an allocation.
+			base := unsafe.Pointer(&seg[0])
 			if src.dx < 0 {
-				p = unsafe.Add(p, len(seg)-3)
+				base = unsafe.Add(base, len(seg)-3)
 			}
-			for _, w := range k {
+			for i, w := range k {
+				p := unsafe.Add(base, i*src.dx)
 				s0 += int32(*(*byte)(p)) * w
 				s1 += int32(*(*byte)(unsafe.Add(p, 1))) * w
 				s2 += int32(*(*byte)(unsafe.Add(p, 2))) * w
-				p = unsafe.Add(p, src.dx)
 			}
 			o := out[xx*3 : xx*3+3 : xx*3+3]
 			o[0], o[1], o[2] = clip8(s0), clip8(s1), clip8(s2)
