@@ -3,6 +3,8 @@ package preprocess
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/fish-classifier/fish-classifier/internal/float16"
 )
 
 // normalizer writes a packed RGB image into a tensor. Every possible input byte of
@@ -29,7 +31,7 @@ func newNormalizer(s Spec) *normalizer {
 			// and casts, within one unit in the last place of a float32 pipeline.
 			f := float32((float64(v)*float64(s.Scale) - float64(s.Mean[c])) / float64(s.Std[c]))
 			n.lut32[c][v] = math.Float32bits(f)
-			n.lut16[c][v] = float32ToFloat16(f)
+			n.lut16[c][v] = float16.FromFloat32(f)
 		}
 	}
 	return n
@@ -72,42 +74,4 @@ func (n *normalizer) writeChannel(c int, src []byte, count, srcStep int, dst []b
 			dst[i*dstStep] = src[i*srcStep]
 		}
 	}
-}
-
-// float32ToFloat16 converts to IEEE 754 binary16 with round-to-nearest-even,
-// overflowing to infinity and keeping subnormals, as numpy's astype(float16) does.
-func float32ToFloat16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int((b >> 23) & 0xff)
-	mant := b & 0x7fffff
-	switch {
-	case exp == 0xff: // Inf or NaN
-		if mant != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	case exp > 127+15: // too large: infinity
-		return sign | 0x7c00
-	case exp >= 127-14: // normal half
-		e := uint32(exp - 127 + 15)
-		m := mant >> 13
-		rest := mant & 0x1fff
-		h := e<<10 | m
-		if rest > 0x1000 || (rest == 0x1000 && m&1 == 1) {
-			h++ // may carry into the exponent, and up to infinity: both correct
-		}
-		return sign | uint16(h)
-	case exp >= 127-25: // subnormal half
-		m := mant | 0x800000 // implicit leading one
-		shift := uint(126 - 14 - exp + 13 + 1)
-		h := m >> shift
-		rest := m & (1<<shift - 1)
-		halfway := uint32(1) << (shift - 1)
-		if rest > halfway || (rest == halfway && h&1 == 1) {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	return sign // underflow to signed zero
 }

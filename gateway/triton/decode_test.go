@@ -129,28 +129,6 @@ func TestDecodeScores(t *testing.T) {
 	}
 }
 
-func TestFloat16ToFloat32(t *testing.T) {
-	tests := []struct {
-		h    uint16
-		want float32
-	}{
-		{0x0000, 0}, {0x3c00, 1}, {0xbc00, -1}, {0x4000, 2}, {0x3800, 0.5},
-		{0x7bff, 65504}, {0x0001, 5.960464477539063e-08}, {0x03ff, 6.097555160522461e-05},
-		{0x0400, 6.103515625e-05}, {0x7c00, float32(math.Inf(1))}, {0xfc00, float32(math.Inf(-1))},
-	}
-	for _, tt := range tests {
-		if got := float16ToFloat32(tt.h); got != tt.want {
-			t.Errorf("float16ToFloat32(%#04x) = %g, want %g", tt.h, got, tt.want)
-		}
-	}
-	if got := float16ToFloat32(0x8000); got != 0 || !math.Signbit(float64(got)) {
-		t.Errorf("float16ToFloat32(0x8000) = %g, want -0", got)
-	}
-	if got := float16ToFloat32(0x7e00); !math.IsNaN(float64(got)) {
-		t.Errorf("float16ToFloat32(0x7e00) = %g, want NaN", got)
-	}
-}
-
 // randomAnswer is an answer of random structure, often close to a valid
 // one, so that every check is reached.
 func randomAnswer(rng *rand.Rand) *inferencepb.ModelInferResponse {

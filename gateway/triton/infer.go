@@ -11,6 +11,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/internal/float16"
 )
 
 // RequestIDHeader is the gRPC metadata key whose value, when the caller put
@@ -133,7 +134,7 @@ func (st *modelState) decodeScores(resp *inferencepb.ModelInferResponse, size in
 			return gateway.Scores{}, badGateway("output %q of %d bytes, want %d (%d FP16)", st.outputName, len(raw), 2*n, n)
 		}
 		for j := range values {
-			values[j] = float16ToFloat32(binary.LittleEndian.Uint16(raw[2*j:]))
+			values[j] = float16.ToFloat32(binary.LittleEndian.Uint16(raw[2*j:]))
 		}
 	case dt == "FP32":
 		// A KServe server other than Triton may answer typed contents.
@@ -167,18 +168,4 @@ func (st *modelState) checkShape(shape []int64, size int) *gateway.Error {
 		return badGateway("output %q of shape %v: want %s", st.outputName, shape, want)
 	}
 	return nil
-}
-
-// float16ToFloat32 decodes an IEEE 754 binary16 value exactly.
-func float16ToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch exp {
-	case 0x1f: // infinity or NaN
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case 0: // zero or subnormal: mant × 2^-24
-		return math.Float32frombits(sign | math.Float32bits(float32(mant)/(1<<24)))
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }

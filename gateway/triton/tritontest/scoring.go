@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/internal/float16"
 )
 
 // The served model is deterministic and cheap, yet every score depends on the
@@ -66,7 +67,7 @@ func ChannelMeans(m Model, item []byte) [3]float64 {
 		case "FP32":
 			v = float64(math.Float32frombits(binary.LittleEndian.Uint32(e)))
 		case "FP16":
-			v = float64(float16ToFloat32(binary.LittleEndian.Uint16(e)))
+			v = float64(float16.ToFloat32(binary.LittleEndian.Uint16(e)))
 		case "UINT8":
 			v = float64(e[0]) / 255
 		}
@@ -130,7 +131,7 @@ func ItemWithMeans(m Model, means [3]float64) []byte {
 		case "FP32":
 			binary.LittleEndian.PutUint32(e, math.Float32bits(float32(means[c])))
 		case "FP16":
-			binary.LittleEndian.PutUint16(e, float32ToFloat16(float32(means[c])))
+			binary.LittleEndian.PutUint16(e, float16.FromFloat32(float32(means[c])))
 		case "UINT8":
 			v := base[c]
 			if seen[c] < extra[c] {
@@ -141,60 +142,4 @@ func ItemWithMeans(m Model, means [3]float64) []byte {
 		seen[c]++
 	}
 	return item
-}
-
-// float16ToFloat32 decodes an IEEE 754 binary16 value.
-func float16ToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch exp {
-	case 0x1f: // infinity or NaN
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case 0: // zero or subnormal: mant × 2^-24
-		f := float32(mant) / (1 << 24)
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-}
-
-// float32ToFloat16 encodes f as IEEE 754 binary16, rounding to nearest even.
-func float32ToFloat16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp32 := int(b>>23) & 0xff
-	mant := b & 0x7fffff
-	if exp32 == 0xff { // infinity or NaN
-		if mant != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	}
-	exp := exp32 - 127 + 15
-	switch {
-	case exp >= 0x1f:
-		return sign | 0x7c00 // overflow to infinity
-	case exp <= 0: // subnormal or zero
-		if exp < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint(14 - exp)
-		half := mant >> shift
-		rem := mant & (1<<shift - 1)
-		halfway := uint32(1) << (shift - 1)
-		if rem > halfway || (rem == halfway && half&1 == 1) {
-			half++
-		}
-		return sign | uint16(half)
-	}
-	half := uint32(exp)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
-		half++ // a carry into the exponent is still the right rounding
-	}
-	return sign | uint16(half)
 }

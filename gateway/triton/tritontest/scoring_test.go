@@ -7,47 +7,6 @@ import (
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 )
 
-func TestFloat16RoundTrip(t *testing.T) {
-	for h := range 1 << 16 {
-		f := float16ToFloat32(uint16(h))
-		if math.IsNaN(float64(f)) {
-			if back := float32ToFloat16(f); back&0x7c00 != 0x7c00 || back&0x3ff == 0 {
-				t.Fatalf("NaN %#04x encodes back to %#04x, not a NaN", h, back)
-			}
-			continue
-		}
-		if back := float32ToFloat16(f); back != uint16(h) {
-			t.Fatalf("%#04x -> %v -> %#04x", h, f, back)
-		}
-	}
-}
-
-func TestFloat32ToFloat16Rounding(t *testing.T) {
-	tests := []struct {
-		name string
-		in   float32
-		want uint16
-	}{
-		{"one", 1, 0x3c00},
-		{"minus two", -2, 0xc000},
-		{"largest half", 65504, 0x7bff},
-		{"overflow", 65520, 0x7c00},
-		{"halfway rounds to even (down)", 1 + 1.0/2048, 0x3c00},
-		{"halfway rounds to even (up)", 1 + 3.0/2048, 0x3c02},
-		{"smallest subnormal", 1.0 / (1 << 24), 0x0001},
-		{"half the smallest subnormal rounds to zero", 1.0 / (1 << 25), 0x0000},
-		{"tiny", 1e-10, 0x0000},
-		{"minus infinity", float32(math.Inf(-1)), 0xfc00},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := float32ToFloat16(tt.in); got != tt.want {
-				t.Errorf("float32ToFloat16(%v) = %#04x, want %#04x", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestItemWithMeansHitsTheMeans(t *testing.T) {
 	base := DefaultModel()
 	base.Input.Dims = []int64{3, 5, 7}
