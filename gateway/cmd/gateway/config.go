@@ -69,6 +69,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Retries:         e.Int("TRITON_RETRIES", 2, 0, 10),
 		RetryBackoff:    e.Duration("TRITON_RETRY_BACKOFF", 25*time.Millisecond, time.Millisecond, 10*time.Second),
 		CallTimeout:     e.Duration("TRITON_CALL_TIMEOUT", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
+		// How soon a restarted Triton is noticed: gRPC's reconnect backoff grows to
+		// this cap.
+		ConnectBackoffMax: e.Duration("TRITON_CONNECT_BACKOFF_MAX", 5*time.Second, 10*time.Millisecond, 5*time.Minute),
 	}
 	if c.Triton.Retries == 0 {
 		c.Triton.Retries = -1 // the client reads 0 as "default"; TRITON_RETRIES=0 means none

@@ -17,16 +17,18 @@ import (
 // version in Triton is picked up and model_loaded follows the backend.
 type modelLoader struct {
 	backend gateway.Inferencer
-	limits  preprocess.Limits
-	obs     *prom.Observer
-	log     *slog.Logger
+	// probe answers whether the model itself is ready, bypassing the breaker.
+	probe  interface{ Ready(context.Context) error }
+	limits preprocess.Limits
+	obs    *prom.Observer
+	log    *slog.Logger
 
 	classifier atomic.Pointer[gateway.Classifier]
 	lastErr    atomic.Pointer[string]
 }
 
-func newModelLoader(backend gateway.Inferencer, limits preprocess.Limits, obs *prom.Observer, log *slog.Logger) *modelLoader {
-	m := &modelLoader{backend: backend, limits: limits, obs: obs, log: log}
+func newModelLoader(backend gateway.Inferencer, probe interface{ Ready(context.Context) error }, limits preprocess.Limits, obs *prom.Observer, log *slog.Logger) *modelLoader {
+	m := &modelLoader{backend: backend, probe: probe, limits: limits, obs: obs, log: log}
 	msg := "model not loaded yet"
 	m.lastErr.Store(&msg)
 	return m
@@ -67,12 +69,13 @@ func (m *modelLoader) refresh(ctx context.Context) {
 		}
 	}
 	if err == nil {
-		err = c.Ready(ctx)
+		err = m.probe.Ready(ctx)
 	}
 	if err != nil {
-		msg := "model not loaded: " + err.Error()
+		// Clients see the public message only; transport details go to the log.
+		msg := "model not loaded: " + gateway.PublicMessage(err)
 		if prev := m.lastErr.Swap(&msg); prev == nil || *prev != msg {
-			m.log.Warn("model unavailable", "err", err)
+			m.log.Warn("model unavailable", "err", err.Error())
 		}
 		m.obs.SetModelLost()
 		return

@@ -72,7 +72,9 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	model := newModelLoader(backend, cfg.Limits, obs, log)
+	// The loader serves through the breaker but asks the client itself whether the
+	// model is ready: an open breaker is not a lost model.
+	model := newModelLoader(backend, client, cfg.Limits, obs, log)
 	go model.run(ctx, cfg.ModelRefresh)
 
 	srv, err := httpapi.New(model, cfg.HTTP, reg, reg, log)
@@ -98,6 +100,9 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// A signal that arrives before Serve has registered the listener makes
+	// Shutdown a no-op; closing the listener ends Serve in that case too.
+	_ = ln.Close()
 	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("serve returned", "err", err)
 	}
