@@ -23,10 +23,11 @@ test: ## Run every test: race detector on, then the pure-Go (no cgo) build of pr
 	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/
 
 .PHONY: lint
-lint: ## gofmt and go vet, for both the cgo and the pure-Go build.
+lint: ## gofmt, go vet (cgo and pure-Go builds) and a tidy go.mod.
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	CGO_ENABLED=0 $(GO) vet $(PKGS)
+	$(GO) mod tidy -diff
 
 .PHONY: bench
 bench: ## Preprocessing benchmarks (ns/op, B/op, allocs/op), one core.
