@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -99,8 +98,8 @@ func (s *Server) guardUpload(h fiber.Handler) fiber.Handler {
 // "image", or a raw image/* or application/octet-stream body.
 func (s *Server) predict(c *fiber.Ctx) error {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
-	defer cancel()
+	ctx, done := s.requestContext(c)
+	defer done()
 	k, err := s.topK(c)
 	if err != nil {
 		return err
@@ -111,7 +110,7 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	}
 	res, err := s.cl.Classify(ctx, image, k)
 	if err != nil {
-		return fmt.Errorf("classify: %w", err)
+		return fmt.Errorf("classify: %w", canceledByClient(ctx, err))
 	}
 	t := res.Timings
 	return c.JSON(predictResponse{
@@ -135,8 +134,8 @@ func (s *Server) predict(c *fiber.Ctx) error {
 // order.
 func (s *Server) predictBatch(c *fiber.Ctx) error {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
-	defer cancel()
+	ctx, done := s.requestContext(c)
+	defer done()
 	k, err := s.topK(c)
 	if err != nil {
 		return err
@@ -170,6 +169,15 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 	results, errs := s.cl.ClassifyBatch(ctx, images, k)
 	if len(results) != len(images) || len(errs) != len(images) {
 		return fmt.Errorf("classify batch: %d results and %d errors for %d images", len(results), len(errs), len(images))
+	}
+	if clientGone(ctx) {
+		// Items cancelled with the call would answer 200 with per-item
+		// "canceled" errors, to nobody: the request as a whole is canceled.
+		for _, err := range errs {
+			if err != nil {
+				return fmt.Errorf("classify batch: %w", canceledByClient(ctx, err))
+			}
+		}
 	}
 	if err := uniformServerFailure(errs); err != nil {
 		return fmt.Errorf("classify batch: %w", err)
@@ -349,9 +357,12 @@ type notReadyBody struct {
 // ready answers GET /ready: 200 when the classifier's backend can serve, else
 // 503 with the reason and Retry-After.
 func (s *Server) ready(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
-	defer cancel()
+	ctx, done := s.requestContext(c)
+	defer done()
 	if err := s.cl.Ready(ctx); err != nil {
+		if clientGone(ctx) {
+			return fmt.Errorf("ready: %w", canceledByClient(ctx, err))
+		}
 		st := stateOf(c)
 		st.err, st.code = err, gateway.KindUnavailable.String()
 		c.Set(fiber.HeaderRetryAfter, retryAfterSeconds(max(gateway.RetryAfter(err), time.Second)))

@@ -41,7 +41,13 @@ type fakeClassifier struct {
 	release chan struct{}
 	// waitForDeadline holds each call until its ctx ends and returns ctx.Err().
 	waitForDeadline bool
-	readyErr        error
+	// left, when set, receives the error of each call that ended because its
+	// ctx did (ctx.Err()), as the call returns.
+	left chan error
+	// readyWait makes Ready signal entered, then block until its ctx ends and
+	// return (and send to left) ctx.Err().
+	readyWait bool
+	readyErr  error
 
 	mu    sync.Mutex
 	calls []fakeCall
@@ -99,6 +105,9 @@ func (f *fakeClassifier) classify(ctx context.Context, batch bool, images [][]by
 		for i := range errs {
 			errs[i] = err
 		}
+		if f.left != nil {
+			f.left <- err
+		}
 		return results, errs
 	}
 	if f.entered != nil {
@@ -138,7 +147,19 @@ func (f *fakeClassifier) classify(ctx context.Context, batch bool, images [][]by
 
 func (f *fakeClassifier) Model() gateway.ModelInfo { return f.model }
 
-func (f *fakeClassifier) Ready(context.Context) error { return f.readyErr }
+func (f *fakeClassifier) Ready(ctx context.Context) error {
+	if !f.readyWait {
+		return f.readyErr
+	}
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
+	<-ctx.Done()
+	if f.left != nil {
+		f.left <- ctx.Err()
+	}
+	return ctx.Err()
+}
 
 // recorded returns the calls so far.
 func (f *fakeClassifier) recorded() []fakeCall {

@@ -122,7 +122,10 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 func (s *Server) App() *fiber.App { return s.app }
 
 // Serve answers requests on ln until Shutdown; it returns nil after a Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// The connections it accepts are watched while a predict or readiness request
+// waits on the backend, so that a client that goes away cancels its request
+// (disconnect.go).
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(watchListener{ln}) }
 
 // Shutdown stops accepting connections and waits for the requests already
 // accepted to finish, or for ctx to end (then it returns ctx's error).

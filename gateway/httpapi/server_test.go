@@ -199,9 +199,11 @@ type closeSignalListener struct {
 	closed chan struct{}
 }
 
+// Close closes the listener, then signals: a dial after the signal must fail.
 func (l *closeSignalListener) Close() error {
+	err := l.Listener.Close()
 	l.once.Do(func() { close(l.closed) })
-	return l.Listener.Close()
+	return err
 }
 
 func TestGracefulShutdown(t *testing.T) {
