@@ -786,3 +786,34 @@ func TestE2EMetrics(t *testing.T) {
 		}
 	}
 }
+
+// An open breaker is not a lost model: while it is open, the loader's refreshes
+// keep asking Triton itself, and model_loaded stays 1.
+func TestE2EOpenBreakerKeepsModelLoaded(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, withEnv("TRITON_RETRIES", "0"), withEnv("BREAKER_OPEN_TIMEOUT", "1m"))
+	img := jpegOf(t, 40, 40, 5)
+	g.Triton.SetFault(tritontest.Fault{Code: codes.Unavailable})
+	for range e2eFailures {
+		g.predictFile(t, "", img)
+	}
+	if s := g.breakerState(t); s != 2 {
+		t.Fatalf("circuit_breaker_state %v, want 2 (open)", s)
+	}
+	// Triton's model itself is ready (only inference fails): let two refreshes
+	// (MODEL_REFRESH_INTERVAL=1s) ask it.
+	g.Triton.SetFault(tritontest.Fault{})
+	readies := func() float64 {
+		v, _ := metricValue(g.scrape(t), "triton_rpc_duration_seconds", map[string]string{"rpc": "ModelReady", "code": "OK"})
+		return v
+	}
+	start := readies()
+	waitFor(t, "two model refreshes while the breaker is open", func() bool { return readies() >= start+2 })
+	families := g.scrape(t)
+	if v, ok := metricValue(families, "model_loaded", map[string]string{"model": "fish_classifier"}); !ok || v != 1 {
+		t.Errorf("model_loaded = %v (present %v) while only the breaker is open, want 1", v, ok)
+	}
+	if s := g.breakerState(t); s != 2 {
+		t.Errorf("circuit_breaker_state %v, want still open", s)
+	}
+}
