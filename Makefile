@@ -17,6 +17,17 @@ run: ## Serve the gateway on :8000 against the Triton at TRITON_URL (default loc
 	@if [ -z "$$TRITON_URL" ]; then echo "note: TRITON_URL is not set; using localhost:8001. Until the embedded ONNX backend lands (issue 4), predictions need a running Triton." >&2; fi
 	$(GO) run ./gateway/cmd/gateway
 
+# ONNX Runtime's shared library for the embedded backend (gateway/onnx), fetched
+# from the pinned onnxruntime-node npm package and checked against pinned hashes.
+ORT_VERSION := $(shell sed -n 's/^VERSION=//p' scripts/fetch-onnxruntime.sh)
+ORT_LIB     := .onnxruntime/$(ORT_VERSION)/libonnxruntime.so.1
+
+.PHONY: onnxruntime
+onnxruntime: $(ORT_LIB) ## Fetch and verify ONNX Runtime's library into .onnxruntime/ (needs npm once).
+$(ORT_LIB): scripts/fetch-onnxruntime.sh
+	scripts/fetch-onnxruntime.sh >/dev/null
+	@touch $@
+
 .PHONY: test
 test: ## Run every test: race detector on, then the pure-Go (no cgo) build of preprocess.
 	$(GO) test -race -count=1 $(PKGS)
@@ -46,21 +57,25 @@ fuzz: ## Fuzz the decode path for FUZZTIME (default 60s) per target.
 	done
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Python environment with the pinned Pillow and numpy.
-$(VENV)/.installed: preprocess/testdata/gen/requirements.txt
+venv: $(VENV)/.installed ## Python environment with the pinned Pillow, numpy and onnx.
+$(VENV)/.installed: preprocess/testdata/gen/requirements.txt triton-models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --disable-pip-version-check -r preprocess/testdata/gen/requirements.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r preprocess/testdata/gen/requirements.txt -r triton-models/requirements.txt
 	touch $@
 
 .PHONY: fixtures
 fixtures: venv ## Regenerate the Pillow reference fixtures under preprocess/testdata.
 	$(VPY) preprocess/testdata/gen/generate.py
 
+.PHONY: model
+model: venv ## Rebuild the demo model (untrained weights) and its reference logits under triton-models/.
+	$(VPY) triton-models/build_model.py
+
 .PHONY: generate
-generate: fixtures ## Regenerate everything that is generated and committed.
+generate: fixtures model ## Regenerate everything that is generated and committed.
 	$(GO) generate ./gateway/triton/inferencepb
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating changes a committed file.
-	@git diff --exit-code --stat -- preprocess/testdata gateway/triton/inferencepb || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/triton/inferencepb); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+	@git diff --exit-code --stat -- preprocess/testdata gateway/triton/inferencepb triton-models || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/triton/inferencepb triton-models); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
