@@ -13,9 +13,9 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## Serve the gateway on :8000 against the Triton at TRITON_URL (default localhost:8001).
-	@if [ -z "$$TRITON_URL" ]; then echo "note: TRITON_URL is not set; using localhost:8001. Until the embedded ONNX backend lands (issue 4), predictions need a running Triton." >&2; fi
-	$(GO) run ./gateway/cmd/gateway
+run: onnxruntime ## Serve the gateway on :8000 with the embedded ONNX backend (BACKEND=triton TRITON_URL=host:8001 for Triton).
+	@echo "gateway on :8000 (backend $${BACKEND:-onnx}); try: curl -F file=@fish.jpg localhost:8000/predict" >&2
+	ONNXRUNTIME_LIB=$${ONNXRUNTIME_LIB:-$(ORT_LIB)} $(GO) run ./gateway/cmd/gateway
 
 # ONNX Runtime's shared library for the embedded backend (gateway/onnx), fetched
 # from the pinned onnxruntime-node npm package and checked against pinned hashes.
@@ -29,9 +29,9 @@ $(ORT_LIB): scripts/fetch-onnxruntime.sh
 	@touch $@
 
 .PHONY: test
-test: ## Run every test: race detector on, then the pure-Go (no cgo) build of preprocess.
+test: ## Run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub.
 	$(GO) test -race -count=1 $(PKGS)
-	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/
+	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/ ./gateway/onnx/
 
 .PHONY: lint
 lint: ## gofmt, go vet (cgo and pure-Go builds) and a tidy go.mod.

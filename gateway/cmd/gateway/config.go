@@ -12,9 +12,14 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway/breaker"
 	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
+	"github.com/fish-classifier/fish-classifier/gateway/onnx"
 	"github.com/fish-classifier/fish-classifier/gateway/triton"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
+
+// defaultONNXRuntimeLib is where `make onnxruntime` (scripts/fetch-onnxruntime.sh)
+// puts ONNX Runtime's library, relative to the repository root.
+const defaultONNXRuntimeLib = ".onnxruntime/1.30.0/libonnxruntime.so.1"
 
 // config is everything the gateway reads from its environment. Every variable is
 // documented, with its default, in the README's Configuration section.
@@ -30,6 +35,7 @@ type config struct {
 	Limits  preprocess.Limits
 	Triton  triton.Config
 	Breaker breaker.Settings
+	ONNX    onnx.Config
 
 	settings []setting // what was read, for the start-up log
 }
@@ -40,7 +46,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	var c config
 	c.ListenAddr = e.String("GATEWAY_LISTEN_ADDR", ":8000")
 	c.LogLevel = e.Enum("GATEWAY_LOG_LEVEL", "info", "debug", "info", "warn", "error")
-	c.Backend = e.Enum("GATEWAY_BACKEND", "triton", "triton")
+	c.Backend = e.Enum("BACKEND", "onnx", "onnx", "triton")
 	c.ModelRepository = e.String("MODEL_REPOSITORY", "triton-models")
 	c.ModelRefresh = e.Duration("MODEL_REFRESH_INTERVAL", 30*time.Second, time.Second, 24*time.Hour)
 	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute)
@@ -72,6 +78,13 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		// How soon a restarted Triton is noticed: gRPC's reconnect backoff grows to
 		// this cap.
 		ConnectBackoffMax: e.Duration("TRITON_CONNECT_BACKOFF_MAX", 5*time.Second, 10*time.Millisecond, 5*time.Minute),
+	}
+	c.ONNX = onnx.Config{
+		LibraryPath:     e.String("ONNXRUNTIME_LIB", defaultONNXRuntimeLib),
+		ModelRepository: c.ModelRepository,
+		Model:           c.Triton.Model,
+		Version:         c.Triton.Version,
+		IntraOpThreads:  e.Int("ONNX_INTRA_OP_THREADS", 0, 0, 1024),
 	}
 	if c.Triton.Retries == 0 {
 		c.Triton.Retries = -1 // the client reads 0 as "default"; TRITON_RETRIES=0 means none

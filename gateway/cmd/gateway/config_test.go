@@ -18,6 +18,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.Backend != "onnx" || c.ONNX.LibraryPath != defaultONNXRuntimeLib || c.ONNX.Model != "fish_classifier" {
+		t.Errorf("backend defaults: %q %+v", c.Backend, c.ONNX)
+	}
 	if c.ListenAddr != ":8000" || c.Triton.Address != "localhost:8001" || c.Triton.Model != "fish_classifier" ||
 		c.HTTP.RequestTimeout != 10*time.Second || c.Breaker.ConsecutiveFailures != 5 || c.Limits.MaxPixels != 50_000_000 {
 		t.Errorf("defaults: %+v", c)

@@ -117,6 +117,7 @@ type e2eGateway struct {
 // baseEnv is the environment every e2e gateway starts from.
 func baseEnv() map[string]string {
 	return map[string]string{
+		"BACKEND":                      "triton",
 		"GATEWAY_LOG_LEVEL":            "debug",
 		"BREAKER_CONSECUTIVE_FAILURES": fmt.Sprint(e2eFailures),
 		"BREAKER_OPEN_TIMEOUT":         e2eOpenTimeout.String(),

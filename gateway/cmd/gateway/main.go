@@ -20,6 +20,7 @@ import (
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/breaker"
 	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
+	"github.com/fish-classifier/fish-classifier/gateway/onnx"
 	"github.com/fish-classifier/fish-classifier/gateway/prom"
 	"github.com/fish-classifier/fish-classifier/gateway/triton"
 )
@@ -50,20 +51,11 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	labels, err := readLabels(cfg.ModelRepository, cfg.Triton.Model)
+	backend, probe, closeBackend, err := openBackend(cfg, reg)
 	if err != nil {
 		return err
 	}
-	cfg.Triton.Labels = labels
-	client, err := triton.New(cfg.Triton, reg)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	backend, err := breaker.New(client, cfg.Breaker, reg)
-	if err != nil {
-		return err
-	}
+	defer closeBackend()
 	obs, err := prom.NewObserver(reg)
 	if err != nil {
 		return err
@@ -74,7 +66,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 
 	// The loader serves through the breaker but asks the client itself whether the
 	// model is ready: an open breaker is not a lost model.
-	model := newModelLoader(backend, client, cfg.Limits, obs, log)
+	model := newModelLoader(backend, probe, cfg.Limits, obs, log)
 	go model.run(ctx, cfg.ModelRefresh)
 
 	srv, err := httpapi.New(model, cfg.HTTP, reg, reg, log)
@@ -85,7 +77,8 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	if err != nil {
 		return fmt.Errorf("listen on GATEWAY_LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "triton", cfg.Triton.Address, "model", cfg.Triton.Model)
+	log.Info("serving", "addr", ln.Addr().String(), "backend", cfg.Backend, "model", cfg.Triton.Model,
+		"try", fmt.Sprintf("curl -F file=@fish.jpg http://%s/predict", ln.Addr()))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -108,6 +101,37 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openBackend builds the inference backend cfg.Backend names. probe answers
+// whether the model itself is ready, bypassing the breaker (an open breaker is not
+// a lost model).
+func openBackend(cfg config, reg prometheus.Registerer) (backend gateway.Inferencer, probe interface{ Ready(context.Context) error }, closeFn func(), err error) {
+	switch cfg.Backend {
+	case "onnx":
+		b, err := onnx.New(cfg.ONNX, reg)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("BACKEND=onnx: %w", err)
+		}
+		return b, b, func() { _ = b.Close() }, nil
+	default:
+		tcfg := cfg.Triton
+		labels, err := readLabels(cfg.ModelRepository, tcfg.Model)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		tcfg.Labels = labels
+		client, err := triton.New(tcfg, reg)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		b, err := breaker.New(client, cfg.Breaker, reg)
+		if err != nil {
+			_ = client.Close()
+			return nil, nil, nil, err
+		}
+		return b, client, func() { _ = client.Close() }, nil
+	}
 }
 
 // Compile-time checks of the wiring.

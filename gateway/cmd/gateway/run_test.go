@@ -19,6 +19,7 @@ func TestRunStopsWhenCancelledDuringStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	env := map[string]string{
+		"BACKEND":             "triton",
 		"GATEWAY_LISTEN_ADDR": "127.0.0.1:0",
 		"TRITON_URL":          "127.0.0.1:1", // nothing listens: the model never loads
 		"MODEL_REPOSITORY":    t.TempDir(),

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// repoRoot is the module root, two levels above this package's parent.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// onnxRuntimeLib fetches (once, verified) and returns ONNX Runtime's library.
+func onnxRuntimeLib(t testing.TB) string {
+	t.Helper()
+	root := repoRoot(t)
+	cmd := exec.Command(filepath.Join(root, "scripts", "fetch-onnxruntime.sh"))
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("scripts/fetch-onnxruntime.sh: %v", err)
+	}
+	path := strings.TrimSpace(string(out))
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(root, path)
+	}
+	return path
+}
+
+// The default ONNXRUNTIME_LIB is where the fetch script puts the version it pins.
+func TestDefaultONNXRuntimeLibMatchesFetchScript(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join(repoRoot(t), "scripts", "fetch-onnxruntime.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^VERSION=(\S+)$`).FindSubmatch(script)
+	if m == nil {
+		t.Fatal("no VERSION= line in scripts/fetch-onnxruntime.sh")
+	}
+	if want := ".onnxruntime/" + string(m[1]) + "/libonnxruntime.so.1"; defaultONNXRuntimeLib != want {
+		t.Errorf("defaultONNXRuntimeLib = %q, the script installs %q", defaultONNXRuntimeLib, want)
+	}
+}
+
+// The default backend end to end: the real ONNX Runtime library, the committed
+// model repository, real HTTP.
+func TestE2EEmbeddedONNX(t *testing.T) {
+	root := repoRoot(t)
+	addr := freeAddr(t)
+	env := map[string]string{
+		"GATEWAY_LISTEN_ADDR": addr,
+		"MODEL_REPOSITORY":    filepath.Join(root, "triton-models"),
+		"ONNXRUNTIME_LIB":     onnxRuntimeLib(t),
+	}
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, lookupFrom(env), logFile) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("run did not return after cancel")
+		}
+	})
+	g := &e2eGateway{URL: "http://" + addr, Addr: addr, client: &http.Client{Timeout: 10 * time.Second}}
+	waitFor(t, "the embedded backend to be ready", func() bool {
+		resp, err := g.client.Get(g.URL + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	labels, err := readLabels(filepath.Join(root, "triton-models"), "fish_classifier")
+	if err != nil || len(labels) != 9 {
+		t.Fatalf("labels.txt: %q, %v", labels, err)
+	}
+	known := map[string]bool{}
+	for _, l := range labels {
+		known[l] = true
+	}
+
+	body, ct := multipartBody(t, part{Field: "file", Filename: "fish.jpg", Data: jpegOf(t, 320, 240, 7)})
+	r := g.post(t, "/predict?top_k=9", body, ct)
+	if r.Status != http.StatusOK {
+		t.Fatalf("POST /predict: %s", r)
+	}
+	p := decodeJSON[predictBody](t, r)
+	sum := 0.0
+	for i, pr := range p.Predictions {
+		if !known[pr.Label] {
+			t.Errorf("label %q is not in labels.txt", pr.Label)
+		}
+		if i > 0 && pr.Confidence > p.Predictions[i-1].Confidence {
+			t.Errorf("predictions not sorted: %+v", p.Predictions)
+		}
+		sum += pr.Confidence
+	}
+	if len(p.Predictions) != 9 || math.Abs(sum-1) > 1e-6 || p.Model != "fish_classifier" || p.Version != "1" {
+		t.Errorf("predict: model %s v%s, %d predictions summing to %v", p.Model, p.Version, len(p.Predictions), sum)
+	}
+
+	body, ct = multipartBody(t,
+		part{Field: "files", Filename: "a.jpg", Data: jpegOf(t, 320, 240, 7)},
+		part{Field: "files", Filename: "b.gif", Data: gifOf(t)},
+		part{Field: "files", Filename: "c.jpg", Data: jpegOf(t, 200, 300, 9)})
+	r = g.post(t, "/predict/batch?top_k=2", body, ct)
+	if r.Status != http.StatusOK {
+		t.Fatalf("POST /predict/batch: %s", r)
+	}
+	b := decodeJSON[batchBody](t, r)
+	if len(b.Results) != 3 || b.Results[1].Error == nil || b.Results[1].Error.Code != "unsupported_media_type" {
+		t.Fatalf("batch results: %s", r)
+	}
+	// The same image alone and inside a batch gets the same answer.
+	if got, want := b.Results[0].Predictions[0], p.Predictions[0]; got.Index != want.Index || math.Abs(got.Confidence-want.Confidence) > 1e-5 {
+		t.Errorf("batched top-1 %+v, single %+v", got, want)
+	}
+	if len(b.Results[2].Predictions) != 2 {
+		t.Errorf("item 2: %+v", b.Results[2])
+	}
+	if v, ok := metricValue(g.scrape(t), "model_info", map[string]string{"backend": "onnxruntime", "model": "fish_classifier"}); !ok || v != 1 {
+		t.Errorf("model_info{backend=onnxruntime} = %v (present %v)", v, ok)
+	}
+}
