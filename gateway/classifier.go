@@ -128,8 +128,8 @@ func (c *Classifier) infer(ctx context.Context, st *classifierState, data []byte
 	if err == nil && (scores.Size != len(idx) || scores.Classes < 1 || len(scores.Values) != scores.Size*scores.Classes) {
 		err = Errorf(KindBadGateway, "backend returned %d×%d scores (%d values) for %d images", scores.Size, scores.Classes, len(scores.Values), len(idx))
 	}
-	c.obs.Inferred(st.model, len(idx), elapsed, err)
 	if err != nil {
+		c.obs.Inferred(st.model, len(idx), elapsed, err)
 		if ctxErr := ctx.Err(); ctxErr != nil && KindOf(err) == KindInternal {
 			err = ctxErr
 		}
@@ -138,6 +138,13 @@ func (c *Classifier) infer(ctx context.Context, st *classifierState, data []byte
 		}
 		return
 	}
+	// The observer and the result name the backend that answered, which a
+	// fallback may have changed.
+	answered := st.model
+	if scores.Backend != "" {
+		answered.Backend = scores.Backend
+	}
+	c.obs.Inferred(answered, len(idx), elapsed, nil)
 	probs := make([]float64, scores.Classes)
 	for row, i := range idx {
 		post := time.Now()
@@ -150,10 +157,11 @@ func (c *Classifier) infer(ctx context.Context, st *classifierState, data []byte
 			}
 		}
 		preds := topK(probs, st.model.Labels, k)
-		c.obs.Predicted(st.model, preds[0])
+		c.obs.Predicted(answered, preds[0])
 		results[i] = Result{
 			Model:       st.model.Name,
 			Version:     st.model.Version,
+			Backend:     answered.Backend,
 			Predictions: preds,
 			Timings:     results[i].Timings,
 		}

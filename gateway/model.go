@@ -34,6 +34,9 @@ type Batch struct {
 type Scores struct {
 	Size, Classes int
 	Values        []float32
+	// Backend names the backend that answered when a decorator routed the call
+	// to another one than the model's own (a fallback); "" means the model's.
+	Backend string
 }
 
 // Row returns item i's scores.
@@ -82,8 +85,10 @@ type Timings struct {
 
 // Result is the answer for one image.
 type Result struct {
-	Model       string
-	Version     string
+	Model   string
+	Version string
+	// Backend is the backend that answered ("triton", "onnxruntime").
+	Backend     string
 	Predictions []Prediction
 	Timings     Timings
 }

@@ -26,6 +26,7 @@ var (
 type predictResponse struct {
 	Model       string               `json:"model"`
 	Version     string               `json:"version"`
+	Backend     string               `json:"backend"`
 	RequestID   string               `json:"request_id"`
 	Predictions []gateway.Prediction `json:"predictions"`
 	Timings     stageTimings         `json:"timings_ms"`
@@ -58,6 +59,7 @@ type batchItem struct {
 	Index       int                  `json:"index"`
 	Filename    string               `json:"filename"`
 	Predictions []gateway.Prediction `json:"predictions,omitempty"`
+	Backend     string               `json:"backend,omitempty"`
 	Error       *itemError           `json:"error,omitempty"`
 }
 
@@ -116,6 +118,7 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	return c.JSON(predictResponse{
 		Model:       res.Model,
 		Version:     res.Version,
+		Backend:     res.Backend,
 		RequestID:   stateOf(c).id,
 		Predictions: res.Predictions,
 		Timings: stageTimings{
@@ -195,6 +198,7 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 			}
 		} else {
 			item.Predictions = results[i].Predictions
+			item.Backend = results[i].Backend
 			if resp.Model == "" {
 				resp.Model, resp.Version = results[i].Model, results[i].Version
 			}

@@ -203,9 +203,10 @@ func openAPIDocument(cfg Config) object {
 				"StageTimings": obj([]string{"decode", "resize", "normalize", "inference", "postprocess", "total"}, object{
 					"decode": ms, "resize": ms, "normalize": ms, "inference": ms, "postprocess": ms, "total": ms,
 				}),
-				"PredictResponse": obj([]string{"model", "version", "request_id", "predictions", "timings_ms"}, object{
+				"PredictResponse": obj([]string{"model", "version", "backend", "request_id", "predictions", "timings_ms"}, object{
 					"model":       str,
 					"version":     str,
+					"backend":     object{"type": "string", "description": "the backend that answered: triton, or onnxruntime (also when it stood in for Triton)"},
 					"request_id":  str,
 					"predictions": object{"type": "array", "items": ref("schemas", "Prediction")},
 					"timings_ms":  ref("schemas", "StageTimings"),
@@ -215,6 +216,7 @@ func openAPIDocument(cfg Config) object {
 					"index":       integer,
 					"filename":    str,
 					"predictions": object{"type": "array", "items": ref("schemas", "Prediction")},
+					"backend":     str,
 					"error":       ref("schemas", "ItemError"),
 				}),
 				"BatchResponse": obj([]string{"model", "version", "request_id", "results", "timings_ms"}, object{

@@ -108,6 +108,8 @@ func (o *Observer) Inferred(m gateway.ModelInfo, n int, d time.Duration, err err
 		return
 	}
 	o.inference.WithLabelValues(m.Name, m.Backend).Observe(d.Seconds())
+	// A fallback backend that answers is a backend serving the model too.
+	o.info.WithLabelValues(m.Name, m.Version, m.Backend).Set(1)
 	o.batchSize.WithLabelValues(m.Name, m.Backend).Observe(float64(n))
 }
 

@@ -27,6 +27,7 @@ type config struct {
 	ListenAddr      string
 	LogLevel        string
 	Backend         string
+	Fallback        string
 	ModelRepository string
 	ModelRefresh    time.Duration
 	ShutdownTimeout time.Duration
@@ -47,6 +48,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c.ListenAddr = e.String("GATEWAY_LISTEN_ADDR", ":8000")
 	c.LogLevel = e.Enum("GATEWAY_LOG_LEVEL", "info", "debug", "info", "warn", "error")
 	c.Backend = e.Enum("BACKEND", "onnx", "onnx", "triton")
+	c.Fallback = e.Enum("FALLBACK", "none", "none", "onnx")
 	c.ModelRepository = e.String("MODEL_REPOSITORY", "triton-models")
 	c.ModelRefresh = e.Duration("MODEL_REFRESH_INTERVAL", 30*time.Second, time.Second, 24*time.Hour)
 	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute)
@@ -111,6 +113,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.Fallback == "onnx" && c.Backend != "triton" {
+		errs = append(errs, errors.New("FALLBACK: onnx stands in for Triton; it needs BACKEND=triton"))
 	}
 	if c.Triton.Model == "" {
 		errs = append(errs, errors.New("MODEL_NAME: must not be empty"))

@@ -419,6 +419,7 @@ func multipartBody(t testing.TB, parts ...part) ([]byte, string) {
 type predictBody struct {
 	Model       string               `json:"model"`
 	Version     string               `json:"version"`
+	Backend     string               `json:"backend"`
 	RequestID   string               `json:"request_id"`
 	Predictions []gateway.Prediction `json:"predictions"`
 	Timings     map[string]float64   `json:"timings_ms"`
@@ -433,6 +434,7 @@ type batchBody struct {
 		Index       int                  `json:"index"`
 		Filename    string               `json:"filename"`
 		Predictions []gateway.Prediction `json:"predictions"`
+		Backend     string               `json:"backend"`
 		Error       *struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`

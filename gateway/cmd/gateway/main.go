@@ -19,6 +19,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/breaker"
+	"github.com/fish-classifier/fish-classifier/gateway/fallback"
 	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
 	"github.com/fish-classifier/fish-classifier/gateway/onnx"
 	"github.com/fish-classifier/fish-classifier/gateway/prom"
@@ -130,7 +131,21 @@ func openBackend(cfg config, reg prometheus.Registerer) (backend gateway.Inferen
 			_ = client.Close()
 			return nil, nil, nil, err
 		}
-		return b, client, func() { _ = client.Close() }, nil
+		if cfg.Fallback != "onnx" {
+			return b, client, func() { _ = client.Close() }, nil
+		}
+		embedded, err := onnx.New(cfg.ONNX, reg)
+		if err != nil {
+			_ = client.Close()
+			return nil, nil, nil, fmt.Errorf("FALLBACK=onnx: %w", err)
+		}
+		f, err := fallback.New(b, embedded, reg)
+		if err != nil {
+			_ = client.Close()
+			_ = embedded.Close()
+			return nil, nil, nil, err
+		}
+		return f, client, func() { _ = client.Close(); _ = embedded.Close() }, nil
 	}
 }
 

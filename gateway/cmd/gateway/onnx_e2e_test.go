@@ -119,7 +119,7 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 		}
 		sum += pr.Confidence
 	}
-	if len(p.Predictions) != 9 || math.Abs(sum-1) > 1e-6 || p.Model != "fish_classifier" || p.Version != "1" {
+	if len(p.Predictions) != 9 || math.Abs(sum-1) > 1e-6 || p.Model != "fish_classifier" || p.Version != "1" || p.Backend != "onnxruntime" {
 		t.Errorf("predict: model %s v%s, %d predictions summing to %v", p.Model, p.Version, len(p.Predictions), sum)
 	}
 
@@ -144,5 +144,55 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 	}
 	if v, ok := metricValue(g.scrape(t), "model_info", map[string]string{"backend": "onnxruntime", "model": "fish_classifier"}); !ok || v != 1 {
 		t.Errorf("model_info{backend=onnxruntime} = %v (present %v)", v, ok)
+	}
+}
+
+// BACKEND=triton with FALLBACK=onnx: when Triton goes away the embedded backend
+// answers (and says so); when Triton is back and the breaker closes, Triton
+// answers again.
+func TestE2EFallbackToEmbeddedONNX(t *testing.T) {
+	root := repoRoot(t)
+	g := startGateway(t,
+		withEnv("FALLBACK", "onnx"),
+		withEnv("ONNXRUNTIME_LIB", onnxRuntimeLib(t)),
+		withEnv("MODEL_REPOSITORY", filepath.Join(root, "triton-models")),
+		withEnv("TRITON_CONNECT_BACKOFF_MAX", "100ms"))
+	img := jpegOf(t, 64, 48, 11)
+	backendOf := func() string {
+		t.Helper()
+		r := g.predictFile(t, "", img)
+		if r.Status != http.StatusOK {
+			t.Fatalf("predict: %s", r)
+		}
+		return decodeJSON[predictBody](t, r).Backend
+	}
+	if b := backendOf(); b != "triton" {
+		t.Fatalf("healthy: answered by %q, want triton", b)
+	}
+
+	g.Triton.Stop()
+	for i := range e2eFailures + 2 { // past the breaker's threshold: open breaker falls back too
+		if b := backendOf(); b != "onnxruntime" {
+			t.Fatalf("request %d with Triton down: answered by %q, want onnxruntime", i, b)
+		}
+	}
+	if r := g.get(t, "/ready"); r.Status != http.StatusOK {
+		t.Errorf("/ready with a working fallback: %s", r)
+	}
+	fam := g.scrape(t)
+	if v, ok := metricValue(fam, "model_inference_duration_seconds", map[string]string{"backend": "onnxruntime"}); !ok || v < 1 {
+		t.Errorf("model_inference_duration_seconds{backend=onnxruntime} count %v (present %v)", v, ok)
+	}
+	if v, ok := metricValue(fam, "model_info", map[string]string{"backend": "onnxruntime"}); !ok || v != 1 {
+		t.Errorf("model_info{backend=onnxruntime} = %v (present %v)", v, ok)
+	}
+	if v, _ := metricValue(fam, "inference_fallback_total", map[string]string{"outcome": "ok"}); v < float64(e2eFailures+2) {
+		t.Errorf("inference_fallback_total{outcome=ok} = %v", v)
+	}
+
+	g.Triton.Restart()
+	waitFor(t, "Triton to answer again once the breaker closes", func() bool { return backendOf() == "triton" })
+	if s := g.breakerState(t); s != 0 {
+		t.Errorf("circuit_breaker_state %v after recovery, want 0", s)
 	}
 }

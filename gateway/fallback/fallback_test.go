@@ -1,0 +1,112 @@
+package fallback
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/fish-classifier/fish-classifier/gateway"
+)
+
+type fake struct {
+	name     string
+	err      error // returned by Infer and Ready
+	modelErr error
+	calls    int
+}
+
+func (f *fake) Model(context.Context) (gateway.ModelInfo, error) {
+	return gateway.ModelInfo{Name: "fish", Backend: f.name}, f.modelErr
+}
+
+func (f *fake) Infer(_ context.Context, in gateway.Batch) (gateway.Scores, error) {
+	f.calls++
+	if f.err != nil {
+		return gateway.Scores{}, f.err
+	}
+	return gateway.Scores{Size: in.Size, Classes: 1, Values: make([]float32, in.Size)}, nil
+}
+
+func (f *fake) Ready(context.Context) error { return f.err }
+
+func TestInferFallsBackOnlyWhenUnavailable(t *testing.T) {
+	tests := []struct {
+		name        string
+		primaryErr  error
+		wantBackend string // "" = the primary answered
+		wantKind    gateway.Kind
+		wantErr     bool
+	}{
+		{"primary fine", nil, "", 0, false},
+		{"breaker open", &gateway.Error{Kind: gateway.KindUnavailable, Message: "circuit breaker open"}, "onnxruntime", 0, false},
+		{"deadline is the primary's answer", gateway.Errorf(gateway.KindDeadline, "slow"), "", gateway.KindDeadline, true},
+		{"malformed answer is the primary's", gateway.Errorf(gateway.KindBadGateway, "shape"), "", gateway.KindBadGateway, true},
+		{"caller fault is the primary's", gateway.Errorf(gateway.KindInvalid, "rejected"), "", gateway.KindInvalid, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, s := &fake{name: "triton", err: tt.primaryErr}, &fake{name: "onnxruntime"}
+			reg := prometheus.NewRegistry()
+			f, err := New(p, s, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.Infer(context.Background(), gateway.Batch{Size: 2, Data: make([]byte, 8)})
+			if tt.wantErr {
+				if gateway.KindOf(err) != tt.wantKind || s.calls != 0 {
+					t.Fatalf("err %v (secondary called %d times), want kind %v and no fallback", err, s.calls, tt.wantKind)
+				}
+				return
+			}
+			if err != nil || got.Backend != tt.wantBackend || got.Size != 2 {
+				t.Fatalf("Infer = %+v, %v; want backend %q", got, err, tt.wantBackend)
+			}
+			wantOK := 0.0
+			if tt.wantBackend != "" {
+				wantOK = 1
+			}
+			if v := testutil.ToFloat64(f.served.WithLabelValues("ok")); v != wantOK {
+				t.Errorf("inference_fallback_total{outcome=ok} = %v, want %v", v, wantOK)
+			}
+		})
+	}
+}
+
+func TestSecondaryFailureAndCancel(t *testing.T) {
+	p := &fake{name: "triton", err: gateway.Errorf(gateway.KindUnavailable, "down")}
+	s := &fake{name: "onnxruntime", err: gateway.Errorf(gateway.KindInternal, "ort broke")}
+	f, _ := New(p, s, nil)
+	if _, err := f.Infer(context.Background(), gateway.Batch{Size: 1}); !strings.Contains(err.Error(), "ort broke") {
+		t.Errorf("both failing: %v, want the secondary's error", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.calls = 0
+	if _, err := f.Infer(ctx, gateway.Batch{Size: 1}); err == nil || s.calls != 0 {
+		t.Errorf("canceled request fell back (%d calls), err %v", s.calls, err)
+	}
+}
+
+func TestModelAndReady(t *testing.T) {
+	down := gateway.Errorf(gateway.KindUnavailable, "down")
+	p, s := &fake{name: "triton", err: down, modelErr: down}, &fake{name: "onnxruntime"}
+	f, _ := New(p, s, nil)
+	if m, err := f.Model(context.Background()); err != nil || m.Backend != "onnxruntime" {
+		t.Errorf("Model with the primary down = %+v, %v; want the secondary's", m, err)
+	}
+	if err := f.Ready(context.Background()); err != nil {
+		t.Errorf("Ready with the secondary up = %v", err)
+	}
+	s.err = errors.New("also down")
+	if err := f.Ready(context.Background()); gateway.KindOf(err) != gateway.KindUnavailable {
+		t.Errorf("Ready with both down = %v, want the primary's unavailable", err)
+	}
+	p.modelErr = gateway.Errorf(gateway.KindBadGateway, "bad config")
+	if _, err := f.Model(context.Background()); gateway.KindOf(err) != gateway.KindBadGateway {
+		t.Errorf("Model error other than unavailable must not fall back: %v", err)
+	}
+}
