@@ -203,6 +203,33 @@ def numpy_forward(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return feats @ w["fc.weight"].astype(np.float64).T + w["fc.bias"].astype(np.float64)
 
 
+# A real photo-like fixture, preprocessed the way config.pbtxt's parameters say
+# (torchvision Resize(256) + CenterCrop(224) on a PIL image, bilinear, ToTensor,
+# Normalize with the ImageNet mean/std), for the gateway's end-to-end check that
+# its Go preprocessing plus this model give Pillow's answer.
+PILLOW_IMAGE = os.path.join("preprocess", "testdata", "bench", "photo_640x480.jpg")
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def pillow_input(path: str) -> np.ndarray:
+    """The [1,3,224,224] float32 tensor Pillow + torchvision's recipe makes of path."""
+    from PIL import Image, ImageOps  # pinned in requirements.txt
+
+    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    w, h = img.size
+    if w <= h:
+        nw, nh = 256, 256 * h // w
+    else:
+        nw, nh = 256 * w // h, 256
+    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = round((nw - 224) / 2.0), round((nh - 224) / 2.0)
+    img = img.crop((left, top, left + 224, top + 224))
+    x = np.asarray(img, dtype=np.float32) / np.float32(255)
+    x = (x - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
 def f32(v: np.float32) -> str:
     """The shortest decimal that reads back as exactly this float32."""
     return np.format_float_positional(np.float32(v), unique=True, trim="-") if abs(v) >= 1e-4 else np.format_float_scientific(np.float32(v), unique=True, trim="-")
@@ -264,6 +291,21 @@ def main() -> int:
         "softmax": [[round(float(p), 9) for p in row] for row in probs],
         "top1": [int(i) for i in logits.argmax(axis=1)],
         "tolerance": TOLERANCE,
+    }
+    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    photo = pillow_input(os.path.join(repo_root, PILLOW_IMAGE))
+    pz = numpy_forward(w, photo)[0]
+    pp = np.exp(pz - pz.max())
+    pp /= pp.sum()
+    reference["pillow_image"] = {
+        "comment": "The model's answer for this image preprocessed by Pillow as config.pbtxt says "
+                   "(Resize(256) bilinear, CenterCrop(224), /255, ImageNet mean/std, NCHW); "
+                   "through the gateway's HTTP API the same image must give the same top-1 "
+                   "and probabilities within probability_tolerance.",
+        "path": PILLOW_IMAGE,
+        "top1": int(pp.argmax()),
+        "probabilities": [round(float(v), 9) for v in pp],
+        "probability_tolerance": 1e-3,
     }
     # Numbers as JSON numbers: the decimal strings above are exact float32 reads.
     reference["logits"] = [[float(s) for s in row] for row in reference["logits"]]

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"net/http"
 	"os"
@@ -142,6 +143,44 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 	if len(b.Results[2].Predictions) != 2 {
 		t.Errorf("item 2: %+v", b.Results[2])
 	}
+	// The photo of reference.json: the gateway's Go preprocessing plus ONNX
+	// Runtime give what Pillow's preprocessing plus the model's float64 reference
+	// give.
+	var ref struct {
+		Pillow struct {
+			Path          string    `json:"path"`
+			Top1          int       `json:"top1"`
+			Probabilities []float64 `json:"probabilities"`
+			Tolerance     float64   `json:"probability_tolerance"`
+		} `json:"pillow_image"`
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "triton-models", "fish_classifier", "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil || len(ref.Pillow.Probabilities) != 9 {
+		t.Fatalf("reference.json pillow_image: %v", err)
+	}
+	photo, err := os.ReadFile(filepath.Join(root, ref.Pillow.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, ct = multipartBody(t, part{Field: "file", Filename: "photo.jpg", Data: photo})
+	r = g.post(t, "/predict?top_k=9", body, ct)
+	if r.Status != http.StatusOK {
+		t.Fatalf("POST /predict (reference photo): %s", r)
+	}
+	got := decodeJSON[predictBody](t, r)
+	if got.Predictions[0].Index != ref.Pillow.Top1 {
+		t.Errorf("reference photo: top-1 %d, Pillow + reference model say %d", got.Predictions[0].Index, ref.Pillow.Top1)
+	}
+	for _, pr := range got.Predictions {
+		if d := math.Abs(pr.Confidence - ref.Pillow.Probabilities[pr.Index]); d > ref.Pillow.Tolerance {
+			t.Errorf("reference photo: class %d confidence %.6f, Pillow + reference model %.6f (|diff| %.2g > %g)",
+				pr.Index, pr.Confidence, ref.Pillow.Probabilities[pr.Index], d, ref.Pillow.Tolerance)
+		}
+	}
+
 	if v, ok := metricValue(g.scrape(t), "model_info", map[string]string{"backend": "onnxruntime", "model": "fish_classifier"}); !ok || v != 1 {
 		t.Errorf("model_info{backend=onnxruntime} = %v (present %v)", v, ok)
 	}
