@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,47 +76,68 @@ func (c *Classifier) Classify(ctx context.Context, image []byte, k int) (Result,
 // ClassifyBatch predicts the top k classes of each image, in order. An image that
 // cannot be decoded gets its own error and does not spoil the others; the good
 // ones go to the backend together, in calls of at most the model's
-// MaxBatchSize. The returned slices are as long as images.
+// MaxBatchSize. Several images are decoded in parallel, one per core. The
+// returned slices are as long as images.
 func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) ([]Result, []error) {
 	st := c.state.Load()
 	results := make([]Result, len(images))
 	errs := make([]error, len(images))
-
-	chunk := max(1, st.model.MaxBatchSize)
-	bufp := st.buffer(min(chunk, len(images)))
+	bufp := st.buffer(len(images))
 	defer st.buffers.Put(bufp)
+	buf := *bufp
 
-	// Preprocess into consecutive slots of the batch buffer; flush to the backend
-	// whenever it is full.
-	var pending []int // indices of images in the buffer
-	flush := func() {
-		if len(pending) == 0 {
-			return
-		}
-		c.infer(ctx, st, (*bufp)[:len(pending)*st.itemBytes], pending, k, results, errs)
-		pending = pending[:0]
-	}
-	for i, img := range images {
+	// Image i is preprocessed into slot i.
+	preprocess := func(i int) {
 		if err := ctx.Err(); err != nil {
 			errs[i] = err
-			continue
+			return
 		}
-		slot := (*bufp)[len(pending)*st.itemBytes : (len(pending)+1)*st.itemBytes]
-		info, err := st.pre.Process(img, slot)
+		info, err := st.pre.Process(images[i], buf[i*st.itemBytes:(i+1)*st.itemBytes])
 		if err != nil {
 			errs[i] = &Error{Kind: KindOf(err), Message: fmt.Sprintf("image %d: %v", i, err), Err: err}
-			continue
+			return
 		}
-		c.obs.Preprocessed(info, len(img))
+		c.obs.Preprocessed(info, len(images[i]))
 		results[i].Timings.Decode = info.Stages.Decode
 		results[i].Timings.Resize = info.Stages.Resize
 		results[i].Timings.Normalize = info.Stages.Normalize
-		pending = append(pending, i)
-		if len(pending) == chunk {
-			flush()
-		}
 	}
-	flush()
+	if workers := min(len(images), runtime.GOMAXPROCS(0)); workers <= 1 {
+		for i := range images {
+			preprocess(i)
+		}
+	} else {
+		next := atomic.Int64{}
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := int(next.Add(1) - 1); i < len(images); i = int(next.Add(1) - 1) {
+					preprocess(i)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+
+	// Move the good tensors to the front, in order (each moves down or stays),
+	// and send them in calls of at most MaxBatchSize.
+	var good []int
+	for i := range images {
+		if errs[i] != nil {
+			continue
+		}
+		if n := len(good); n != i {
+			copy(buf[n*st.itemBytes:(n+1)*st.itemBytes], buf[i*st.itemBytes:(i+1)*st.itemBytes])
+		}
+		good = append(good, i)
+	}
+	chunk := max(1, st.model.MaxBatchSize)
+	for from := 0; from < len(good); from += chunk {
+		to := min(from+chunk, len(good))
+		c.infer(ctx, st, buf[from*st.itemBytes:to*st.itemBytes], good[from:to], k, results, errs)
+	}
 	return results, errs
 }
 
