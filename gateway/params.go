@@ -23,6 +23,7 @@ import (
 //	preprocess_channel_order  rgb | bgr                                 (rgb)
 //	preprocess_dct_scaling    true | false: fast JPEG decode            (false)
 //	output_kind               logits | probabilities                    (logits)
+//	output_name               the output holding the scores             (the first output)
 //
 // The tensor's size, layout and data type come from the model input itself.
 const (
@@ -36,6 +37,7 @@ const (
 	ParamChannelOrder = "preprocess_channel_order"
 	ParamDCTScaling   = "preprocess_dct_scaling"
 	ParamOutputKind   = "output_kind"
+	ParamOutputName   = "output_name"
 )
 
 // InputLayout names the layout of a model input; "" lets ContractFromParameters

@@ -12,17 +12,15 @@ package onnx
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 )
 
@@ -101,7 +99,7 @@ func readRepository(cfg Config) (*modelSpec, error) {
 
 	out := mc.GetOutput()[slices.IndexFunc(mc.GetOutput(), func(o *inferencepb.ModelOutput) bool { return o.GetName() == spec.outputName })]
 	if lf := out.GetLabelFilename(); lf != "" {
-		labels, err := readLabels(filepath.Join(dir, lf))
+		labels, err := modelconfig.ReadLabels(filepath.Join(dir, lf))
 		if err != nil {
 			return nil, fmt.Errorf("onnx: model %q: output %q's label_filename: %w", cfg.Model, out.GetName(), err)
 		}
@@ -125,81 +123,25 @@ func describe(model string, mc *inferencepb.ModelConfig) (*modelSpec, error) {
 	if b := mc.GetBackend(); b != "" && b != "onnxruntime" {
 		return nil, fmt.Errorf("backend %q: the embedded backend runs ONNX models only (onnxruntime)", b)
 	}
-	if n := len(mc.GetInput()); n != 1 {
-		return nil, fmt.Errorf("it has %d inputs, want exactly 1 (the image)", n)
-	}
-	if len(mc.GetOutput()) == 0 {
-		return nil, errors.New("it has no output")
-	}
-	if mc.GetMaxBatchSize() < 0 {
-		return nil, fmt.Errorf("max_batch_size %d is negative", mc.GetMaxBatchSize())
-	}
-	params := make(map[string]string, len(mc.GetParameters()))
-	for k, v := range mc.GetParameters() {
-		params[k] = v.GetStringValue()
-	}
-
-	in := mc.GetInput()[0]
-	inDatatype := wireDatatype(in.GetDataType())
-	input := gateway.TensorInfo{Name: in.GetName(), Datatype: inDatatype, Shape: slices.Clone(in.GetDims())}
-	var layout gateway.InputLayout
-	switch in.GetFormat() {
-	case inferencepb.ModelInput_FORMAT_NCHW:
-		layout = gateway.LayoutNCHW
-	case inferencepb.ModelInput_FORMAT_NHWC:
-		layout = gateway.LayoutNHWC
-	}
-	spec, logits, err := gateway.ContractFromParameters(input, layout, params)
+	d, err := modelconfig.Describe(mc)
 	if err != nil {
 		return nil, err
 	}
-	itemElems, ok := elements(in.GetDims())
-	if !ok || itemElems == 0 || itemElems > math.MaxInt32 {
-		return nil, fmt.Errorf("input %q has dims %v: want fixed positive dimensions", in.GetName(), in.GetDims())
+	if d.Info.Output.Datatype != "FP32" {
+		return nil, fmt.Errorf("output %q is %s, want FP32 scores", d.OutputName, d.Info.Output.Datatype)
 	}
-	size := elementSize(inDatatype)
-	if size == 0 {
-		return nil, fmt.Errorf("input %q is %s, want FP32, FP16 or UINT8", in.GetName(), inDatatype)
-	}
-
-	out := mc.GetOutput()[0]
-	if name := params[triton.ParamOutputName]; name != "" {
-		i := slices.IndexFunc(mc.GetOutput(), func(o *inferencepb.ModelOutput) bool { return o.GetName() == name })
-		if i < 0 {
-			return nil, fmt.Errorf("parameter %s names output %q, which the model does not have", triton.ParamOutputName, name)
-		}
-		out = mc.GetOutput()[i]
-	}
-	if dt := wireDatatype(out.GetDataType()); dt != "FP32" {
-		return nil, fmt.Errorf("output %q is %s, want FP32 scores", out.GetName(), dt)
-	}
-	classes, ok := classCount(out.GetDims())
-	if !ok {
-		return nil, fmt.Errorf("output %q has dims %v: want [classes], other dimensions being 1", out.GetName(), out.GetDims())
-	}
-	platform := mc.GetPlatform()
-	if platform == "" {
-		platform = mc.GetBackend()
-	}
+	info := d.Info
+	info.Name, info.Backend = model, BackendName
 	return &modelSpec{
-		info: gateway.ModelInfo{
-			Name:           model,
-			Backend:        BackendName,
-			Platform:       platform,
-			MaxBatchSize:   int(mc.GetMaxBatchSize()),
-			Input:          input,
-			Output:         gateway.TensorInfo{Name: out.GetName(), Datatype: "FP32", Shape: slices.Clone(out.GetDims())},
-			OutputIsLogits: logits,
-			Preprocess:     spec,
-		},
-		inputName:  in.GetName(),
-		inputDims:  slices.Clone(in.GetDims()),
-		itemBytes:  int(itemElems) * size,
-		batched:    mc.GetMaxBatchSize() > 0,
-		maxBatch:   int(mc.GetMaxBatchSize()),
-		outputName: out.GetName(),
-		outputDims: slices.Clone(out.GetDims()),
-		classes:    classes,
+		info:       info,
+		inputName:  d.InputName,
+		inputDims:  d.InputDims,
+		itemBytes:  d.ItemBytes,
+		batched:    d.Batched,
+		maxBatch:   d.MaxBatch,
+		outputName: d.OutputName,
+		outputDims: d.OutputDims,
+		classes:    d.Classes,
 	}, nil
 }
 
@@ -224,72 +166,4 @@ func highestVersion(dir string) (string, error) {
 		return "", fmt.Errorf("no version directory (1/, 2/...) in %s", dir)
 	}
 	return best, nil
-}
-
-// readLabels reads a Triton label file: one label per line, line i+1 naming
-// class i; a final newline is optional.
-func readLabels(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	text := strings.TrimSuffix(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
-	if text == "" {
-		return nil, fmt.Errorf("%s is empty", path)
-	}
-	return strings.Split(text, "\n"), nil
-}
-
-// wireDatatype is the KServe datatype string of a configuration data type.
-func wireDatatype(t inferencepb.DataType) string {
-	switch t {
-	case inferencepb.DataType_TYPE_STRING:
-		return "BYTES"
-	case inferencepb.DataType_TYPE_INVALID:
-		return "INVALID"
-	}
-	return strings.TrimPrefix(t.String(), "TYPE_")
-}
-
-// elementSize is the size of one element of the input datatypes the gateway
-// produces, 0 for others.
-func elementSize(datatype string) int {
-	switch datatype {
-	case "FP32":
-		return 4
-	case "FP16":
-		return 2
-	case "UINT8":
-		return 1
-	}
-	return 0
-}
-
-// elements is the number of elements of a tensor of the given dims; ok is
-// false when a dimension is negative (variable) or the product overflows.
-func elements(dims []int64) (n int64, ok bool) {
-	n = 1
-	for _, d := range dims {
-		if d < 0 || (d > 0 && n > math.MaxInt64/d) {
-			return 0, false
-		}
-		n *= d
-	}
-	return n, true
-}
-
-// classCount reads the number of classes from an item's output dims: exactly
-// one dimension may differ from 1; all 1 means one class.
-func classCount(dims []int64) (int, bool) {
-	classes := int64(1)
-	for _, d := range dims {
-		switch {
-		case d == 1:
-		case d > 1 && classes == 1 && d <= math.MaxInt32:
-			classes = d
-		default:
-			return 0, false
-		}
-	}
-	return int(classes), true
 }

@@ -19,6 +19,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 )
 
 // maxIdlePerSize bounds the idle tensor sets kept for one batch size: about
@@ -325,7 +326,7 @@ func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, 
 	}()
 
 	var input ort.Value
-	if aligned(in.Data, elementSize(s.info.Input.Datatype)) {
+	if aligned(in.Data, modelconfig.ElementSize(s.info.Input.Datatype)) {
 		t, err := ort.NewCustomDataTensor(sl.shape, in.Data, b.dtype)
 		if err != nil {
 			return gateway.Scores{}, gateway.Errorf(gateway.KindInternal, "onnx: input tensor: %w", err)

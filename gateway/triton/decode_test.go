@@ -330,7 +330,7 @@ func TestDescribeRejects(t *testing.T) {
 		{"two inputs", func(c *inferencepb.ModelConfig) { c.Input = append(c.Input, c.Input[0]) }, "2 inputs"},
 		{"no output", func(c *inferencepb.ModelConfig) { c.Output = nil }, "no output"},
 		{"output_name names no output", func(c *inferencepb.ModelConfig) {
-			c.Parameters[ParamOutputName] = &inferencepb.ModelParameter{StringValue: "scores"}
+			c.Parameters[gateway.ParamOutputName] = &inferencepb.ModelParameter{StringValue: "scores"}
 		}, `output_name names output "scores"`},
 		{"output of two dimensions", func(c *inferencepb.ModelConfig) { c.Output[1].Dims = []int64{3, 3} }, "dims [3 3]"},
 		{"variable output", func(c *inferencepb.ModelConfig) { c.Output[1].Dims = []int64{-1} }, "dims [-1]"},

@@ -171,8 +171,8 @@ func stubModel() (*inferencepb.ModelMetadataResponse, *inferencepb.ModelConfig) 
 			{Name: "probs", DataType: inferencepb.DataType_TYPE_FP16, Dims: []int64{1, 3}},
 		},
 		Parameters: map[string]*inferencepb.ModelParameter{
-			ParamOutputName: {StringValue: "probs"},
-			"output_kind":   {StringValue: "probabilities"},
+			gateway.ParamOutputName: {StringValue: "probs"},
+			"output_kind":           {StringValue: "probabilities"},
 		},
 	}
 	return meta, cfg

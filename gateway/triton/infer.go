@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 	"github.com/fish-classifier/fish-classifier/internal/float16"
 )
@@ -160,7 +161,7 @@ func (st *modelState) checkShape(shape []int64, size int) *gateway.Error {
 		}
 		item = shape[1:]
 	}
-	if classes, ok := classCount(item); !ok || classes != st.classes {
+	if classes, ok := modelconfig.ClassCount(item); !ok || classes != st.classes {
 		want := fmt.Sprintf("[%d]", st.classes)
 		if st.batched {
 			want = fmt.Sprintf("[%d, %d]", size, st.classes)

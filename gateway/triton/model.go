@@ -3,23 +3,18 @@ package triton
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 )
 
 // Backend is the ModelInfo.Backend of this adapter.
 const Backend = "triton"
-
-// ParamOutputName is the model configuration parameter that names the output
-// the gateway reads, when the model has several; without it, the first output.
-const ParamOutputName = "output_name"
 
 // classificationParameter is the requested-output parameter of Triton's
 // classification extension: InferParameter{int64_param: N} answers the top N
@@ -97,93 +92,31 @@ func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 // describe builds the model's state from Triton's metadata and configuration,
 // reporting what makes the model unusable.
 func describe(cfg Config, meta *inferencepb.ModelMetadataResponse, mc *inferencepb.ModelConfig) (*modelState, error) {
-	if mc == nil {
-		return nil, errors.New("ModelConfig answered no configuration")
-	}
-	if n := len(mc.GetInput()); n != 1 {
-		return nil, fmt.Errorf("it has %d inputs, want exactly 1 (the image)", n)
-	}
-	if len(mc.GetOutput()) == 0 {
-		return nil, errors.New("it has no output")
-	}
-	if mc.GetMaxBatchSize() < 0 {
-		return nil, fmt.Errorf("max_batch_size %d is negative", mc.GetMaxBatchSize())
-	}
-	params := make(map[string]string, len(mc.GetParameters()))
-	for k, v := range mc.GetParameters() {
-		params[k] = v.GetStringValue()
-	}
-
-	in := mc.GetInput()[0]
-	inDatatype := wireDatatype(in.GetDataType())
-	input := gateway.TensorInfo{Name: in.GetName(), Datatype: inDatatype, Shape: slices.Clone(in.GetDims())}
-	var layout gateway.InputLayout
-	switch in.GetFormat() {
-	case inferencepb.ModelInput_FORMAT_NCHW:
-		layout = gateway.LayoutNCHW
-	case inferencepb.ModelInput_FORMAT_NHWC:
-		layout = gateway.LayoutNHWC
-	}
-	spec, logits, err := gateway.ContractFromParameters(input, layout, params)
+	d, err := modelconfig.Describe(mc)
 	if err != nil {
 		return nil, err
 	}
-	itemElems, ok := elements(in.GetDims())
-	if !ok || itemElems == 0 || itemElems > math.MaxInt32 {
-		return nil, fmt.Errorf("input %q has dims %v: want fixed positive dimensions", in.GetName(), in.GetDims())
+	info := d.Info
+	info.Name, info.Version, info.Backend = meta.GetName(), cfg.Version, Backend
+	if info.Name == "" {
+		info.Name = cfg.Model
 	}
-
-	out := mc.GetOutput()[0]
-	if name := params[ParamOutputName]; name != "" {
-		i := slices.IndexFunc(mc.GetOutput(), func(o *inferencepb.ModelOutput) bool { return o.GetName() == name })
-		if i < 0 {
-			return nil, fmt.Errorf("parameter %s names output %q, which the model does not have", ParamOutputName, name)
-		}
-		out = mc.GetOutput()[i]
+	if info.Version == "" {
+		info.Version = servedVersion(meta.GetVersions())
 	}
-	if dt := wireDatatype(out.GetDataType()); dt != "FP32" && dt != "FP16" {
-		return nil, fmt.Errorf("output %q is %s, want FP32 or FP16 scores", out.GetName(), dt)
-	}
-	classes, ok := classCount(out.GetDims())
-	if !ok {
-		return nil, fmt.Errorf("output %q has dims %v: want [classes], other dimensions being 1", out.GetName(), out.GetDims())
-	}
-
-	version := cfg.Version
-	if version == "" {
-		version = servedVersion(meta.GetVersions())
-	}
-	platform := meta.GetPlatform()
-	if platform == "" {
-		platform = mc.GetPlatform()
-	}
-	if platform == "" {
-		platform = mc.GetBackend()
-	}
-	name := meta.GetName()
-	if name == "" {
-		name = cfg.Model
+	if p := meta.GetPlatform(); p != "" {
+		info.Platform = p
 	}
 	return &modelState{
-		info: gateway.ModelInfo{
-			Name:           name,
-			Version:        version,
-			Backend:        Backend,
-			Platform:       platform,
-			MaxBatchSize:   int(mc.GetMaxBatchSize()),
-			Input:          input,
-			Output:         gateway.TensorInfo{Name: out.GetName(), Datatype: wireDatatype(out.GetDataType()), Shape: slices.Clone(out.GetDims())},
-			OutputIsLogits: logits,
-			Preprocess:     spec,
-		},
-		inputName:     in.GetName(),
-		inputDatatype: inDatatype,
-		inputDims:     slices.Clone(in.GetDims()),
-		itemBytes:     int(itemElems) * elementSize(inDatatype),
-		batched:       mc.GetMaxBatchSize() > 0,
-		maxBatch:      int(mc.GetMaxBatchSize()),
-		outputName:    out.GetName(),
-		classes:       classes,
+		info:          info,
+		inputName:     d.InputName,
+		inputDatatype: d.InputDatatype,
+		inputDims:     d.InputDims,
+		itemBytes:     d.ItemBytes,
+		batched:       d.Batched,
+		maxBatch:      d.MaxBatch,
+		outputName:    d.OutputName,
+		classes:       d.Classes,
 	}, nil
 }
 
@@ -200,61 +133,6 @@ func servedVersion(versions []string) string {
 		}
 	}
 	return best
-}
-
-// wireDatatype is the KServe datatype string of a configuration data type.
-func wireDatatype(t inferencepb.DataType) string {
-	switch t {
-	case inferencepb.DataType_TYPE_STRING:
-		return "BYTES"
-	case inferencepb.DataType_TYPE_INVALID:
-		return "INVALID"
-	}
-	return strings.TrimPrefix(t.String(), "TYPE_")
-}
-
-// elementSize is the size of one element of the datatypes the gateway sends
-// or reads, 0 for others.
-func elementSize(datatype string) int {
-	switch datatype {
-	case "FP32":
-		return 4
-	case "FP16":
-		return 2
-	case "UINT8":
-		return 1
-	}
-	return 0
-}
-
-// elements is the number of elements of a tensor of the given dims; ok is
-// false when a dimension is negative (variable) or the product overflows.
-func elements(dims []int64) (n int64, ok bool) {
-	n = 1
-	for _, d := range dims {
-		if d < 0 || (d > 0 && n > math.MaxInt64/d) {
-			return 0, false
-		}
-		n *= d
-	}
-	return n, true
-}
-
-// classCount reads the number of classes from an item's output dims: exactly
-// one dimension may differ from 1 ([9], [1, 9], [9, 1, 1]); all 1 means one
-// class.
-func classCount(dims []int64) (int, bool) {
-	classes := int64(1)
-	for _, d := range dims {
-		switch {
-		case d == 1:
-		case d > 1 && classes == 1 && d <= math.MaxInt32:
-			classes = d
-		default:
-			return 0, false
-		}
-	}
-	return int(classes), true
 }
 
 // classificationLabels asks Triton for every class of a zero tensor through

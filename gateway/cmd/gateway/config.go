@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway/breaker"
 	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/gateway/onnx"
 	"github.com/fish-classifier/fish-classifier/gateway/triton"
 	"github.com/fish-classifier/fish-classifier/preprocess"
@@ -126,24 +125,15 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	return c, nil
 }
 
-// readLabels reads <repository>/<model>/labels.txt, one label per line, when it
-// exists; a missing file is not an error (Triton is asked instead).
+// readLabels reads <repository>/<model>/labels.txt when it exists; a missing file
+// is not an error (Triton is asked instead).
 func readLabels(repository, model string) ([]string, error) {
-	path := filepath.Join(repository, model, "labels.txt")
-	data, err := os.ReadFile(path)
+	labels, err := modelconfig.ReadLabels(filepath.Join(repository, model, "labels.txt"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
-	var labels []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		labels = append(labels, string(bytes.TrimSpace(sc.Bytes())))
-	}
-	for len(labels) > 0 && labels[len(labels)-1] == "" {
-		labels = labels[:len(labels)-1]
-	}
-	return labels, sc.Err()
+	return labels, nil
 }

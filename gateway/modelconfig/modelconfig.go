@@ -1,0 +1,203 @@
+// Package modelconfig reads a Triton model configuration (the ModelConfig
+// message of config.pbtxt, or Triton's ModelConfig RPC) into what the gateway
+// needs: the model's tensors, batching, output classes and the preprocessing
+// contract of its parameters. Both inference backends read the same model
+// repository, the Triton client over gRPC and the embedded ONNX Runtime from
+// disk, so the checks live here once and neither adapter imports the other.
+package modelconfig
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+)
+
+// Description is a model configuration checked and read for the gateway.
+type Description struct {
+	// Info has everything but Name, Version and Backend, which the caller knows
+	// better (Triton's metadata, the repository's directories); Platform is the
+	// configuration's platform, else its backend.
+	Info gateway.ModelInfo
+	// Input
+	InputName, InputDatatype string
+	InputDims                []int64 // without the batch dimension
+	ItemBytes                int     // one item's tensor
+	Batched                  bool    // max_batch_size > 0: tensors carry a batch dimension
+	MaxBatch                 int
+	// Output: the first, or the one the output_name parameter names.
+	Output     *inferencepb.ModelOutput
+	OutputName string
+	OutputDims []int64 // without the batch dimension
+	Classes    int
+}
+
+// Describe checks mc and reads it: exactly one input (the image) of fixed
+// dimensions and a datatype the gateway produces, at least one output whose
+// scores are FP32 or FP16 with one non-1 dimension (the classes), a
+// non-negative max_batch_size, and a preprocessing contract
+// (gateway.ContractFromParameters) that holds.
+func Describe(mc *inferencepb.ModelConfig) (*Description, error) {
+	if mc == nil {
+		return nil, errors.New("no model configuration")
+	}
+	if n := len(mc.GetInput()); n != 1 {
+		return nil, fmt.Errorf("it has %d inputs, want exactly 1 (the image)", n)
+	}
+	if len(mc.GetOutput()) == 0 {
+		return nil, errors.New("it has no output")
+	}
+	if mc.GetMaxBatchSize() < 0 {
+		return nil, fmt.Errorf("max_batch_size %d is negative", mc.GetMaxBatchSize())
+	}
+	params := make(map[string]string, len(mc.GetParameters()))
+	for k, v := range mc.GetParameters() {
+		params[k] = v.GetStringValue()
+	}
+
+	in := mc.GetInput()[0]
+	inDatatype := WireDatatype(in.GetDataType())
+	input := gateway.TensorInfo{Name: in.GetName(), Datatype: inDatatype, Shape: slices.Clone(in.GetDims())}
+	var layout gateway.InputLayout
+	switch in.GetFormat() {
+	case inferencepb.ModelInput_FORMAT_NCHW:
+		layout = gateway.LayoutNCHW
+	case inferencepb.ModelInput_FORMAT_NHWC:
+		layout = gateway.LayoutNHWC
+	}
+	spec, logits, err := gateway.ContractFromParameters(input, layout, params)
+	if err != nil {
+		return nil, err
+	}
+	itemElems, ok := Elements(in.GetDims())
+	if !ok || itemElems == 0 || itemElems > math.MaxInt32 {
+		return nil, fmt.Errorf("input %q has dims %v: want fixed positive dimensions", in.GetName(), in.GetDims())
+	}
+	size := ElementSize(inDatatype)
+	if size == 0 {
+		return nil, fmt.Errorf("input %q is %s, want FP32, FP16 or UINT8", in.GetName(), inDatatype)
+	}
+
+	out := mc.GetOutput()[0]
+	if name := params[gateway.ParamOutputName]; name != "" {
+		i := slices.IndexFunc(mc.GetOutput(), func(o *inferencepb.ModelOutput) bool { return o.GetName() == name })
+		if i < 0 {
+			return nil, fmt.Errorf("parameter %s names output %q, which the model does not have", gateway.ParamOutputName, name)
+		}
+		out = mc.GetOutput()[i]
+	}
+	outDatatype := WireDatatype(out.GetDataType())
+	if outDatatype != "FP32" && outDatatype != "FP16" {
+		return nil, fmt.Errorf("output %q is %s, want FP32 or FP16 scores", out.GetName(), outDatatype)
+	}
+	classes, ok := ClassCount(out.GetDims())
+	if !ok {
+		return nil, fmt.Errorf("output %q has dims %v: want [classes], other dimensions being 1", out.GetName(), out.GetDims())
+	}
+	platform := mc.GetPlatform()
+	if platform == "" {
+		platform = mc.GetBackend()
+	}
+	return &Description{
+		Info: gateway.ModelInfo{
+			Platform:       platform,
+			MaxBatchSize:   int(mc.GetMaxBatchSize()),
+			Input:          input,
+			Output:         gateway.TensorInfo{Name: out.GetName(), Datatype: outDatatype, Shape: slices.Clone(out.GetDims())},
+			OutputIsLogits: logits,
+			Preprocess:     spec,
+		},
+		InputName:     in.GetName(),
+		InputDatatype: inDatatype,
+		InputDims:     slices.Clone(in.GetDims()),
+		ItemBytes:     int(itemElems) * size,
+		Batched:       mc.GetMaxBatchSize() > 0,
+		MaxBatch:      int(mc.GetMaxBatchSize()),
+		Output:        out,
+		OutputName:    out.GetName(),
+		OutputDims:    slices.Clone(out.GetDims()),
+		Classes:       classes,
+	}, nil
+}
+
+// ReadLabels reads a Triton label file: one label per line, line i+1 naming
+// class i. CRLF line ends, surrounding spaces and trailing empty lines are
+// ignored; an empty file is an error.
+func ReadLabels(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	labels := strings.Split(string(b), "\n")
+	for i := range labels {
+		labels[i] = strings.TrimSpace(labels[i])
+	}
+	for len(labels) > 0 && labels[len(labels)-1] == "" {
+		labels = labels[:len(labels)-1]
+	}
+	if len(labels) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return labels, nil
+}
+
+// WireDatatype is the KServe datatype string of a configuration data type
+// (TYPE_FP32 → "FP32", TYPE_STRING → "BYTES").
+func WireDatatype(t inferencepb.DataType) string {
+	switch t {
+	case inferencepb.DataType_TYPE_STRING:
+		return "BYTES"
+	case inferencepb.DataType_TYPE_INVALID:
+		return "INVALID"
+	}
+	return strings.TrimPrefix(t.String(), "TYPE_")
+}
+
+// ElementSize is the size of one element of the datatypes the gateway sends or
+// reads (FP32, FP16, UINT8), 0 for others.
+func ElementSize(datatype string) int {
+	switch datatype {
+	case "FP32":
+		return 4
+	case "FP16":
+		return 2
+	case "UINT8":
+		return 1
+	}
+	return 0
+}
+
+// Elements is the number of elements of a tensor of the given dims; ok is false
+// when a dimension is negative (variable) or the product overflows.
+func Elements(dims []int64) (n int64, ok bool) {
+	n = 1
+	for _, d := range dims {
+		if d < 0 || (d > 0 && n > math.MaxInt64/d) {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, true
+}
+
+// ClassCount reads the number of classes from an item's output dims: exactly
+// one dimension may differ from 1 ([9], [1, 9], [9, 1, 1]); all 1 means one
+// class.
+func ClassCount(dims []int64) (int, bool) {
+	classes := int64(1)
+	for _, d := range dims {
+		switch {
+		case d == 1:
+		case d > 1 && classes == 1 && d <= math.MaxInt32:
+			classes = d
+		default:
+			return 0, false
+		}
+	}
+	return int(classes), true
+}

@@ -1,0 +1,92 @@
+package modelconfig
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+)
+
+func config() *inferencepb.ModelConfig {
+	return &inferencepb.ModelConfig{
+		Platform:     "onnxruntime_onnx",
+		MaxBatchSize: 8,
+		Input: []*inferencepb.ModelInput{{Name: "input", DataType: inferencepb.DataType_TYPE_FP32,
+			Format: inferencepb.ModelInput_FORMAT_NCHW, Dims: []int64{3, 224, 224}}},
+		Output: []*inferencepb.ModelOutput{
+			{Name: "logits", DataType: inferencepb.DataType_TYPE_FP32, Dims: []int64{9}},
+			{Name: "probs", DataType: inferencepb.DataType_TYPE_FP16, Dims: []int64{1, 5}},
+		},
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	d, err := Describe(config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ItemBytes != 3*224*224*4 || !d.Batched || d.MaxBatch != 8 || d.OutputName != "logits" || d.Classes != 9 ||
+		d.Info.Platform != "onnxruntime_onnx" || d.Info.Input.Datatype != "FP32" || !d.Info.OutputIsLogits {
+		t.Errorf("Describe = %+v", d)
+	}
+	c := config()
+	c.Parameters = map[string]*inferencepb.ModelParameter{gateway.ParamOutputName: {StringValue: "probs"}}
+	if d, err := Describe(c); err != nil || d.OutputName != "probs" || d.Classes != 5 || d.Info.Output.Datatype != "FP16" {
+		t.Errorf("output_name=probs: %+v, %v", d, err)
+	}
+
+	bad := []struct {
+		name   string
+		mutate func(*inferencepb.ModelConfig)
+		want   string
+	}{
+		{"two inputs", func(c *inferencepb.ModelConfig) { c.Input = append(c.Input, c.Input[0]) }, "2 inputs"},
+		{"no output", func(c *inferencepb.ModelConfig) { c.Output = nil }, "no output"},
+		{"negative batch", func(c *inferencepb.ModelConfig) { c.MaxBatchSize = -1 }, "negative"},
+		{"variable dims", func(c *inferencepb.ModelConfig) { c.Input[0].Dims = []int64{3, -1, 224} }, "-1"},
+		{"string output", func(c *inferencepb.ModelConfig) { c.Output[0].DataType = inferencepb.DataType_TYPE_STRING }, "BYTES"},
+		{"two class dims", func(c *inferencepb.ModelConfig) { c.Output[0].Dims = []int64{3, 9} }, "[classes]"},
+		{"unknown output_name", func(c *inferencepb.ModelConfig) {
+			c.Parameters = map[string]*inferencepb.ModelParameter{gateway.ParamOutputName: {StringValue: "nope"}}
+		}, "nope"},
+	}
+	for _, tt := range bad {
+		c := config()
+		tt.mutate(c)
+		if _, err := Describe(c); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err %v, want one mentioning %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestReadLabels(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "labels.txt")
+	if err := os.WriteFile(path, []byte("Sea Bass\r\n Trout \n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadLabels(path); err != nil || !reflect.DeepEqual(got, []string{"Sea Bass", "Trout"}) {
+		t.Errorf("ReadLabels = %q, %v", got, err)
+	}
+	if err := os.WriteFile(path, []byte("\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadLabels(path); err == nil {
+		t.Error("an empty label file was accepted")
+	}
+}
+
+func TestClassCount(t *testing.T) {
+	for _, tt := range []struct {
+		dims []int64
+		want int
+		ok   bool
+	}{{[]int64{9}, 9, true}, {[]int64{1, 9}, 9, true}, {[]int64{9, 1, 1}, 9, true}, {[]int64{1}, 1, true}, {[]int64{3, 9}, 0, false}, {[]int64{-1}, 0, false}} {
+		if got, ok := ClassCount(tt.dims); got != tt.want || ok != tt.ok {
+			t.Errorf("ClassCount(%v) = %d, %v", tt.dims, got, ok)
+		}
+	}
+}
