@@ -1,0 +1,35 @@
+package monitoring_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// repoRoot is the module root, one level above this package.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// monitoringPath is a path under monitoring/, absolute.
+func monitoringPath(t testing.TB, elem ...string) string {
+	t.Helper()
+	return filepath.Join(append([]string{repoRoot(t), "monitoring"}, elem...)...)
+}
+
+// requireBinary returns the path of a tool these tests run for real. A missing
+// tool fails the test, never skips it: the checks it makes are the point.
+func requireBinary(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed: these tests run the real Prometheus tools; "+
+			"install them with scripts/install-test-deps.sh (Debian: apt-get install prometheus prometheus-alertmanager)", name)
+	}
+	return path
+}
