@@ -40,6 +40,22 @@ lint: ## gofmt, go vet (cgo and pure-Go builds) and a tidy go.mod.
 	CGO_ENABLED=0 $(GO) vet $(PKGS)
 	$(GO) mod tidy -diff
 
+.PHONY: loadtest-check
+loadtest-check: ## Type-check the k6 scripts against @types/k6 (TypeScript, checkJs).
+	npm ci --prefix loadtest --no-audit --no-fund --silent
+	npm --prefix loadtest run --silent typecheck
+
+.PHONY: loadtest-smoke
+loadtest-smoke: onnxruntime ## Run both k6 scripts' smoke scenario against a fresh gateway on loopback (real k6, fetched once).
+	loadtest/k6/smoke.sh
+
+SCENARIO ?= smoke
+SCRIPT   ?= predict
+.PHONY: loadtest
+loadtest: ## Run k6: SCRIPT=predict|predict-batch SCENARIO=smoke|load|stress|spike|soak against BASE_URL (default localhost:8000).
+	@mkdir -p loadtest/results
+	scripts/k6.sh run -e SCENARIO=$(SCENARIO) -e BASE_URL=$${BASE_URL:-http://localhost:8000} -e SUMMARY_DIR=loadtest/results loadtest/k6/$(SCRIPT).js
+
 .PHONY: bench
 bench: ## Preprocessing benchmarks (ns/op, B/op, allocs/op), one core.
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./preprocess/
@@ -74,8 +90,9 @@ model: venv ## Rebuild the demo model (untrained weights) and its reference logi
 .PHONY: generate
 generate: fixtures model ## Regenerate everything that is generated and committed.
 	$(GO) generate ./gateway/triton/inferencepb
+	$(GO) generate ./monitoring/dashboard
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating changes a committed file.
-	@git diff --exit-code --stat -- preprocess/testdata gateway/triton/inferencepb triton-models || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/triton/inferencepb triton-models); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+	@git diff --exit-code --stat -- preprocess/testdata gateway/triton/inferencepb triton-models monitoring/grafana || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/triton/inferencepb triton-models monitoring/grafana); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
