@@ -278,17 +278,20 @@ func TestModelVersion(t *testing.T) {
 			t.Errorf("sent version %q, want \"\" (Triton's choice)", rec.ModelVersion)
 		}
 	})
-	t.Run("unknown version is the caller's fault", func(t *testing.T) {
+	// An unknown model or version is the gateway's configuration (MODEL_NAME,
+	// MODEL_VERSION), or a model Triton has not loaded: unavailable, never the
+	// HTTP client's fault.
+	t.Run("unknown version is unavailable", func(t *testing.T) {
 		cfg := testConfig(srv.Addr(), m.Name)
 		cfg.Version = "2"
 		c, _ := newTestClient(t, cfg)
 		_, err := c.Model(callCtx(t))
-		wantKind(t, err, gateway.KindInvalid, "rejected", "version 2 is not found")
+		wantKind(t, err, gateway.KindUnavailable, "not available", "version 2 is not found")
 	})
 	t.Run("unknown model", func(t *testing.T) {
 		c, _ := newTestClient(t, testConfig(srv.Addr(), "salmon"))
 		_, err := c.Model(callCtx(t))
-		wantKind(t, err, gateway.KindInvalid, "'salmon' is not found")
+		wantKind(t, err, gateway.KindUnavailable, "'salmon' is not found")
 		wantKind(t, c.Ready(callCtx(t)), gateway.KindUnavailable, `model "salmon" is not ready`)
 	})
 }
@@ -426,11 +429,11 @@ func TestInferFaults(t *testing.T) {
 	}{
 		{"UNAVAILABLE twice, then success", tritontest.Fault{Code: codes.Unavailable, FailCount: 2}, -1, nil, 3},
 		{"UNAVAILABLE beyond the retries", tritontest.Fault{Code: codes.Unavailable, FailCount: 5}, gateway.KindUnavailable, []string{"inference server unavailable"}, 3},
-		{"model not ready", tritontest.Fault{ModelNotReady: true}, gateway.KindUnavailable, nil, 3},
+		{"model not ready (NOT_FOUND, not retried)", tritontest.Fault{ModelNotReady: true}, gateway.KindUnavailable, []string{"model not available on the inference server", "has no available versions"}, 1},
 		{"INTERNAL is not retried", tritontest.Fault{Code: codes.Internal, Message: "CUDA out of memory"}, gateway.KindBadGateway, []string{"inference server failed", "Internal"}, 1},
 		{"UNKNOWN", tritontest.Fault{Code: codes.Unknown}, gateway.KindBadGateway, nil, 1},
 		{"INVALID_ARGUMENT", tritontest.Fault{Code: codes.InvalidArgument, Message: "unexpected shape"}, gateway.KindInvalid, []string{"the inference server rejected the request: unexpected shape"}, 1},
-		{"NOT_FOUND", tritontest.Fault{Code: codes.NotFound, Message: "unknown model"}, gateway.KindInvalid, []string{"rejected the request: unknown model"}, 1},
+		{"NOT_FOUND", tritontest.Fault{Code: codes.NotFound, Message: "unknown model"}, gateway.KindUnavailable, []string{"model not available on the inference server: unknown model"}, 1},
 		{"RESOURCE_EXHAUSTED", tritontest.Fault{Code: codes.ResourceExhausted, Message: "queue full"}, gateway.KindOverloaded, []string{"overloaded"}, 1},
 		{"wrong shape", tritontest.Fault{WrongShape: true}, gateway.KindBadGateway, []string{"inference server answered", "shape [1 10]"}, 1},
 		{"wrong datatype", tritontest.Fault{WrongDatatype: true}, gateway.KindBadGateway, []string{"inference server answered", `"INT64"`}, 1},

@@ -414,7 +414,7 @@ func TestMapError(t *testing.T) {
 		{"DEADLINE_EXCEEDED", live, status.Error(codes.DeadlineExceeded, "deadline"), gateway.KindDeadline, "deadline", 0},
 		{"CANCELED", live, status.Error(codes.Canceled, "canceled"), gateway.KindCanceled, "canceled", 0},
 		{"INVALID_ARGUMENT", live, status.Error(codes.InvalidArgument, "bad shape"), gateway.KindInvalid, "the inference server rejected the request: bad shape", 0},
-		{"NOT_FOUND", live, status.Error(codes.NotFound, "no model"), gateway.KindInvalid, "rejected the request: no model", 0},
+		{"NOT_FOUND", live, status.Error(codes.NotFound, "no model"), gateway.KindUnavailable, "model not available on the inference server: no model", time.Second},
 		{"RESOURCE_EXHAUSTED", live, status.Error(codes.ResourceExhausted, "queue full"), gateway.KindOverloaded, "overloaded: queue full", time.Second},
 		{"receive limit", live, status.Error(codes.ResourceExhausted, "grpc: received message larger than max (9 vs. 8)"), gateway.KindBadGateway, "MaxRecvMsgBytes", 0},
 		{"send limit", live, status.Error(codes.ResourceExhausted, "grpc: trying to send message larger than max (9 vs. 8)"), gateway.KindInternal, "send limit", 0},

@@ -24,7 +24,11 @@ const unavailableRetryAfter = time.Second
 //	UNAVAILABLE                      KindUnavailable (RetryAfter 1s)
 //	DEADLINE_EXCEEDED, ctx deadline  KindDeadline
 //	CANCELED, ctx canceled           KindCanceled
-//	INVALID_ARGUMENT, NOT_FOUND      KindInvalid: Triton's reason in the message
+//	NOT_FOUND                        KindUnavailable (RetryAfter 1s): the model is not
+//	                                 loaded (Triton answers an unloaded or loading model's
+//	                                 calls so); MODEL_NAME is the gateway's configuration,
+//	                                 never the client's, so it is no caller fault
+//	INVALID_ARGUMENT                 KindInvalid: Triton's reason in the message
 //	RESOURCE_EXHAUSTED               KindOverloaded (RetryAfter 1s), except grpc-go's
 //	                                 own message size limits (KindBadGateway on receive,
 //	                                 KindInternal on send)
@@ -67,7 +71,14 @@ func mapError(ctx context.Context, rpc string, err error) *gateway.Error {
 		return &gateway.Error{Kind: gateway.KindDeadline, Message: fmt.Sprintf("inference server: %s did not finish before the deadline", rpc), Err: err}
 	case codes.Canceled:
 		return &gateway.Error{Kind: gateway.KindCanceled, Message: fmt.Sprintf("inference server: %s canceled", rpc), Err: err}
-	case codes.InvalidArgument, codes.NotFound:
+	case codes.NotFound:
+		return &gateway.Error{
+			Kind:       gateway.KindUnavailable,
+			Message:    fmt.Sprintf("model not available on the inference server: %s", msg),
+			RetryAfter: unavailableRetryAfter,
+			Err:        err,
+		}
+	case codes.InvalidArgument:
 		return &gateway.Error{Kind: gateway.KindInvalid, Message: fmt.Sprintf("the inference server rejected the request: %s", msg), Err: err}
 	case codes.ResourceExhausted:
 		switch {

@@ -86,8 +86,9 @@ type Fault struct {
 	WrongShape, WrongDatatype, MissingOutput, ShortRawOutput bool
 
 	// ModelNotReady makes ModelReady answer false and ModelInfer,
-	// ModelMetadata and ModelConfig fail with UNAVAILABLE, as Triton does for a
-	// model that has no version loaded.
+	// ModelMetadata and ModelConfig fail with NOT_FOUND "... has no available
+	// versions", as the real Triton does for a model that has no version
+	// loaded (unloaded, or still loading).
 	ModelNotReady bool
 	// ServerNotReady makes ServerReady answer false (ServerLive stays true);
 	// the other RPCs are not affected.

@@ -646,7 +646,7 @@ func TestFaults(t *testing.T) {
 		{name: "invalid argument", fault: tritontest.Fault{Code: codes.InvalidArgument}, code: codes.InvalidArgument},
 		{name: "not found", fault: tritontest.Fault{Code: codes.NotFound}, code: codes.NotFound},
 		{name: "resource exhausted", fault: tritontest.Fault{Code: codes.ResourceExhausted}, code: codes.ResourceExhausted},
-		{name: "model not ready", fault: tritontest.Fault{ModelNotReady: true}, code: codes.Unavailable},
+		{name: "model not ready", fault: tritontest.Fault{ModelNotReady: true}, code: codes.NotFound},
 		{name: "wrong shape", fault: tritontest.Fault{WrongShape: true}, check: func(t *testing.T, resp *inferencepb.ModelInferResponse) {
 			out := resp.GetOutputs()[0]
 			if !slices.Equal(out.GetShape(), []int64{1, 10}) || out.GetDatatype() != "FP32" || len(resp.GetRawOutputContents()[0]) != 36 {
@@ -828,12 +828,12 @@ func TestReadinessFaults(t *testing.T) {
 		t.Errorf("ModelNotReady: server ready %v, model ready %v; want true, false", serverReady(), modelReady())
 	}
 	err := infer()
-	wantCode(t, err, codes.Unavailable)
-	if !strings.Contains(status.Convert(err).Message(), "not ready") {
-		t.Errorf("ModelInfer message %q does not say the model is not ready", status.Convert(err).Message())
+	wantCode(t, err, codes.NotFound)
+	if !strings.Contains(status.Convert(err).Message(), "has no available versions") {
+		t.Errorf("ModelInfer message %q is not Triton's for an unloaded model", status.Convert(err).Message())
 	}
 	_, err = client.ModelMetadata(ctx, &inferencepb.ModelMetadataRequest{Name: m.Name})
-	wantCode(t, err, codes.Unavailable)
+	wantCode(t, err, codes.NotFound)
 
 	srv.SetFault(tritontest.Fault{ServerNotReady: true})
 	if serverReady() || !modelReady() {

@@ -69,14 +69,16 @@ func (s *service) lookup(name, version string) error {
 	return nil
 }
 
-// available is lookup, then UNAVAILABLE when the model is not ready.
+// available is lookup, then NOT_FOUND when the model is not ready: the real
+// Triton (2.51, checked by triton-ci/) answers an unloaded model's calls with
+// NOT_FOUND "... has no available versions", not UNAVAILABLE.
 func (s *service) available(name, version string, f Fault) error {
 	if err := s.lookup(name, version); err != nil {
 		return err
 	}
 	if f.ModelNotReady {
-		return status.Errorf(codes.Unavailable,
-			"model not ready: Request for unknown model: '%s' has no available versions", name)
+		return status.Errorf(codes.NotFound,
+			"Request for unknown model: '%s' has no available versions", name)
 	}
 	return nil
 }
