@@ -57,7 +57,11 @@ loadtest: ## Run k6: SCRIPT=predict|predict-batch SCENARIO=smoke|load|stress|spi
 	scripts/k6.sh run -e SCENARIO=$(SCENARIO) -e BASE_URL=$${BASE_URL:-http://localhost:8000} -e SUMMARY_DIR=loadtest/results loadtest/k6/$(SCRIPT).js
 
 .PHONY: bench
-bench: ## Preprocessing benchmarks (ns/op, B/op, allocs/op), one core.
+bench: onnxruntime ## The performance campaign behind docs/performance.md against the real Triton (~15 min; QUICK=1: every step once, ~2 min).
+	loadtest/bench/run.sh $(if $(QUICK),quick,full)
+
+.PHONY: bench-preprocess
+bench-preprocess: ## Preprocessing benchmarks (ns/op, B/op, allocs/op), one core.
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./preprocess/
 
 .PHONY: bench-pillow
