@@ -18,6 +18,32 @@ type Classifier struct {
 	limits  preprocess.Limits
 	obs     Observer
 	state   atomic.Pointer[classifierState]
+	// decodeSlots bounds the images being preprocessed at once, across all
+	// requests, to the cores. Decoding is CPU-bound, so more at once only
+	// adds memory: each holds its full decoded picture (2.4 MB for 1024x768,
+	// 37 MB for 12 MP). Requests beyond wait here holding only their bytes.
+	decodeSlots chan struct{}
+	// tensorSlots bounds the requests that hold a batch buffer (preprocessing
+	// into it or waiting on the backend with it) to MaxConcurrentInferences;
+	// nil: no bound. Each holds 602 KB per image for a 224x224 FP32 model,
+	// plus the gRPC message built from it.
+	tensorSlots chan struct{}
+}
+
+// ClassifierOption changes a Classifier made by NewClassifier.
+type ClassifierOption func(*Classifier)
+
+// WithMaxConcurrentInferences lets at most n requests hold tensors at once
+// (n <= 0: no bound). The others wait, in arrival order, holding only their
+// uploaded bytes, until a slot frees or their context ends. Beyond what the
+// backend batches at once (Triton's max_batch_size), more concurrency adds
+// only memory and queueing inside the backend.
+func WithMaxConcurrentInferences(n int) ClassifierOption {
+	return func(c *Classifier) {
+		if n > 0 {
+			c.tensorSlots = make(chan struct{}, n)
+		}
+	}
 }
 
 // classifierState is everything derived from one version of the model; Reload
@@ -30,11 +56,14 @@ type classifierState struct {
 }
 
 // NewClassifier reads the model from backend and prepares its preprocessing.
-func NewClassifier(ctx context.Context, backend Inferencer, limits preprocess.Limits, obs Observer) (*Classifier, error) {
+func NewClassifier(ctx context.Context, backend Inferencer, limits preprocess.Limits, obs Observer, opts ...ClassifierOption) (*Classifier, error) {
 	if obs == nil {
 		obs = NopObserver{}
 	}
-	c := &Classifier{backend: backend, limits: limits, obs: obs}
+	c := &Classifier{backend: backend, limits: limits, obs: obs, decodeSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	for _, o := range opts {
+		o(c)
+	}
 	if err := c.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -82,12 +111,31 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 	st := c.state.Load()
 	results := make([]Result, len(images))
 	errs := make([]error, len(images))
+	if c.tensorSlots != nil {
+		select {
+		case c.tensorSlots <- struct{}{}:
+			defer func() { <-c.tensorSlots }()
+		case <-ctx.Done():
+			err := &Error{Kind: KindOf(ctx.Err()), Message: "waiting for an inference slot: " + ctx.Err().Error(), Err: ctx.Err()}
+			for i := range errs {
+				errs[i] = err
+			}
+			return results, errs
+		}
+	}
 	bufp := st.buffer(len(images))
 	defer st.buffers.Put(bufp)
 	buf := *bufp
 
 	// Image i is preprocessed into slot i.
 	preprocess := func(i int) {
+		select {
+		case c.decodeSlots <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			return
+		}
+		defer func() { <-c.decodeSlots }()
 		if err := ctx.Err(); err != nil {
 			errs[i] = err
 			return

@@ -30,6 +30,9 @@ type config struct {
 	ModelRepository string
 	ModelRefresh    time.Duration
 	ShutdownTimeout time.Duration
+	// MaxConcurrentInferences bounds the requests holding tensors at once
+	// (gateway.WithMaxConcurrentInferences); 0: no bound.
+	MaxConcurrentInferences int
 
 	HTTP    httpapi.Config
 	Limits  preprocess.Limits
@@ -51,6 +54,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c.ModelRepository = e.String("MODEL_REPOSITORY", "triton-models")
 	c.ModelRefresh = e.Duration("MODEL_REFRESH_INTERVAL", 30*time.Second, time.Second, 24*time.Hour)
 	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute)
+	c.MaxConcurrentInferences = e.Int("MAX_CONCURRENT_INFERENCES", 32, 0, 100000)
 
 	c.HTTP = httpapi.Config{
 		BodyLimit:      e.Int("HTTP_BODY_LIMIT_BYTES", 32<<20, 1<<10, 1<<30),

@@ -20,6 +20,7 @@ type modelLoader struct {
 	// probe answers whether the model itself is ready, bypassing the breaker.
 	probe  interface{ Ready(context.Context) error }
 	limits preprocess.Limits
+	opts   []gateway.ClassifierOption
 	obs    *prom.Observer
 	log    *slog.Logger
 
@@ -27,8 +28,8 @@ type modelLoader struct {
 	lastErr    atomic.Pointer[string]
 }
 
-func newModelLoader(backend gateway.Inferencer, probe interface{ Ready(context.Context) error }, limits preprocess.Limits, obs *prom.Observer, log *slog.Logger) *modelLoader {
-	m := &modelLoader{backend: backend, probe: probe, limits: limits, obs: obs, log: log}
+func newModelLoader(backend gateway.Inferencer, probe interface{ Ready(context.Context) error }, limits preprocess.Limits, opts []gateway.ClassifierOption, obs *prom.Observer, log *slog.Logger) *modelLoader {
+	m := &modelLoader{backend: backend, probe: probe, limits: limits, opts: opts, obs: obs, log: log}
 	msg := "model not loaded yet"
 	m.lastErr.Store(&msg)
 	return m
@@ -58,7 +59,7 @@ func (m *modelLoader) refresh(ctx context.Context) {
 	c := m.classifier.Load()
 	var err error
 	if c == nil {
-		c, err = gateway.NewClassifier(ctx, m.backend, m.limits, m.obs)
+		c, err = gateway.NewClassifier(ctx, m.backend, m.limits, m.obs, m.opts...)
 		if err == nil {
 			m.classifier.Store(c)
 		}

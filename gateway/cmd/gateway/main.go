@@ -67,7 +67,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 
 	// The loader serves through the breaker but asks the client itself whether the
 	// model is ready: an open breaker is not a lost model.
-	model := newModelLoader(backend, probe, cfg.Limits, obs, log)
+	model := newModelLoader(backend, probe, cfg.Limits, []gateway.ClassifierOption{gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences)}, obs, log)
 	go model.run(ctx, cfg.ModelRefresh)
 
 	srv, err := httpapi.New(model, cfg.HTTP, reg, reg, log)
