@@ -45,6 +45,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 // Timings of the rendered stack. Production scrapes and evaluates every 15s;
@@ -91,8 +92,8 @@ var standInFamilies = map[string]string{
 func TestStackEndToEnd(t *testing.T) {
 	prometheusBin := requireBinary(t, "prometheus")
 	alertmanagerBin := requireAlertmanagerBinary(t)
-	gatewayBin := buildStackGateway(t)
-	ortLib := fetchStackONNXRuntime(t)
+	gatewayBin := testenv.BuildGateway(t)
+	ortLib := testenv.ONNXRuntimeLib(t)
 
 	triton := tritontest.Start(t, tritontest.DefaultModel())
 	hook := startWebhook(t)
@@ -688,7 +689,7 @@ func startAlertmanager(t *testing.T, bin, hookURL string) string {
 	shorten(route)
 	dir := t.TempDir()
 	path := writeYAML(t, dir, "alertmanager.yml", cfg)
-	addr := freeLoopbackAddr(t)
+	addr := testenv.FreeLoopbackAddr(t)
 	startProcess(t, "alertmanager", bin, nil,
 		"--config.file="+path,
 		"--storage.path="+filepath.Join(dir, "data"),
@@ -704,7 +705,7 @@ func startAlertmanager(t *testing.T, bin, hookURL string) string {
 // Prometheus itself), the Alertmanager at am, and 1s intervals.
 func startPrometheus(t *testing.T, bin string, targets map[string]string, am string) promv1.API {
 	t.Helper()
-	addr := freeLoopbackAddr(t)
+	addr := testenv.FreeLoopbackAddr(t)
 	targets = maps.Clone(targets)
 	targets["prometheus"] = addr
 	cfg := readYAML(t, monitoringPath(t, "prometheus", "prometheus.yml"))
@@ -767,7 +768,7 @@ type stackGateway struct {
 
 func startStackGateway(t *testing.T, bin string, env map[string]string) *stackGateway {
 	t.Helper()
-	addr := freeLoopbackAddr(t)
+	addr := testenv.FreeLoopbackAddr(t)
 	env = maps.Clone(env)
 	env["GATEWAY_LISTEN_ADDR"] = addr
 	pid := startProcess(t, "gateway", bin, env)
@@ -796,36 +797,6 @@ func (g *stackGateway) get(t testing.TB, path string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
-}
-
-// buildStackGateway builds the gateway binary into a temporary folder.
-func buildStackGateway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gateway")
-	cmd := exec.Command("go", "build", "-o", bin, "./gateway/cmd/gateway")
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./gateway/cmd/gateway: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// fetchStackONNXRuntime fetches (once, verified) ONNX Runtime's library for
-// the gateway's fallback and returns its absolute path.
-func fetchStackONNXRuntime(t *testing.T) string {
-	t.Helper()
-	root := repoRoot(t)
-	cmd := exec.Command(filepath.Join(root, "scripts", "fetch-onnxruntime.sh"))
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("scripts/fetch-onnxruntime.sh: %v", err)
-	}
-	path := strings.TrimSpace(string(out))
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(root, path)
-	}
-	return path
 }
 
 // startProcess starts bin with args (and, when env is not nil, exactly that
@@ -872,18 +843,6 @@ func startProcess(t *testing.T, name, bin string, env map[string]string, args ..
 		}
 	})
 	return cmd.Process.Pid
-}
-
-// freeLoopbackAddr returns a loopback address whose port was free a moment ago.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	return addr
 }
 
 // waitHTTPOK waits until url answers 200.

@@ -4,17 +4,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
-// repoRoot is the module root, one level above this package.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
+// repoRoot is the module root.
+func repoRoot(t testing.TB) string { return testenv.RepoRoot(t) }
 
 // monitoringPath is a path under monitoring/, absolute.
 func monitoringPath(t testing.TB, elem ...string) string {

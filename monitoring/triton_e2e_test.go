@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 // Timeouts of the real Triton's harness: the first install downloads about
@@ -44,8 +45,8 @@ func TestRealTritonEndToEnd(t *testing.T) {
 	prometheusBin := requireBinary(t, "prometheus")
 	alertmanagerBin := requireAlertmanagerBinary(t)
 	triton := startRealTriton(t)
-	gatewayBin := buildStackGateway(t)
-	ortLib := fetchStackONNXRuntime(t)
+	gatewayBin := testenv.BuildGateway(t)
+	ortLib := testenv.ONNXRuntimeLib(t)
 	root := repoRoot(t)
 
 	common := map[string]string{
@@ -306,7 +307,7 @@ func startRealTriton(t *testing.T) *realTriton {
 	tr.runScript(t, tritonInstallTimeout, "install")
 	ports := make([]string, 3)
 	for i := range ports {
-		_, port, _ := net.SplitHostPort(freeLoopbackAddr(t))
+		_, port, _ := net.SplitHostPort(testenv.FreeLoopbackAddr(t))
 		ports[i] = port
 	}
 	tr.grpcAddr, tr.httpAddr, tr.metricsAddr = "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]

@@ -15,23 +15,20 @@ package smoke_test
 //	go test -count=1 -v ./loadtest/smoke/
 //
 // Time: building the gateway (seconds with a warm build cache; up to a few
-// minutes cold, bounded by buildTimeout), then at most ~30 s: the start and
+// minutes cold, bounded by testenv's build timeout), then at most ~30 s: the start and
 // model load (~1 s, bounded by readyTimeout), the attack (attackDuration),
 // the last answers (bounded by requestTimeout) and the shutdown.
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -39,6 +36,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 const (
@@ -51,7 +50,6 @@ const (
 	// 10 s, so a stalled inference answers 504 before this).
 	requestTimeout = 10 * time.Second
 	readyTimeout   = 15 * time.Second
-	buildTimeout   = 5 * time.Minute
 	// minSentRatio: vegeta must have sent at least this share of
 	// attackRate*attackDuration requests; below it the load was not applied
 	// (the client starved), and the test says so rather than pass on a few
@@ -72,70 +70,6 @@ var images = []string{
 	"fish_400x300_rgba.png",
 	"fish_640x480.webp",
 	"fish_256x256_lossless.webp",
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root not found from the test's directory: %v", err)
-	}
-	return root
-}
-
-// onnxRuntimeLib fetches (once, verified, cached) ONNX Runtime's library and
-// returns its path, as scripts/fetch-onnxruntime.sh prints it.
-func onnxRuntimeLib(t *testing.T, root string) string {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(root, "scripts", "fetch-onnxruntime.sh"))
-	cmd.Dir = root
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("scripts/fetch-onnxruntime.sh: %v\n%s", err, stderr.String())
-	}
-	path := strings.TrimSpace(string(out))
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(root, path)
-	}
-	return path
-}
-
-// buildGateway compiles ./gateway/cmd/gateway (without the race detector: the
-// smoke test is about serving under load, and an instrumented binary would be
-// several times slower on a shared CI machine).
-func buildGateway(t *testing.T, root string) string {
-	t.Helper()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
-	bin := filepath.Join(t.TempDir(), "gateway")
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool, "build", "-o", bin, "./gateway/cmd/gateway")
-	cmd.Dir = root
-	start := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./gateway/cmd/gateway: %v\n%s", err, out)
-	}
-	t.Logf("built the gateway in %.1f s", time.Since(start).Seconds())
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 // gatewayProcess is the running gateway and its log.
@@ -188,7 +122,7 @@ func startGateway(t *testing.T, root, bin, addr string) *gatewayProcess {
 		"GATEWAY_LISTEN_ADDR="+addr,
 		"GATEWAY_LOG_LEVEL=warn",
 		"MODEL_REPOSITORY="+filepath.Join(root, "triton-models"),
-		"ONNXRUNTIME_LIB="+onnxRuntimeLib(t, root),
+		"ONNXRUNTIME_LIB="+testenv.ONNXRuntimeLib(t),
 		// Admission control (429 beyond MAX_IN_FLIGHT, default 4 per core) has
 		// its own tests; here a machine stalled by other tests must not turn a
 		// burst of queued requests into 429s, so the limit is set out of reach
@@ -312,11 +246,11 @@ func TestLoadSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the load smoke test builds and runs the gateway; skipped with -short")
 	}
-	root := repoRoot(t)
-	bin := buildGateway(t, root)
+	root := testenv.RepoRoot(t)
+	bin := testenv.BuildGateway(t)
 
 	began := time.Now()
-	addr := freeAddr(t)
+	addr := testenv.FreeLoopbackAddr(t)
 	base := "http://" + addr
 	g := startGateway(t, root, bin, addr)
 	waitReady(t, g, base)

@@ -18,7 +18,6 @@ import (
 	"io"
 	"math"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -37,6 +36,7 @@ import (
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -281,16 +281,7 @@ func cloneEnv(m map[string]string) map[string]string {
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
+func freeAddr(t testing.TB) string { return testenv.FreeLoopbackAddr(t) }
 
 // waitFor polls cond every few milliseconds until it holds, failing the test
 // after e2eWait.

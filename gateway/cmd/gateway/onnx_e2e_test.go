@@ -6,12 +6,12 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 // repoRoot is the module root, two levels above this package's parent.
@@ -25,21 +25,7 @@ func repoRoot(t testing.TB) string {
 }
 
 // onnxRuntimeLib fetches (once, verified) and returns ONNX Runtime's library.
-func onnxRuntimeLib(t testing.TB) string {
-	t.Helper()
-	root := repoRoot(t)
-	cmd := exec.Command(filepath.Join(root, "scripts", "fetch-onnxruntime.sh"))
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("scripts/fetch-onnxruntime.sh: %v", err)
-	}
-	path := strings.TrimSpace(string(out))
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(root, path)
-	}
-	return path
-}
+func onnxRuntimeLib(t testing.TB) string { return testenv.ONNXRuntimeLib(t) }
 
 // The default ONNXRUNTIME_LIB is where the fetch script puts the version it pins.
 func TestDefaultONNXRuntimeLibMatchesFetchScript(t *testing.T) {
