@@ -112,9 +112,11 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 	results := make([]Result, len(images))
 	errs := make([]error, len(images))
 	if c.tensorSlots != nil {
+		start := time.Now()
 		select {
 		case c.tensorSlots <- struct{}{}:
 			defer func() { <-c.tensorSlots }()
+			c.obs.Waited(SlotInference, time.Since(start))
 		case <-ctx.Done():
 			err := &Error{Kind: KindOf(ctx.Err()), Message: "waiting for an inference slot: " + ctx.Err().Error(), Err: ctx.Err()}
 			for i := range errs {
@@ -129,8 +131,10 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 
 	// Image i is preprocessed into slot i.
 	preprocess := func(i int) {
+		start := time.Now()
 		select {
 		case c.decodeSlots <- struct{}{}:
+			c.obs.Waited(SlotDecode, time.Since(start))
 		case <-ctx.Done():
 			errs[i] = ctx.Err()
 			return

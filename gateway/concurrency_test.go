@@ -12,6 +12,24 @@ import (
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
+// waitObserver records the longest wait for an inference slot.
+type waitObserver struct {
+	NopObserver
+	mu      sync.Mutex
+	longest time.Duration
+	waits   int
+}
+
+func (w *waitObserver) Waited(slot string, d time.Duration) {
+	if slot != SlotInference {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.waits++
+	w.longest = max(w.longest, d)
+}
+
 // blockingBackend holds every Infer until release is closed and records the
 // most calls it held at once.
 type blockingBackend struct {
@@ -40,7 +58,8 @@ func (b *blockingBackend) Infer(ctx context.Context, in Batch) (Scores, error) {
 func TestMaxConcurrentInferencesBoundsAndQueues(t *testing.T) {
 	const slots, requests = 3, 10
 	b := &blockingBackend{fakeBackend: newFake(8), release: make(chan struct{})}
-	c, err := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil, WithMaxConcurrentInferences(slots))
+	obs := &waitObserver{}
+	c, err := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), obs, WithMaxConcurrentInferences(slots))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,5 +95,10 @@ func TestMaxConcurrentInferencesBoundsAndQueues(t *testing.T) {
 	}
 	if most, all := b.most.Load(), b.all.Load(); most != slots || all != requests {
 		t.Errorf("backend saw at most %d at once and %d in all, want %d and %d", most, all, slots, requests)
+	}
+	// The queued requests waited at least the 50 ms the first ones were held;
+	// the one that gave up waiting is not reported.
+	if obs.waits != requests || obs.longest < 50*time.Millisecond {
+		t.Errorf("observer saw %d waits, longest %v; want %d, at least 50ms", obs.waits, obs.longest, requests)
 	}
 }

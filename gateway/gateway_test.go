@@ -181,6 +181,7 @@ func (r *recordingObserver) Inferred(_ ModelInfo, n int, _ time.Duration, err er
 	r.mu.Unlock()
 }
 func (r *recordingObserver) Predicted(ModelInfo, Prediction) { r.mu.Lock(); r.preds++; r.mu.Unlock() }
+func (r *recordingObserver) Waited(string, time.Duration)    {}
 
 func TestClassifyBatchChunksAndKeepsOrder(t *testing.T) {
 	backend := newFake(2)

@@ -25,6 +25,7 @@ type Observer struct {
 	images      *prometheus.CounterVec
 	loaded      *prometheus.GaugeVec
 	info        *prometheus.GaugeVec
+	slotWait    *prometheus.HistogramVec
 
 	mu      sync.Mutex
 	current gateway.ModelInfo
@@ -79,8 +80,15 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 			Name: "model_info",
 			Help: "The model served, always 1.",
 		}, []string{"model", "version", "backend"}),
+		// From no wait at all (the common case: first bucket) to the request
+		// timeout's order: queueing under many connections.
+		slotWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "classifier_slot_wait_seconds",
+			Help:    "Time a request waited for an inference slot (MAX_CONCURRENT_INFERENCES), or an image for a decode slot (one per core).",
+			Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"slot"}),
 	}
-	for _, c := range []prometheus.Collector{o.inference, o.batchSize, o.inferErrors, o.confidence, o.classes, o.stages, o.images, o.loaded, o.info} {
+	for _, c := range []prometheus.Collector{o.inference, o.batchSize, o.inferErrors, o.confidence, o.classes, o.stages, o.images, o.loaded, o.info, o.slotWait} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -111,6 +119,11 @@ func (o *Observer) Inferred(m gateway.ModelInfo, n int, d time.Duration, err err
 	// A fallback backend that answers is a backend serving the model too.
 	o.info.WithLabelValues(m.Name, m.Version, m.Backend).Set(1)
 	o.batchSize.WithLabelValues(m.Name, m.Backend).Observe(float64(n))
+}
+
+// Waited implements gateway.Observer.
+func (o *Observer) Waited(slot string, d time.Duration) {
+	o.slotWait.WithLabelValues(slot).Observe(d.Seconds())
 }
 
 // Predicted implements gateway.Observer.

@@ -31,6 +31,8 @@ func TestObserverExposition(t *testing.T) {
 	o.Inferred(v1, 4, time.Second, gateway.Errorf(gateway.KindUnavailable, "down"))
 	o.Inferred(v1, 4, time.Second, gateway.Errorf(gateway.KindCanceled, "gone")) // not counted
 	o.Predicted(v1, gateway.Prediction{Label: "eel", Index: 1, Confidence: 0.97})
+	o.Waited(gateway.SlotInference, 0)
+	o.Waited(gateway.SlotDecode, 30*time.Millisecond)
 
 	v2 := v1
 	v2.Version = "2"
@@ -64,6 +66,9 @@ preprocess_images_total{format="jpeg"} 1
 	}
 	if n := testutil.CollectAndCount(o.confidence); n != 1 {
 		t.Errorf("prediction_confidence has %d series, want 1", n)
+	}
+	if n := testutil.CollectAndCount(o.slotWait); n != 2 {
+		t.Errorf("classifier_slot_wait_seconds has %d series, want one per slot", n)
 	}
 	if n := testutil.CollectAndCount(o.stages); n != 3 {
 		t.Errorf("preprocess_duration_seconds has %d series, want one per stage", n)

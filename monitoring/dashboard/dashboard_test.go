@@ -200,6 +200,7 @@ var rowSpec = []struct {
 		{title: "Share Served by Fallback", unit: "percentunit", reads: []string{"instance:inference_fallback:ratio_rate5m"}},
 		{title: "HTTP Errors by Code", reads: []string{"http_request_errors_total"}},
 		{title: "Inference Errors by Kind", reads: []string{"model_inference_errors_total"}},
+		{title: "Queueing for Slots (p95 wait)", unit: "s", reads: []string{"classifier_slot_wait_seconds_bucket"}},
 	}},
 }
 

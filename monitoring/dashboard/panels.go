@@ -213,6 +213,7 @@ const (
 	titleFallbackShare   = "Share Served by Fallback"
 	titleHTTPErrors      = "HTTP Errors by Code"
 	titleInferenceErrors = "Inference Errors by Kind"
+	titleSlotWait        = "Queueing for Slots (p95 wait)"
 )
 
 // Values of circuit_breaker_state.
@@ -276,6 +277,12 @@ func resiliencePanels() []cog.Builder[dashboard.Panel] {
 			WithTarget(query("A",
 				`sum by (backend, kind) (`+rate(gateway("model_inference_errors_total"))+`)`,
 				"{{backend}}: {{kind}}")),
+
+		timeSeries(titleSlotWait, "95th percentile of the time requests waited for an inference slot (MAX_CONCURRENT_INFERENCES) and images for a decode slot (one per core): the queueing that keeps memory flat under many connections.", "s").
+			Min(0).
+			WithTarget(query("A",
+				`histogram_quantile(0.95, sum by (slot, le) (`+rate(gateway("classifier_slot_wait_seconds_bucket"))+`))`,
+				"{{slot}}")),
 	}
 }
 
