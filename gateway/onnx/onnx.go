@@ -20,6 +20,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
+	"github.com/fish-classifier/fish-classifier/internal/promreg"
 )
 
 // maxIdlePerSize bounds the idle tensor sets kept for one batch size: about
@@ -511,10 +512,10 @@ func newMetrics(reg prometheus.Registerer, info gateway.ModelInfo, version strin
 	}, []string{"ort_version", "model", "version", "intra_op_threads"})
 	if reg != nil {
 		var err error
-		if run, err = register(reg, run); err != nil {
+		if run, err = promreg.Register(reg, run); err != nil {
 			return nil, fmt.Errorf("onnx: registering metrics: %w", err)
 		}
-		if runtimeInfo, err = register(reg, runtimeInfo); err != nil {
+		if runtimeInfo, err = promreg.Register(reg, runtimeInfo); err != nil {
 			return nil, fmt.Errorf("onnx: registering metrics: %w", err)
 		}
 	}
@@ -529,15 +530,4 @@ func (m *metrics) observe(outcome string, d time.Duration) {
 	if m != nil {
 		m.run.WithLabelValues(outcome).Observe(d.Seconds())
 	}
-}
-
-// register registers c, or returns the identical collector already registered.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, same := are.ExistingCollector.(C); same {
-			return existing, nil
-		}
-	}
-	return c, err
 }

@@ -1,11 +1,12 @@
 package triton
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
+
+	"github.com/fish-classifier/fish-classifier/internal/promreg"
 )
 
 // The RPCs the client makes: the values of the rpc label.
@@ -48,10 +49,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"rpc"})
 	if reg != nil {
 		var err error
-		if rpcDuration, err = register(reg, rpcDuration); err != nil {
+		if rpcDuration, err = promreg.Register(reg, rpcDuration); err != nil {
 			return nil, err
 		}
-		if retries, err = register(reg, retries); err != nil {
+		if retries, err = promreg.Register(reg, retries); err != nil {
 			return nil, err
 		}
 	}
@@ -59,17 +60,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		retries.WithLabelValues(rpc) // a zero series from the start, for rate()
 	}
 	return &metrics{rpcDuration: rpcDuration, retries: retries}, nil
-}
-
-// register registers c, or returns the identical collector already registered.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, same := are.ExistingCollector.(C); same {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 func (m *metrics) observe(rpc string, code codes.Code, d time.Duration) {
