@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +29,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
@@ -84,7 +84,10 @@ func TestRealTritonEndToEnd(t *testing.T) {
 		"alertmanager": am,
 	}, am)
 
-	productionLabels := readLines(t, filepath.Join(root, "triton-models", "fish_classifier", "labels.txt"))
+	productionLabels, err := modelconfig.ReadLabels(filepath.Join(root, "triton-models", "fish_classifier", "labels.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("model configured from Triton's metadata, config and classification extension", func(t *testing.T) {
 		status, body := direct.get(t, "/model")
@@ -435,11 +438,14 @@ func readPillowReference(t *testing.T) pillowReference {
 	return ref.Pillow
 }
 
+// breakerStateLine is the breaker's sample in the gateway's exposition.
+var breakerStateLine = regexp.MustCompile(`(?m)^circuit_breaker_state\{name="triton"\} (\S+)$`)
+
 // breakerState reads circuit_breaker_state from the gateway's /metrics.
 func breakerState(t *testing.T, g *stackGateway) float64 {
 	t.Helper()
 	_, body := g.get(t, "/metrics")
-	m := regexp.MustCompile(`(?m)^circuit_breaker_state\{name="triton"\} (\S+)$`).FindSubmatch(body)
+	m := breakerStateLine.FindSubmatch(body)
 	if m == nil {
 		t.Fatal("no circuit_breaker_state{name=\"triton\"} in /metrics")
 	}
@@ -448,15 +454,6 @@ func breakerState(t *testing.T, g *stackGateway) float64 {
 		t.Fatal(err)
 	}
 	return v
-}
-
-func readLines(t *testing.T, path string) []string {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return slices.DeleteFunc(strings.Split(string(raw), "\n"), func(s string) bool { return s == "" })
 }
 
 // The CI-only model repository differs from production's only where the CPU
