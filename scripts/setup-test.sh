@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything `make test` needs that a fresh Debian 12 machine with Go,
+# gcc and git lacks, saying what, why and from where. Idempotent: each step checks
+# first and does nothing when its part is already in place, so a second run costs
+# about a second. `make test` runs it first; so does `make test-deps`.
+#
+#   1. Debian packages (scripts/install-test-deps.sh): libjpeg-turbo headers,
+#      protoc, the real Prometheus and Alertmanager, Chromium for the /docs test.
+#   2. ONNX Runtime's library (scripts/fetch-onnxruntime.sh): the embedded backend
+#      the end-to-end tests serve with, from the pinned onnxruntime-node npm package.
+#   3. The real NVIDIA Triton (scripts/triton-ci.sh install): the nvidia-pytriton
+#      wheel from PyPI in .triton-venv/, started by monitoring/triton_e2e_test.go.
+#   4. The contract checker (scripts/schemathesis.sh install): schemathesis from
+#      PyPI in .schemathesis-venv/, run against /openapi.json by the httpapi tests.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+say() { echo "setup-test: $*" >&2; }
+
+say "1/4 Debian packages (libjpeg-turbo, protoc, prometheus, alertmanager, chromium)"
+scripts/install-test-deps.sh
+say "2/4 ONNX Runtime library for the embedded backend (npm onnxruntime-node, pinned)"
+scripts/fetch-onnxruntime.sh >/dev/null
+say "3/4 the real NVIDIA Triton for the end-to-end tests (PyPI nvidia-pytriton, pinned)"
+scripts/triton-ci.sh install
+say "4/4 schemathesis for the OpenAPI contract test (PyPI, pinned)"
+scripts/schemathesis.sh install >/dev/null
+say "ready"
