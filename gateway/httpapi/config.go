@@ -22,6 +22,14 @@ type Config struct {
 	// MaxInFlight is how many predict requests (single or batch) may run at once;
 	// one more is shed at once with 429 and Retry-After.
 	MaxInFlight int
+	// MaxUploadBytesInFlight bounds the bytes that the bodies of admitted
+	// uploads hold at once: an upload waits (up to RequestTimeout, then 429)
+	// for its declared size to be free before its body is read. At least
+	// BodyLimit, or the largest upload could never be admitted.
+	MaxUploadBytesInFlight int
+	// MaxConnections bounds the open client connections; one more is answered
+	// 503 and closed as soon as it is accepted.
+	MaxConnections int
 	// MaxBatchItems is the most images one /predict/batch request may carry.
 	MaxBatchItems int
 	// DefaultTopK is the number of predictions returned when top_k is absent.
@@ -30,18 +38,21 @@ type Config struct {
 
 // DefaultConfig returns limits suited to one gateway replica in front of one
 // model: 32 MiB bodies (the preprocessing's default per-image byte limit), 30 s
-// to read or write, 10 s per request, 32 concurrent predictions, 32 images per
-// batch, top 5.
+// to read or write, 10 s per request, 32 concurrent predictions whose bodies
+// hold at most 64 MiB together (two of the largest, or about twenty phone
+// photos), 1024 connections, 32 images per batch, top 5.
 func DefaultConfig() Config {
 	return Config{
-		BodyLimit:      32 << 20,
-		ReadTimeout:    30 * time.Second,
-		WriteTimeout:   30 * time.Second,
-		IdleTimeout:    120 * time.Second,
-		RequestTimeout: 10 * time.Second,
-		MaxInFlight:    32,
-		MaxBatchItems:  32,
-		DefaultTopK:    5,
+		BodyLimit:              32 << 20,
+		ReadTimeout:            30 * time.Second,
+		WriteTimeout:           30 * time.Second,
+		IdleTimeout:            120 * time.Second,
+		RequestTimeout:         10 * time.Second,
+		MaxInFlight:            32,
+		MaxUploadBytesInFlight: 64 << 20,
+		MaxConnections:         1024,
+		MaxBatchItems:          32,
+		DefaultTopK:            5,
 	}
 }
 
@@ -65,6 +76,10 @@ func (c Config) Validate() error {
 	positiveDuration("IdleTimeout", c.IdleTimeout)
 	positiveDuration("RequestTimeout", c.RequestTimeout)
 	positive("MaxInFlight", c.MaxInFlight)
+	positive("MaxConnections", c.MaxConnections)
+	if c.MaxUploadBytesInFlight < c.BodyLimit {
+		errs = append(errs, fmt.Errorf("httpapi: MaxUploadBytesInFlight is %d, want at least BodyLimit (%d)", c.MaxUploadBytesInFlight, c.BodyLimit))
+	}
 	positive("MaxBatchItems", c.MaxBatchItems)
 	positive("DefaultTopK", c.DefaultTopK)
 	return errors.Join(errs...)

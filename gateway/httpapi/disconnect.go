@@ -41,6 +41,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,19 +57,38 @@ var errClientGone = &gateway.Error{Kind: gateway.KindCanceled, Message: "the cli
 // longAgo is a read deadline that has passed: it ends a blocked Read at once.
 var longAgo = time.Unix(1, 0)
 
-// watchListener wraps every connection it accepts in a watchedConn.
-type watchListener struct{ net.Listener }
+// watchListener wraps every connection it accepts in a watchedConn, and
+// refuses those beyond MaxConnections (conns.go).
+type watchListener struct {
+	net.Listener
+	srv  *Server
+	open atomic.Int64
+}
 
-func (l watchListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err // as is: fasthttp tells a closed listener by its text
+func (l *watchListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err // as is: fasthttp tells a closed listener by its text
+		}
+		if l.open.Add(1) > int64(l.srv.cfg.MaxConnections) {
+			l.open.Add(-1)
+			go l.srv.refuseConn(c)
+			continue
+		}
+		l.srv.metrics.connections.Inc()
+		w := &watchedConn{Conn: c, done: make(chan struct{}, 1), onClose: l.closed}
+		if _, ok := c.(tlsConn); ok {
+			return &watchedTLSConn{w}, nil
+		}
+		return w, nil
 	}
-	w := &watchedConn{Conn: c, done: make(chan struct{}, 1)}
-	if _, ok := c.(tlsConn); ok {
-		return &watchedTLSConn{w}, nil
-	}
-	return w, nil
+}
+
+// closed counts a connection Accept returned as closed.
+func (l *watchListener) closed() {
+	l.open.Add(-1)
+	l.srv.metrics.connections.Dec()
 }
 
 // tlsConn is what fasthttp looks for to tell a TLS connection (its
@@ -109,6 +129,15 @@ type watchedConn struct {
 	stopping atomic.Bool
 	// done receives one value when the watcher returns.
 	done chan struct{}
+	// onClose is called once, by the first Close.
+	onClose   func()
+	closeOnce sync.Once
+}
+
+// Close closes the connection and tells the listener, once.
+func (c *watchedConn) Close() error {
+	c.closeOnce.Do(c.onClose)
+	return c.Conn.Close()
 }
 
 // Read returns the byte the watcher kept first, then reads the connection.

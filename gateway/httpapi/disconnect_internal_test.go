@@ -5,11 +5,26 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// testListener wraps inner as Serve does, for a server with the default
+// configuration.
+func testListener(t *testing.T, inner net.Listener) net.Listener {
+	t.Helper()
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{cfg: DefaultConfig(), metrics: m, log: slog.New(slog.DiscardHandler)}
+	return s.listener(inner)
+}
 
 // connPair returns both ends of a loopback TCP connection, the server's
 // accepted through a watchListener.
@@ -20,7 +35,7 @@ func connPair(t *testing.T) (server *watchedConn, client net.Conn) {
 		t.Fatal(err)
 	}
 	defer inner.Close()
-	ln := watchListener{inner}
+	ln := testListener(t, inner)
 	client, err = net.Dial("tcp", inner.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +173,7 @@ func TestWatchListenerKeepsTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := watchListener{tls.NewListener(inner, &tls.Config{Certificates: certs})}
+	ln := testListener(t, tls.NewListener(inner, &tls.Config{Certificates: certs}))
 	defer ln.Close()
 	client, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {

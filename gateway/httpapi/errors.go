@@ -65,10 +65,15 @@ type problem struct {
 	code       string
 	message    string
 	retryAfter time.Duration // sent as Retry-After when positive
+	allow      string        // sent as Allow when not empty (405)
 }
 
 // describe maps err to its status, code, public message and retry hint.
 func (s *Server) describe(err error) problem {
+	var me *methodError
+	if errors.As(err, &me) {
+		return problem{status: http.StatusMethodNotAllowed, code: fiberCodes[http.StatusMethodNotAllowed], message: me.Error(), allow: me.allow}
+	}
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		p := problem{status: fe.Code, code: fiberCodes[fe.Code], message: fe.Message}
@@ -104,17 +109,20 @@ func (s *Server) describe(err error) problem {
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	st, observed := c.Locals(stateKey{}).(*requestState)
 	if !observed {
-		// fasthttp refused the request before any middleware ran. When it began
+		// The request never reached the routes (framing.go). When it began
 		// reading is not known (c.Context().Time() is still the previous
 		// request's), so the duration is the time to answer.
 		st = s.begin(c, time.Now())
 		st.endpoint = s.endpointOf(c.Method(), c.Path())
-		st.upload = s.uploads[st.endpoint]
+		st.upload = c.Method() == fiber.MethodPost && s.uploads[st.endpoint]
 	}
 	p := s.describe(err)
 	st.err, st.code = err, p.code
 	if p.retryAfter > 0 {
 		c.Set(fiber.HeaderRetryAfter, retryAfterSeconds(p.retryAfter))
+	}
+	if p.allow != "" {
+		c.Set(fiber.HeaderAllow, p.allow)
 	}
 	c.Status(p.status)
 	jsonErr := c.JSON(errorBody{Error: errorDetail{Code: p.code, Message: p.message, RequestID: st.id}})

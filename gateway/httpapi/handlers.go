@@ -68,37 +68,9 @@ type itemError struct {
 	Message string `json:"message"`
 }
 
-// guardUpload wraps a predict handler: compressed bodies are refused before
-// anything reads them, and at most MaxInFlight requests run at once; the rest
-// are shed immediately.
-func (s *Server) guardUpload(h fiber.Handler) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		if enc := strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
-			return gateway.Errorf(gateway.KindUnsupportedMedia,
-				"compressed uploads are not accepted (Content-Encoding: %.32s): send the image bytes as they are", enc)
-		}
-		select {
-		case s.slots <- struct{}{}:
-		default:
-			s.metrics.shed.WithLabelValues(stateOf(c).endpoint).Inc()
-			return &gateway.Error{
-				Kind:       gateway.KindOverloaded,
-				Message:    fmt.Sprintf("overloaded: %d requests in flight already; retry shortly", s.cfg.MaxInFlight),
-				RetryAfter: time.Second,
-			}
-		}
-		s.metrics.inFlight.Inc()
-		defer func() {
-			s.metrics.inFlight.Dec()
-			<-s.slots
-		}()
-		return h(c)
-	}
-}
-
 // predict answers POST /predict: one image, from a multipart field "file" or
 // "image", or a raw image/* or application/octet-stream body.
-func (s *Server) predict(c *fiber.Ctx) error {
+func (s *Server) predict(c *fiber.Ctx, body []byte) error {
 	start := time.Now()
 	ctx, done := s.requestContext(c)
 	defer done()
@@ -106,7 +78,7 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	image, err := singleImage(c)
+	image, err := singleImage(c, body)
 	if err != nil {
 		return err
 	}
@@ -135,7 +107,7 @@ func (s *Server) predict(c *fiber.Ctx) error {
 // predictBatch answers POST /predict/batch: every image part of a multipart
 // body, classified in one ClassifyBatch call, each with its result or error in
 // order.
-func (s *Server) predictBatch(c *fiber.Ctx) error {
+func (s *Server) predictBatch(c *fiber.Ctx, body []byte) error {
 	start := time.Now()
 	ctx, done := s.requestContext(c)
 	defer done()
@@ -151,7 +123,7 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 		return gateway.Errorf(gateway.KindUnsupportedMedia,
 			"a batch is a multipart/form-data body with one file part per image (fields files, file, images or image)")
 	}
-	parts, total, err := readParts(c.Request().Body(), boundary, batchFields, s.cfg.MaxBatchItems)
+	parts, total, err := readParts(body, boundary, batchFields, s.cfg.MaxBatchItems)
 	if err != nil {
 		return err
 	}
@@ -258,14 +230,14 @@ func (s *Server) topK(c *fiber.Ctx) (int, error) {
 	return k, nil
 }
 
-// singleImage returns the image of a /predict request.
-func singleImage(c *fiber.Ctx) ([]byte, error) {
+// singleImage returns the image of a /predict request whose body is body.
+func singleImage(c *fiber.Ctx, body []byte) ([]byte, error) {
 	boundary, err := multipartBoundary(c)
 	if err != nil {
 		return nil, err
 	}
 	if boundary != "" {
-		parts, _, err := readParts(c.Request().Body(), boundary, singleFields, 1)
+		parts, _, err := readParts(body, boundary, singleFields, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -280,8 +252,7 @@ func singleImage(c *fiber.Ctx) ([]byte, error) {
 			"Content-Type %.64q is not accepted: send multipart/form-data with a field \"file\", or the image itself as image/* or application/octet-stream",
 			c.Get(fiber.HeaderContentType))
 	}
-	body := c.Request().Body() // raw: Content-Encoding was refused already
-	if len(body) == 0 {
+	if len(body) == 0 { // raw: Content-Encoding was refused already
 		return nil, gateway.Errorf(gateway.KindInvalid, "empty body: send the image")
 	}
 	return body, nil

@@ -200,6 +200,26 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
+// waitFor waits up to 5 s for the access log line of the request with id,
+// asserts its route, and returns it.
+func (b *syncBuffer) waitFor(t *testing.T, id, route string) map[string]any {
+	t.Helper()
+	var found map[string]any
+	waitUntil(t, 5*time.Second, "the access log line of "+id, func() bool {
+		for _, line := range b.lines(t) {
+			if line["request_id"] == id && line["msg"] == "http request" {
+				found = line
+				return true
+			}
+		}
+		return false
+	})
+	if found["route"] != route {
+		t.Errorf("request %s logged with route %v, want %s: %v", id, found["route"], route, found)
+	}
+	return found
+}
+
 // testServer is a Server over a fake, with its own registry and log.
 type testServer struct {
 	*httpapi.Server

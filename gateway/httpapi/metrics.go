@@ -29,13 +29,19 @@ var (
 // metrics are the request metrics of the API. Names follow ARCHITECTURE.md
 // where it lists them; the rest follow Prometheus conventions.
 type metrics struct {
-	requests   *prometheus.CounterVec   // method, endpoint, status
-	duration   *prometheus.HistogramVec // method, endpoint
-	inFlight   prometheus.Gauge
-	shed       *prometheus.CounterVec   // endpoint
-	errors     *prometheus.CounterVec   // endpoint, code
-	uploadSize *prometheus.HistogramVec // endpoint
-	batchItems prometheus.Histogram
+	requests *prometheus.CounterVec   // method, endpoint, status
+	duration *prometheus.HistogramVec // method, endpoint
+	inFlight prometheus.Gauge
+	// uploadBytes are the body bytes admitted uploads hold (MaxUploadBytesInFlight).
+	uploadBytes prometheus.Gauge
+	// connections are the open client connections (MaxConnections); refused
+	// counts those answered 503 and closed because MaxConnections were open.
+	connections prometheus.Gauge
+	refused     prometheus.Counter
+	shed        *prometheus.CounterVec   // endpoint
+	errors      *prometheus.CounterVec   // endpoint, code
+	uploadSize  *prometheus.HistogramVec // endpoint
+	batchItems  prometheus.Histogram
 }
 
 // newMetrics builds the collectors and registers them with reg.
@@ -54,9 +60,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "http_requests_in_flight",
 			Help: "Predict requests (single and batch) being served now.",
 		}),
+		uploadBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "http_upload_bytes_in_flight",
+			Help: "Bytes reserved for the bodies of admitted uploads (bounded by MAX_UPLOAD_BYTES_IN_FLIGHT).",
+		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "http_connections_open",
+			Help: "Open client connections (bounded by HTTP_MAX_CONNECTIONS).",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "http_connections_refused_total",
+			Help: "Client connections answered 503 and closed at once because HTTP_MAX_CONNECTIONS were open.",
+		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_shed_total",
-			Help: "Predict requests refused with 429 because MaxInFlight requests were already running.",
+			Help: "Predict requests refused with 429: MaxInFlight requests were already running, or their bodies held MaxUploadBytesInFlight for longer than the request timeout.",
 		}, []string{"endpoint"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_request_errors_total",
@@ -74,7 +92,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.shed, m.errors, m.uploadSize, m.batchItems} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.uploadBytes, m.connections, m.refused, m.shed, m.errors, m.uploadSize, m.batchItems} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

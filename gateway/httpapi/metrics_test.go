@@ -29,13 +29,13 @@ func TestMetricsExposition(t *testing.T) {
 http_requests_total{endpoint="/health",method="GET",status="200"} 1
 http_requests_total{endpoint="/predict",method="POST",status="200"} 1
 http_requests_total{endpoint="/predict",method="POST",status="400"} 1
+http_requests_total{endpoint="/predict",method="PUT",status="405"} 1
 http_requests_total{endpoint="/predict/batch",method="POST",status="200"} 1
 http_requests_total{endpoint="unmatched",method="GET",status="404"} 1
-http_requests_total{endpoint="unmatched",method="PUT",status="405"} 1
 # HELP http_request_errors_total HTTP requests answered with an error, by route template and error code.
 # TYPE http_request_errors_total counter
 http_request_errors_total{code="invalid_request",endpoint="/predict"} 1
-http_request_errors_total{code="method_not_allowed",endpoint="unmatched"} 1
+http_request_errors_total{code="method_not_allowed",endpoint="/predict"} 1
 http_request_errors_total{code="not_found",endpoint="unmatched"} 1
 # HELP http_requests_in_flight Predict requests (single and batch) being served now.
 # TYPE http_requests_in_flight gauge

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 )
@@ -45,13 +46,17 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	app     *fiber.App
-	// slots is the in-flight semaphore of the predict routes.
-	slots chan struct{}
+	// slots is the in-flight semaphore of the predict routes (MaxInFlight);
+	// budget bounds the bytes their bodies hold (MaxUploadBytesInFlight).
+	slots  *semaphore.Weighted
+	budget *uploadBudget
 	// routes maps "METHOD /path" to the route template, to label requests that
-	// fasthttp refused before routing; uploads marks the predict routes.
+	// never reached a route; uploads marks the predict routes.
 	routes  map[string]string
 	uploads map[string]bool
 	openAPI []byte
+	// refusals rate-limits the log of connections refused over MaxConnections.
+	refusals refusals
 }
 
 // New builds the API around cl. Its metrics are registered with reg; /metrics
@@ -86,7 +91,8 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 		cfg:     cfg,
 		log:     log,
 		metrics: m,
-		slots:   make(chan struct{}, cfg.MaxInFlight),
+		slots:   semaphore.NewWeighted(int64(cfg.MaxInFlight)),
+		budget:  newUploadBudget(int64(cfg.MaxUploadBytesInFlight), m.uploadBytes),
 		routes:  map[string]string{},
 		uploads: map[string]bool{},
 	}
@@ -96,22 +102,32 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 		WriteTimeout: cfg.WriteTimeout,
 		IdleTimeout:  cfg.IdleTimeout,
 		ErrorHandler: s.handleError,
+		// Bodies are streamed: an upload is admitted (upload.go) before its body
+		// is read, so a client's declared Content-Length commits no memory.
+		StreamRequestBody: true,
 		// The handlers parse multipart bodies themselves, from the raw bytes and
 		// after refusing compressed ones: fasthttp's own parser would inflate
 		// gzip without limit and loses the order of parts across field names.
 		DisablePreParseMultipartForm: true,
 		DisableStartupMessage:        true,
 	})
+	// What fiber's router never sees goes through the same error handler
+	// (framing.go).
+	fs := s.app.Server()
+	fs.Handler = s.frontDoor(fs.Handler)
+	fs.ErrorHandler = s.serverError
+	fs.ExpectHandler = s.expect
+	fs.SecureErrorLogMessage = true
 	s.app.Use(s.observe)
-	s.route(fiber.MethodPost, "/predict", s.predict)
-	s.route(fiber.MethodPost, "/predict/batch", s.predictBatch)
-	s.route(fiber.MethodGet, "/health", s.health)
-	s.route(fiber.MethodGet, "/ready", s.ready)
-	s.route(fiber.MethodGet, "/model", s.model)
-	s.route(fiber.MethodGet, "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+	s.upload("/predict", s.predict)
+	s.upload("/predict/batch", s.predictBatch)
+	s.route("/health", s.health)
+	s.route("/ready", s.ready)
+	s.route("/model", s.model)
+	s.route("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
 	})))
-	s.route(fiber.MethodGet, "/openapi.json", s.openAPIDocument)
+	s.route("/openapi.json", s.openAPIDocument)
 	if s.openAPI, err = marshalOpenAPI(cfg); err != nil {
 		return nil, fmt.Errorf("httpapi: build the OpenAPI document: %w", err)
 	}
@@ -122,44 +138,53 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 func (s *Server) App() *fiber.App { return s.app }
 
 // Serve answers requests on ln until Shutdown; it returns nil after a Shutdown.
-// The connections it accepts are watched while a predict or readiness request
-// waits on the backend, so that a client that goes away cancels its request
+// At most MaxConnections connections are open at once (conns.go); the ones
+// it accepts are watched while a predict or readiness request waits on the
+// backend, so that a client that goes away cancels its request
 // (disconnect.go).
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(watchListener{ln}) }
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(s.listener(ln)) }
 
 // Shutdown stops accepting connections and waits for the requests already
 // accepted to finish, or for ctx to end (then it returns ctx's error).
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
 
-// route registers h for method and path (GET also answers HEAD) and labels
-// matched requests with the path as their endpoint. POST routes are the
-// uploads: guarded by the upload checks and the in-flight bound.
-func (s *Server) route(method, path string, h fiber.Handler) {
-	s.routes[method+" "+path] = path
-	if method == fiber.MethodPost {
-		s.uploads[path] = true
-		h = s.guardUpload(h)
-	}
-	labelled := func(c *fiber.Ctx) error {
+// route registers h for GET (and HEAD) on path and labels matched requests
+// with the path as their endpoint.
+func (s *Server) route(path string, h fiber.Handler) {
+	s.routes[fiber.MethodGet+" "+path] = path
+	s.routes[fiber.MethodHead+" "+path] = path
+	s.app.Get(path, s.labelled(path, h))
+}
+
+// upload registers h for POST on path: an upload, admitted and read by
+// guardUpload (upload.go) before h runs.
+func (s *Server) upload(path string, h uploadHandler) {
+	s.routes[fiber.MethodPost+" "+path] = path
+	s.uploads[path] = true
+	s.app.Post(path, s.labelled(path, s.guardUpload(h)))
+}
+
+// labelled records the route template of the requests h serves.
+func (s *Server) labelled(path string, h fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
 		st := stateOf(c)
 		st.endpoint = path
 		st.upload = s.uploads[path]
 		return h(c)
 	}
-	switch method {
-	case fiber.MethodGet:
-		s.routes[fiber.MethodHead+" "+path] = path
-		s.app.Get(path, labelled)
-	default:
-		s.app.Add(method, path, labelled)
-	}
 }
 
-// endpointOf is the route template of a request that fasthttp refused before
-// routing, when its method and path name a route exactly; else "unmatched".
+// endpointOf is the route template of a request that no route handled (refused
+// before routing, or a method the path does not answer): its path when that
+// is a route's, else "unmatched".
 func (s *Server) endpointOf(method, path string) string {
 	if e, ok := s.routes[method+" "+path]; ok {
 		return e
+	}
+	for _, m := range []string{fiber.MethodGet, fiber.MethodPost} {
+		if e, ok := s.routes[m+" "+path]; ok {
+			return e
+		}
 	}
 	return endpointUnmatched
 }
@@ -174,8 +199,10 @@ type requestState struct {
 	start    time.Time
 	endpoint string // route template; "" until a route matches
 	upload   bool   // a predict route: its body size is observed
-	err      error  // the error answered, for the log
-	code     string // its code, for the log and the error counter
+	// bodyBytes is the size of the body read (uploads only).
+	bodyBytes int
+	err       error  // the error answered, for the log
+	code      string // its code, for the log and the error counter
 	// itemErrs are the server-side failures of single batch items (the request
 	// itself succeeded): for the log only.
 	itemErrs []string
@@ -237,9 +264,10 @@ func (s *Server) finish(c *fiber.Ctx, st *requestState) {
 	status := c.Response().StatusCode()
 	endpoint := st.endpoint
 	if endpoint == "" {
-		endpoint = endpointUnmatched
+		endpoint = s.endpointOf(c.Method(), c.Path())
 	}
-	bytesIn := len(c.Request().Body())
+	// Bodies are streamed: Body() would read one that was refused unread.
+	bytesIn := st.bodyBytes
 	if cl := c.Request().Header.ContentLength(); bytesIn == 0 && cl > 0 {
 		bytesIn = cl // refused before the body was read
 	}

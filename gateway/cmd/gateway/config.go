@@ -56,15 +56,18 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute)
 	c.MaxConcurrentInferences = e.Int("MAX_CONCURRENT_INFERENCES", 32, 0, 100000)
 
+	httpDefaults := httpapi.DefaultConfig()
 	c.HTTP = httpapi.Config{
-		BodyLimit:      e.Int("HTTP_BODY_LIMIT_BYTES", 32<<20, 1<<10, 1<<30),
-		ReadTimeout:    e.Duration("HTTP_READ_TIMEOUT", 30*time.Second, 100*time.Millisecond, time.Hour),
-		WriteTimeout:   e.Duration("HTTP_WRITE_TIMEOUT", 30*time.Second, 100*time.Millisecond, time.Hour),
-		IdleTimeout:    e.Duration("HTTP_IDLE_TIMEOUT", 60*time.Second, time.Second, time.Hour),
-		RequestTimeout: e.Duration("REQUEST_TIMEOUT", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
-		MaxInFlight:    e.Int("MAX_IN_FLIGHT", 4*runtime.GOMAXPROCS(0), 1, 100000),
-		MaxBatchItems:  e.Int("MAX_BATCH_ITEMS", 32, 1, 4096),
-		DefaultTopK:    e.Int("DEFAULT_TOP_K", 5, 1, 1000),
+		BodyLimit:              e.Int("HTTP_BODY_LIMIT_BYTES", 32<<20, 1<<10, 1<<30),
+		ReadTimeout:            e.Duration("HTTP_READ_TIMEOUT", 30*time.Second, 100*time.Millisecond, time.Hour),
+		WriteTimeout:           e.Duration("HTTP_WRITE_TIMEOUT", 30*time.Second, 100*time.Millisecond, time.Hour),
+		IdleTimeout:            e.Duration("HTTP_IDLE_TIMEOUT", 60*time.Second, time.Second, time.Hour),
+		RequestTimeout:         e.Duration("REQUEST_TIMEOUT", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
+		MaxInFlight:            e.Int("MAX_IN_FLIGHT", 4*runtime.GOMAXPROCS(0), 1, 100000),
+		MaxUploadBytesInFlight: e.Int("MAX_UPLOAD_BYTES_IN_FLIGHT", httpDefaults.MaxUploadBytesInFlight, 1<<10, 1<<40),
+		MaxConnections:         e.Int("HTTP_MAX_CONNECTIONS", httpDefaults.MaxConnections, 1, 1<<20),
+		MaxBatchItems:          e.Int("MAX_BATCH_ITEMS", 32, 1, 4096),
+		DefaultTopK:            e.Int("DEFAULT_TOP_K", 5, 1, 1000),
 	}
 	c.Limits = preprocess.Limits{
 		MaxBytes:  e.Int64("IMAGE_MAX_BYTES", 16<<20, 1, 1<<30),

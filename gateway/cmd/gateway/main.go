@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -48,6 +50,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 		attrs = append(attrs, slog.String(s.Name, s.Value))
 	}
 	log.Info("configuration", attrs...)
+	setMemoryLimit(log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -102,6 +105,22 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit to 90% of the
+// container's (cgroup) memory limit, so the collector works harder before the
+// kernel's OOM killer would. GOMEMLIMIT, when set, wins; AUTOMEMLIMIT sets
+// another ratio, or "off". Without a cgroup limit nothing is set.
+func setMemoryLimit(log *slog.Logger) {
+	limit, err := memlimit.Set(memlimit.WithRatio(0.9), memlimit.WithLogger(log))
+	switch {
+	case err != nil:
+		log.Warn("soft memory limit: not set", "err", err)
+	case limit == math.MaxInt64:
+		log.Info("soft memory limit: none (no GOMEMLIMIT and no container memory limit)")
+	default:
+		log.Info("soft memory limit", "GOMEMLIMIT", limit)
+	}
 }
 
 // openBackend builds the inference backend cfg.Backend names. probe answers
