@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,3 +258,14 @@ func (st *classifierState) buffer(n int) *[]byte {
 
 // Ready reports whether the backend can serve now.
 func (c *Classifier) Ready(ctx context.Context) error { return c.backend.Ready(ctx) }
+
+// ReleaseMemory returns to the operating system the memory that classifying
+// freed: the Go heap's (two collections, since a sync.Pool keeps what it held
+// through one, then debug.FreeOSMemory) and the C decoders'
+// (preprocess.ReleaseMemory). It costs collections and walks: call it when
+// idle after a burst of images, not per request.
+func ReleaseMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	preprocess.ReleaseMemory()
+}

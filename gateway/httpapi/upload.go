@@ -12,21 +12,24 @@ package httpapi
 //  3. uploadBudget: the body's bytes are reserved from MaxUploadBytesInFlight,
 //     waiting up to RequestTimeout for other uploads to finish (429 after);
 //  4. the body is read, into a buffer of the declared size (chunked bodies
-//     grow theirs, reserving as they go, and stop at BodyLimit: 413).
+//     grow theirs, reserving as they go, and stop at BodyLimit: 413); large
+//     buffers live outside the Go heap and go back to the kernel when the
+//     request ends (bodymem_unix.go).
 //
 // So the memory that bodies hold is bounded by MaxUploadBytesInFlight whatever
 // clients declare or send, and nothing is allocated for a body before it is
 // admitted. Buffers are not pooled: a pool would keep the largest bodies ever
-// seen alive. After a burst of large bodies, once none is held, the heap is
-// returned to the operating system (reclaim), which the runtime would
-// otherwise do only minutes later on an idle process.
+// seen alive. What decoding them allocated (Go heap, C heap) is garbage once a
+// request ends; after a burst of uploads, once none is in flight, it is
+// returned to the operating system (reclaim, gateway.ReleaseMemory), which
+// the Go runtime would otherwise do only minutes later on an idle process,
+// and glibc's malloc not at all.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -42,11 +45,9 @@ const (
 	// chunkedGrowth is the least a chunked body's buffer (and its reservation)
 	// grows by.
 	chunkedGrowth = 256 << 10
-	// reclaimAfter is how many bytes of bodies must have been admitted since the
-	// last reclaim before an idle moment returns memory to the OS.
-	reclaimAfter = 32 << 20
-	// reclaimDelay is how long the budget must stay idle first, and
-	// reclaimEvery the least time between two reclaims.
+	// reclaimDelay is how long no upload may have been in flight before freed
+	// memory is returned to the OS, and reclaimEvery the least time between
+	// two such returns.
 	reclaimDelay = time.Second
 	reclaimEvery = 5 * time.Second
 )
@@ -115,8 +116,9 @@ func (s *Server) readUpload(c *fiber.Ctx) (body []byte, release func(), err erro
 		if err := s.budget.acquire(ctx, int64(declared)); err != nil {
 			return nil, nil, s.budgetError(c, err)
 		}
-		release = func() { s.budget.release(int64(declared)) }
-		body = make([]byte, declared)
+		buf, free := allocBody(declared)
+		release = func() { free(); s.budget.release(int64(declared)) }
+		body = buf
 		if n, err := io.ReadFull(stream, body); err != nil {
 			release()
 			return nil, nil, bodyReadError(err, fmt.Sprintf("%d of its %d bytes arrived before the connection closed", n, declared))
@@ -131,7 +133,8 @@ func (s *Server) readUpload(c *fiber.Ctx) (body []byte, release func(), err erro
 // bytes is 413.
 func (s *Server) readChunked(ctx context.Context, c *fiber.Ctx, stream io.Reader) (body []byte, release func(), err error) {
 	var reserved int64
-	release = func() { s.budget.release(reserved) }
+	free := func() {}
+	release = func() { free(); s.budget.release(reserved) }
 	for {
 		if len(body) == cap(body) {
 			if len(body) > s.cfg.BodyLimit {
@@ -146,7 +149,10 @@ func (s *Server) readChunked(ctx context.Context, c *fiber.Ctx, stream io.Reader
 				return nil, nil, s.budgetError(c, err)
 			}
 			reserved = int64(grown)
-			body = append(make([]byte, 0, grown), body...)
+			buf, freeBuf := allocBody(grown)
+			body = buf[:copy(buf, body)]
+			free()
+			free = freeBuf
 		}
 		n, err := stream.Read(body[len(body):cap(body)])
 		body = body[:len(body)+n]
@@ -183,22 +189,23 @@ func bodyReadError(err error, incomplete string) error {
 }
 
 // uploadBudget is MaxUploadBytesInFlight: the bytes that admitted bodies may
-// hold at once.
+// hold at once. It also tells when uploads have gone quiet, to reclaim memory.
 type uploadBudget struct {
 	sem   *semaphore.Weighted
 	gauge interface{ Set(float64) }
 
-	mu       sync.Mutex
-	held     int64     // bytes reserved now
-	admitted int64     // bytes reserved since the last reclaim
-	pending  bool      // a reclaim is scheduled
-	last     time.Time // when the last reclaim ran
-	// freeOSMemory is debug.FreeOSMemory; tests count the calls.
+	mu        sync.Mutex
+	held      int64     // bytes reserved now
+	used      bool      // an upload was admitted since the last reclaim
+	idleSince time.Time // when held last dropped to zero
+	pending   bool      // a reclaim timer runs
+	last      time.Time // when the last reclaim ran
+	// freeOSMemory is gateway.ReleaseMemory; tests count the calls.
 	freeOSMemory func()
 }
 
 func newUploadBudget(bytes int64, gauge interface{ Set(float64) }) *uploadBudget {
-	return &uploadBudget{sem: semaphore.NewWeighted(bytes), gauge: gauge, freeOSMemory: debug.FreeOSMemory}
+	return &uploadBudget{sem: semaphore.NewWeighted(bytes), gauge: gauge, freeOSMemory: gateway.ReleaseMemory}
 }
 
 // acquire reserves n bytes, waiting until they are free or ctx ends.
@@ -208,14 +215,14 @@ func (b *uploadBudget) acquire(ctx context.Context, n int64) error {
 	}
 	b.mu.Lock()
 	b.held += n
-	b.admitted += n
+	b.used = true
 	b.gauge.Set(float64(b.held))
 	b.mu.Unlock()
 	return nil
 }
 
-// release gives back n bytes; when that leaves nothing held after a burst of
-// large bodies, it schedules a reclaim.
+// release gives back n bytes; when that leaves none held, a reclaim is
+// scheduled for when uploads will have been quiet for reclaimDelay.
 func (b *uploadBudget) release(n int64) {
 	if n == 0 {
 		return
@@ -225,23 +232,38 @@ func (b *uploadBudget) release(n int64) {
 	defer b.mu.Unlock()
 	b.held -= n
 	b.gauge.Set(float64(b.held))
-	if b.held == 0 && b.admitted >= reclaimAfter && !b.pending {
-		b.pending = true
-		wait := max(reclaimDelay, time.Until(b.last.Add(reclaimEvery)))
-		time.AfterFunc(wait, b.reclaim)
+	if b.held == 0 {
+		b.idleSince = time.Now()
+		b.schedule()
 	}
 }
 
-// reclaim returns the freed heap to the OS if no body is held; a body admitted
-// meanwhile postpones it to the next idle moment.
+// schedule starts the reclaim timer unless one runs; b.mu is held.
+func (b *uploadBudget) schedule() {
+	if b.pending || !b.used {
+		return
+	}
+	b.pending = true
+	wait := max(time.Until(b.idleSince.Add(reclaimDelay)), time.Until(b.last.Add(reclaimEvery)))
+	time.AfterFunc(wait, b.reclaim)
+}
+
+// reclaim returns freed memory to the OS once no upload has been in flight
+// for reclaimDelay; under steady traffic that moment does not come, and
+// nothing is spent on it.
 func (b *uploadBudget) reclaim() {
 	b.mu.Lock()
 	b.pending = false
 	if b.held != 0 {
 		b.mu.Unlock()
+		return // the next release to zero schedules again
+	}
+	if time.Since(b.idleSince) < reclaimDelay {
+		b.schedule() // busy again in between: wait for a full quiet period
+		b.mu.Unlock()
 		return
 	}
-	b.admitted = 0
+	b.used = false
 	b.last = time.Now()
 	b.mu.Unlock()
 	b.freeOSMemory()
