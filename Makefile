@@ -96,8 +96,9 @@ generate: fixtures model ## Regenerate everything that is generated and committe
 	$(GO) generate ./gateway/triton/inferencepb
 	$(GO) generate ./monitoring/dashboard
 	$(VPY) loadtest/make_images.py
+	scripts/fetch-swagger-ui.sh
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating changes a committed file.
-	@git diff --exit-code --stat -- preprocess/testdata gateway/triton/inferencepb triton-models monitoring/grafana loadtest/k6/images || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/triton/inferencepb triton-models monitoring/grafana loadtest/k6/images); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+	@git diff --exit-code --stat -- preprocess/testdata gateway/triton/inferencepb triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/triton/inferencepb triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi

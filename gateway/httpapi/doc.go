@@ -1,6 +1,7 @@
 // Package httpapi is the gateway's HTTP API on fiber: the routes of
 // ARCHITECTURE.md (predict, batch predict, health, readiness, model, metrics,
-// OpenAPI), request parsing, the body, time and concurrency limits, request ids,
+// OpenAPI) and the interactive API page on the OpenAPI document (docs.go,
+// GET /docs), request parsing, the body, time and concurrency limits, request ids,
 // the access log, request metrics, the one error handler that turns an
 // error's kind into a status and a JSON body, and the cancellation of a request
 // whose client closed its connection (disconnect.go).

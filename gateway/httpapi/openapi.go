@@ -88,7 +88,7 @@ func openAPIDocument(cfg Config) object {
 			"version":     "1.0.0",
 			"description": "Image classification of fish species: bytes in, species out, every step measured.",
 		},
-		"paths": object{
+		"paths": withDocsPaths(object{
 			"/predict": object{"post": object{
 				"operationId": "predict",
 				"summary":     "Classify one image",
@@ -157,7 +157,7 @@ func openAPIDocument(cfg Config) object {
 					"content":     object{"application/json": object{"schema": object{"type": "object"}}},
 				}},
 			}},
-		},
+		}),
 		"components": object{
 			"parameters": object{
 				"TopK": object{

@@ -128,6 +128,7 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
 	})))
 	s.route("/openapi.json", s.openAPIDocument)
+	s.routeDocs()
 	if s.openAPI, err = marshalOpenAPI(cfg); err != nil {
 		return nil, fmt.Errorf("httpapi: build the OpenAPI document: %w", err)
 	}
