@@ -28,8 +28,12 @@ $(ORT_LIB): scripts/fetch-onnxruntime.sh
 	scripts/fetch-onnxruntime.sh >/dev/null
 	@touch $@
 
+.PHONY: test-deps
+test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the real Triton, schemathesis); idempotent, says what and why.
+	scripts/setup-test.sh
+
 .PHONY: test
-test: ## Run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub.
+test: test-deps ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub.
 	$(GO) test -race -count=1 $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/ ./gateway/onnx/
 

@@ -230,8 +230,8 @@ func TestComposeVolumes(t *testing.T) {
 		service, target, source string
 		dir, readOnly           bool
 	}{
-		{"prometheus", "/etc/prometheus/prometheus.yml", "monitoring/prometheus/prometheus.yml", false, true},
-		{"prometheus", "/etc/prometheus/rules", "monitoring/prometheus/rules", true, true},
+		{"prometheus", "/etc/prometheus/prometheus.yml", "monitoring/prometheus.yml", false, true},
+		{"prometheus", "/etc/prometheus/prometheus/rules", "monitoring/prometheus/rules", true, true},
 		{"alertmanager", "/etc/alertmanager/alertmanager.yml", "monitoring/alertmanager/alertmanager.yml", false, true},
 		{"grafana", "/etc/grafana/provisioning", "monitoring/grafana/provisioning", true, true},
 		{"triton", "/models", "triton-models", true, true},

@@ -708,7 +708,7 @@ func startPrometheus(t *testing.T, bin string, targets map[string]string, am str
 	addr := testenv.FreeLoopbackAddr(t)
 	targets = maps.Clone(targets)
 	targets["prometheus"] = addr
-	cfg := readYAML(t, monitoringPath(t, "prometheus", "prometheus.yml"))
+	cfg := readYAML(t, monitoringPath(t, "prometheus.yml"))
 	global, _ := cfg["global"].(map[string]any)
 	if global == nil {
 		t.Fatal("prometheus.yml has no global section")
@@ -735,7 +735,7 @@ func startPrometheus(t *testing.T, bin string, targets map[string]string, am str
 	var ruleFiles []any
 	rules, _ := cfg["rule_files"].([]any)
 	for _, r := range rules {
-		ruleFiles = append(ruleFiles, monitoringPath(t, "prometheus", fmt.Sprint(r)))
+		ruleFiles = append(ruleFiles, monitoringPath(t, fmt.Sprint(r)))
 	}
 	if len(ruleFiles) == 0 {
 		t.Fatal("prometheus.yml loads no rule files")

@@ -45,7 +45,7 @@ var lintPrometheusDuration = regexp.MustCompile(`^(([0-9]+)y)?(([0-9]+)w)?(([0-9
 // rule_files, every rule file, as Prometheus would load them.
 func TestPrometheusConfigPassesPromtool(t *testing.T) {
 	t.Parallel()
-	out := lintRunTool(t, "promtool", "check", "config", monitoringPath(t, "prometheus", "prometheus.yml"))
+	out := lintRunTool(t, "promtool", "check", "config", monitoringPath(t, "prometheus.yml"))
 	// rule_files resolve relative to the configuration file; a glob that
 	// matches nothing is not an error to promtool, so make sure it found the rules.
 	if got := strings.Count(out, "SUCCESS: "); got < 2 {
@@ -62,7 +62,7 @@ func TestPrometheusConfigPassesPromtool(t *testing.T) {
 func TestPrometheusConfigScrapeJobs(t *testing.T) {
 	t.Parallel()
 	var cfg lintPrometheusConfig
-	lintDecodeYAMLFile(t, monitoringPath(t, "prometheus", "prometheus.yml"), &cfg)
+	lintDecodeYAMLFile(t, monitoringPath(t, "prometheus.yml"), &cfg)
 
 	if got, want := cfg.Global.ScrapeInterval, "15s"; got != want {
 		t.Errorf("global.scrape_interval = %q, want %q", got, want)
