@@ -37,6 +37,11 @@ test: test-deps ## Install what the tests need, then run every test: race detect
 	$(GO) test -race -count=1 $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/ ./gateway/onnx/
 
+.PHONY: contract
+contract: onnxruntime ## The OpenAPI contract test alone: schemathesis (pinned, installed once into .schemathesis-venv/) against a fresh gateway.
+	scripts/schemathesis.sh install >/dev/null
+	$(GO) test -race -count=1 -run '^TestE2EContract$$' -v ./gateway/cmd/gateway/
+
 .PHONY: lint
 lint: ## gofmt, go vet (cgo and pure-Go builds) and a tidy go.mod.
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

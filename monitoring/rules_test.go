@@ -70,7 +70,7 @@ func TestPrometheusConfigScrapeJobs(t *testing.T) {
 	if got, want := cfg.Global.EvaluationInterval, "15s"; got != want {
 		t.Errorf("global.evaluation_interval = %q, want %q", got, want)
 	}
-	if got, want := cfg.RuleFiles, []string{"rules/*.yml"}; !slices.Equal(got, want) {
+	if got, want := cfg.RuleFiles, []string{"prometheus/rules/*.yml"}; !slices.Equal(got, want) {
 		t.Errorf("rule_files = %q, want %q", got, want)
 	}
 	var alertmanagers []string

@@ -137,7 +137,7 @@ func (s *Server) docsAsset(c *fiber.Ctx) error {
 }
 
 // docsPaths describes the page and its files for the OpenAPI document.
-func docsPaths() object {
+func docsPaths(requestID object, withErrors func(ok object, statuses ...int) object) object {
 	names := make([]string, 0, len(docsFiles))
 	for name := range docsFiles {
 		names = append(names, name)
@@ -149,15 +149,15 @@ func docsPaths() object {
 		mediaType, _, _ := strings.Cut(docsFiles[name].contentType, ";")
 		types[mediaType] = object{"schema": text}
 	}
-	notFound := object{"description": "No such file.", "content": jsonContent("Error")}
 	return object{
 		docsPagePath: object{"get": object{
 			"operationId": "docs",
 			"summary":     "This interactive API page (Swagger UI)",
-			"responses": object{"200": object{
+			"responses": withErrors(object{
 				"description": "The page. It loads its files from /docs/ and the document from /openapi.json, and nothing from elsewhere.",
+				"headers":     requestID,
 				"content":     object{fiber.MIMETextHTML: object{"schema": text}},
-			}},
+			}, getErrors...),
 		}},
 		path.Join(docsPagePath, "{"+docsAssetParam+"}"): object{"get": object{
 			"operationId": "docsAsset",
@@ -166,16 +166,18 @@ func docsPaths() object {
 				"name": docsAssetParam, "in": "path", "required": true,
 				"schema": object{"type": "string", "enum": names},
 			}},
-			"responses": object{
-				"200": object{"description": "The file.", "content": types},
-				"404": notFound,
-			},
+			"responses": func() object {
+				r := withErrors(object{"description": "The file.", "headers": requestID, "content": types}, getErrors...)
+				r["404"] = object{"description": "No such file.", "headers": requestID, "content": jsonContent("Error")}
+				return r
+			}(),
 		}},
 	}
 }
 
-// withDocsPaths adds the page's routes to the OpenAPI paths.
-func withDocsPaths(paths object) object {
-	maps.Copy(paths, docsPaths())
+// withDocsPaths adds the page's routes to the OpenAPI paths, with the
+// document's own builders of headers and error responses.
+func withDocsPaths(requestID object, withErrors func(ok object, statuses ...int) object, paths object) object {
+	maps.Copy(paths, docsPaths(requestID, withErrors))
 	return paths
 }

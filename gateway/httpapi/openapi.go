@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -20,37 +21,58 @@ func jsonContent(schema string) object {
 	return object{"application/json": object{"schema": ref("schemas", schema)}}
 }
 
-// errorStatuses names the component of each error response, by status.
-var errorStatuses = map[int]string{
-	http.StatusBadRequest:            "BadRequest",
-	http.StatusRequestEntityTooLarge: "TooLarge",
-	http.StatusUnsupportedMediaType:  "UnsupportedMediaType",
-	http.StatusUnprocessableEntity:   "UnprocessableImage",
-	http.StatusTooManyRequests:       "Overloaded",
-	http.StatusInternalServerError:   "Internal",
-	http.StatusBadGateway:            "BadGateway",
-	http.StatusServiceUnavailable:    "Unavailable",
-	http.StatusGatewayTimeout:        "DeadlineExceeded",
+// errorResponses names the component of each error response, by status. Every
+// one carries the JSON error body and X-Request-ID; 429 and 503 also carry
+// Retry-After.
+var errorResponses = map[int]string{
+	http.StatusBadRequest:                  "BadRequest",
+	http.StatusRequestTimeout:              "RequestTimeout",
+	http.StatusRequestEntityTooLarge:       "TooLarge",
+	http.StatusUnsupportedMediaType:        "UnsupportedMediaType",
+	http.StatusUnprocessableEntity:         "UnprocessableImage",
+	http.StatusTooManyRequests:             "Overloaded",
+	http.StatusRequestHeaderFieldsTooLarge: "HeadersTooLarge",
+	StatusClientClosedRequest:              "ClientClosedRequest",
+	http.StatusInternalServerError:         "Internal",
+	http.StatusBadGateway:                  "BadGateway",
+	http.StatusServiceUnavailable:          "Unavailable",
+	http.StatusGatewayTimeout:              "DeadlineExceeded",
 }
 
-// openAPIDocument describes the routes New registers, in OpenAPI 3.0; a test
-// checks that its paths and methods are exactly the app's routes.
+// The error statuses each kind of route can answer. Any request can be refused
+// while it is read (malformed, too slow, headers too large: before routing),
+// and any handler can fail with a bug (500). A body sent to a route that takes
+// none is refused unread (413, framing.go). An upload can also be refused
+// for its content, shed, cancelled by its client going away (499, which nobody
+// reads) and fail in the backend; readiness waits on the backend too (499).
+var (
+	getErrors     = []int{400, 408, 413, 431, 500}
+	readyErrors   = []int{400, 408, 413, 431, StatusClientClosedRequest, 500}
+	predictErrors = []int{400, 408, 413, 415, 422, 429, 431, StatusClientClosedRequest, 500, 502, 503, 504}
+	// A batch answers the problems of single images (415, 422) per item, in
+	// its 200; as a whole it fails only for what concerns every item.
+	batchErrors = []int{400, 408, 413, 415, 429, 431, StatusClientClosedRequest, 500, 502, 503, 504}
+)
+
+// openAPIDocument describes the routes New registers, in OpenAPI 3.0, with
+// every status each can answer; a test checks that its paths and methods are
+// exactly the app's routes, and the contract test (schemathesis, in
+// gateway/cmd/gateway) that the server keeps to it.
 func openAPIDocument(cfg Config) object {
+	requestID := object{"X-Request-ID": ref("headers", "RequestID")}
 	withErrors := func(ok object, statuses ...int) object {
 		responses := object{"200": ok}
 		for _, st := range statuses {
-			responses[strconv.Itoa(st)] = ref("responses", errorStatuses[st])
+			responses[strconv.Itoa(st)] = ref("responses", errorResponses[st])
 		}
 		return responses
 	}
 	okJSON := func(description, schema string) object {
-		return object{
-			"description": description,
-			"headers":     object{"X-Request-ID": ref("headers", "RequestID")},
-			"content":     jsonContent(schema),
-		}
+		return object{"description": description, "headers": requestID, "content": jsonContent(schema)}
 	}
-	binary := object{"type": "string", "format": "binary"}
+	// A non-empty body of any bytes: what makes it an image the schema cannot
+	// say; the server sniffs and decodes it (415, 422).
+	binary := object{"type": "string", "format": "binary", "minLength": 1}
 	requestParams := []any{ref("parameters", "TopK"), ref("parameters", "RequestID")}
 
 	errorResponse := func(description string, retry bool) object {
@@ -60,16 +82,16 @@ func openAPIDocument(cfg Config) object {
 		}
 		return object{"description": description, "headers": headers, "content": jsonContent("Error")}
 	}
-	var codes []string
+	var kinds, codes []string
 	for _, k := range gateway.Kinds() {
-		codes = append(codes, k.String())
+		kinds = append(kinds, k.String())
 	}
-	codes = append(codes, "not_found", "method_not_allowed", "request_timeout", "headers_too_large")
+	codes = append(append(codes, kinds...), "not_found", "method_not_allowed", "request_timeout", "headers_too_large", "too_many_connections")
 
 	str := object{"type": "string"}
 	num := object{"type": "number"}
 	integer := object{"type": "integer"}
-	ms := object{"type": "number", "description": "milliseconds"}
+	ms := object{"type": "number", "minimum": 0, "description": "milliseconds"}
 	triple := func(item object) object {
 		return object{"type": "array", "items": item, "minItems": 3, "maxItems": 3}
 	}
@@ -80,110 +102,173 @@ func openAPIDocument(cfg Config) object {
 		}
 		return o
 	}
+	// imageParts is a multipart body of the parts named in fields, at least
+	// one of them. The server skips parts of other names; they are left out of
+	// the contract (additionalProperties false) because they are no use, and a
+	// part name must still be a well-formed MIME parameter, which a schema
+	// cannot say.
+	imageParts := func(part object, fields ...string) object {
+		props := object{}
+		var alternatives []any
+		for _, f := range fields {
+			props[f] = part
+			alternatives = append(alternatives, object{"required": []string{f}})
+		}
+		body := obj(nil, props)
+		body["additionalProperties"] = false
+		body["anyOf"] = alternatives
+		return body
+	}
+	singleBody := imageParts(binary, "file", "image")
+	batchBody := imageParts(object{"type": "array", "items": binary, "minItems": 1, "maxItems": cfg.MaxBatchItems},
+		"files", "file", "images", "image")
+
+	index := object{"type": "integer", "minimum": 0}
+	predictions := object{"type": "array", "items": ref("schemas", "Prediction"), "minItems": 1}
+	// A batch item has predictions (and the backend that made them) or an
+	// error, never both.
+	batchItem := obj([]string{"index", "filename"}, object{
+		"index":       index,
+		"filename":    str,
+		"predictions": predictions,
+		"backend":     str,
+		"error":       ref("schemas", "ItemError"),
+	})
+	batchItem["oneOf"] = []any{
+		object{"required": []string{"predictions", "backend"}},
+		object{"required": []string{"error"}},
+	}
 
 	return object{
 		"openapi": "3.0.3",
 		"info": object{
-			"title":       "Fish classifier gateway",
-			"version":     "1.0.0",
-			"description": "Image classification of fish species: bytes in, species out, every step measured.",
+			"title":   "Fish classifier gateway",
+			"version": "1.0.0",
+			"description": "Image classification of fish species: bytes in, species out, every step measured. " +
+				"Every answer carries X-Request-ID, and every error the JSON body of the Error schema. " +
+				"A path not listed here answers 404 (not_found); a method not listed for a path answers 405 (method_not_allowed) with Allow, " +
+				"except HEAD, which every GET route answers.",
 		},
-		"paths": withDocsPaths(object{
+		"paths": withDocsPaths(requestID, withErrors, object{
 			"/predict": object{"post": object{
 				"operationId": "predict",
 				"summary":     "Classify one image",
-				"description": "The image comes as the multipart field `file` (or `image`), or as the raw body with an image/* or application/octet-stream Content-Type. Compressed bodies (Content-Encoding) are refused with 415.",
-				"parameters":  requestParams,
+				"description": "The image comes as the multipart field `file` (or `image`; the first such part counts, other parts are skipped), " +
+					"or as the raw body with an image/* or application/octet-stream Content-Type. " +
+					"It must be a JPEG, PNG or WebP (sniffed from the bytes, else 415) that decodes, with at least 8 pixels a side (else 422). " +
+					"Compressed bodies (a Content-Encoding other than identity) are refused with 415.",
+				"parameters": requestParams,
 				"requestBody": object{
 					"required": true,
 					"content": object{
-						"multipart/form-data":      object{"schema": obj(nil, object{"file": binary, "image": binary})},
+						"multipart/form-data":      object{"schema": singleBody},
 						"image/*":                  object{"schema": binary},
 						"application/octet-stream": object{"schema": binary},
 					},
 				},
-				"responses": withErrors(okJSON("The top-k predictions, highest first.", "PredictResponse"),
-					400, 413, 415, 422, 429, 500, 502, 503, 504),
+				"responses": withErrors(okJSON("The top-k predictions, highest first.", "PredictResponse"), predictErrors...),
 			}},
 			"/predict/batch": object{"post": object{
 				"operationId": "predictBatch",
 				"summary":     "Classify several images in one request",
-				"description": fmt.Sprintf("Every part named files, file, images or image is one image, in order; at most %d. Each item gets predictions or its own error; when every item failed with the same server-side error, the request answers that error's status.", cfg.MaxBatchItems),
-				"parameters":  requestParams,
+				"description": fmt.Sprintf("Every part named files, file, images or image is one image, in order (other parts are skipped); "+
+					"at least one, and at most %d in all (else 413). "+
+					"Each item gets predictions or its own error (an image that is not one, or does not decode, is an item error); "+
+					"when every item failed with the same server-side error, the request answers that error's status. "+
+					"Compressed bodies (a Content-Encoding other than identity) are refused with 415.", cfg.MaxBatchItems),
+				"parameters": requestParams,
 				"requestBody": object{
 					"required": true,
-					"content": object{"multipart/form-data": object{"schema": obj(nil, object{
-						"files": object{"type": "array", "items": binary, "maxItems": cfg.MaxBatchItems},
-					})}},
+					"content":  object{"multipart/form-data": object{"schema": batchBody}},
 				},
-				"responses": withErrors(okJSON("One result per image, in order.", "BatchResponse"),
-					400, 413, 415, 429, 500, 502, 503, 504),
+				"responses": withErrors(okJSON("One result per image, in order.", "BatchResponse"), batchErrors...),
 			}},
 			"/health": object{"get": object{
 				"operationId": "health",
 				"summary":     "Liveness: the process serves",
-				"responses":   object{"200": okJSON("Alive.", "Health")},
+				"responses":   withErrors(okJSON("Alive.", "Health"), getErrors...),
 			}},
 			"/ready": object{"get": object{
 				"operationId": "ready",
 				"summary":     "Readiness: the backend is live, the model ready, the breaker closed",
-				"responses": object{
-					"200": okJSON("Ready to classify.", "Ready"),
-					"503": object{
+				"responses": func() object {
+					r := withErrors(okJSON("Ready to classify.", "Ready"), readyErrors...)
+					r["503"] = object{
 						"description": "Not ready, with the reason.",
 						"headers":     object{"X-Request-ID": ref("headers", "RequestID"), "Retry-After": ref("headers", "RetryAfter")},
 						"content":     jsonContent("NotReady"),
-					},
-				},
+					}
+					return r
+				}(),
 			}},
 			"/model": object{"get": object{
 				"operationId": "model",
 				"summary":     "The model served and the preprocessing in force",
-				"responses":   object{"200": okJSON("The model.", "Model")},
+				"responses":   withErrors(okJSON("The model.", "Model"), getErrors...),
 			}},
 			"/metrics": object{"get": object{
 				"operationId": "metrics",
 				"summary":     "Prometheus metrics",
-				"responses": object{"200": object{
-					"description": "Prometheus text exposition format.",
-					"content":     object{"text/plain": object{"schema": str}},
-				}},
+				"responses": func() object {
+					r := withErrors(object{
+						"description": "Prometheus text exposition format.",
+						"headers":     requestID,
+						"content":     object{"text/plain": object{"schema": str}},
+					}, getErrors...)
+					r["500"] = object{
+						"description": "Gathering the metrics failed (plain text, from the Prometheus handler), or a bug (the JSON error).",
+						"headers":     requestID,
+						"content": object{
+							"application/json": object{"schema": ref("schemas", "Error")},
+							"text/plain":       object{"schema": str},
+						},
+					}
+					return r
+				}(),
 			}},
 			"/openapi.json": object{"get": object{
 				"operationId": "openapi",
 				"summary":     "This document",
-				"responses": object{"200": object{
+				"responses": withErrors(object{
 					"description": "OpenAPI 3.0 document.",
+					"headers":     requestID,
 					"content":     object{"application/json": object{"schema": object{"type": "object"}}},
-				}},
+				}, getErrors...),
 			}},
 		}),
 		"components": object{
 			"parameters": object{
+				// top_k is parsed as an int: a larger number is not one (400).
 				"TopK": object{
 					"name": "top_k", "in": "query", "required": false,
-					"description": "How many predictions to return; clamped to the number of classes.",
-					"schema":      object{"type": "integer", "minimum": 1, "default": cfg.DefaultTopK},
+					"description": "How many predictions to return, a decimal integer of at least 1 (else 400); clamped to the number of classes.",
+					"schema":      object{"type": "integer", "format": "int64", "minimum": 1, "maximum": math.MaxInt, "default": cfg.DefaultTopK},
 				},
 				"RequestID": object{
 					"name": "X-Request-ID", "in": "header", "required": false,
-					"description": "Echoed when acceptable, else generated.",
-					"schema":      object{"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+					"description": "The request's id, echoed when it is 1-128 characters of [A-Za-z0-9._:-]; any other value is replaced by a generated id, not refused.",
+					"schema":      str,
 				},
 			},
 			"headers": object{
-				"RequestID": object{"description": "The request's id, as in the body and the logs.", "schema": str},
+				"RequestID": object{"description": "The request's id, as in the body and the logs.", "required": true, "schema": object{"type": "string", "minLength": 1}},
 				"RetryAfter": object{
 					"description": "Seconds to wait before retrying.",
+					"required":    true,
 					"schema":      object{"type": "integer", "minimum": 1},
 				},
 			},
 			"responses": object{
-				"BadRequest":           errorResponse("Malformed request: bad top_k, missing image, malformed multipart body.", false),
-				"TooLarge":             errorResponse(fmt.Sprintf("Body over %d bytes, image over the byte limit, or more than %d batch items.", cfg.BodyLimit, cfg.MaxBatchItems), false),
+				"BadRequest": errorResponse("Malformed request: a request the HTTP parser refuses; on the predict routes also a bad top_k, "+
+					"no image part, an empty body, a multipart body without a boundary or malformed.", false),
+				"RequestTimeout": errorResponse("The request was not read within the read timeout.", false),
+				"TooLarge": errorResponse(fmt.Sprintf("Body over %d bytes, an image over the byte limit, or more than %d batch items.",
+					cfg.BodyLimit, cfg.MaxBatchItems), false),
 				"UnsupportedMediaType": errorResponse("Not a supported image format (sniffed from the bytes), a Content-Type not accepted, or a compressed body.", false),
 				"UnprocessableImage":   errorResponse("A corrupt image, too many pixels, or too small.", false),
 				"Overloaded":           errorResponse("Too many requests in flight; shed.", true),
+				"HeadersTooLarge":      errorResponse("The request's headers exceed the server's buffer.", false),
+				"ClientClosedRequest":  errorResponse("The client closed its connection while the request ran: cancelled, and nobody reads this answer.", false),
 				"Internal":             errorResponse("A bug; the details are in the log.", false),
 				"BadGateway":           errorResponse("The inference backend answered something unusable.", false),
 				"Unavailable":          errorResponse("Circuit breaker open or model not ready.", true),
@@ -197,7 +282,7 @@ func openAPIDocument(cfg Config) object {
 				})}),
 				"Prediction": obj([]string{"label", "index", "confidence"}, object{
 					"label":      str,
-					"index":      integer,
+					"index":      index,
 					"confidence": object{"type": "number", "minimum": 0, "maximum": 1},
 				}),
 				"StageTimings": obj([]string{"decode", "resize", "normalize", "inference", "postprocess", "total"}, object{
@@ -208,22 +293,16 @@ func openAPIDocument(cfg Config) object {
 					"version":     str,
 					"backend":     object{"type": "string", "description": "the backend that answered: triton, or onnxruntime (also when it stood in for Triton)"},
 					"request_id":  str,
-					"predictions": object{"type": "array", "items": ref("schemas", "Prediction")},
+					"predictions": predictions,
 					"timings_ms":  ref("schemas", "StageTimings"),
 				}),
-				"ItemError": obj([]string{"code", "message"}, object{"code": str, "message": str}),
-				"BatchItem": obj([]string{"index", "filename"}, object{
-					"index":       integer,
-					"filename":    str,
-					"predictions": object{"type": "array", "items": ref("schemas", "Prediction")},
-					"backend":     str,
-					"error":       ref("schemas", "ItemError"),
-				}),
+				"ItemError": obj([]string{"code", "message"}, object{"code": object{"type": "string", "enum": kinds}, "message": str}),
+				"BatchItem": batchItem,
 				"BatchResponse": obj([]string{"model", "version", "request_id", "results", "timings_ms"}, object{
 					"model":      str,
 					"version":    str,
 					"request_id": str,
-					"results":    object{"type": "array", "items": ref("schemas", "BatchItem")},
+					"results":    object{"type": "array", "items": ref("schemas", "BatchItem"), "minItems": 1, "maxItems": cfg.MaxBatchItems},
 					"timings_ms": obj([]string{"total"}, object{"total": ms}),
 				}),
 				"Health": obj([]string{"status"}, object{"status": object{"type": "string", "enum": []string{"ok"}}}),

@@ -42,24 +42,29 @@ func TestDefaultONNXRuntimeLibMatchesFetchScript(t *testing.T) {
 	}
 }
 
-// The default backend end to end: the real ONNX Runtime library, the committed
-// model repository, real HTTP.
-func TestE2EEmbeddedONNX(t *testing.T) {
-	root := repoRoot(t)
+// startEmbeddedGateway serves the gateway (run, in a goroutine) with its
+// default backend, the embedded ONNX Runtime, on the committed model
+// repository, and waits until /ready answers 200; env adds to or overrides its
+// environment. At the end of the test run must return nil.
+func startEmbeddedGateway(t *testing.T, env map[string]string) *e2eGateway {
+	t.Helper()
 	addr := freeAddr(t)
-	env := map[string]string{
+	vars := map[string]string{
 		"GATEWAY_LISTEN_ADDR": addr,
-		"MODEL_REPOSITORY":    filepath.Join(root, "triton-models"),
+		"MODEL_REPOSITORY":    filepath.Join(repoRoot(t), "triton-models"),
 		"ONNXRUNTIME_LIB":     onnxRuntimeLib(t),
+	}
+	for k, v := range env {
+		vars[k] = v
 	}
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logFile.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, lookupFrom(env), logFile) }()
+	go func() { done <- run(ctx, lookupFrom(vars), logFile) }()
+	g := &e2eGateway{URL: "http://" + addr, Addr: addr, client: &http.Client{Timeout: 10 * time.Second}, logPath: logFile.Name()}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -70,9 +75,18 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 		case <-time.After(15 * time.Second):
 			t.Error("run did not return after cancel")
 		}
+		_ = logFile.Close()
+		if t.Failed() || os.Getenv("E2E_DUMP") != "" {
+			g.dumpLog(t)
+		}
 	})
-	g := &e2eGateway{URL: "http://" + addr, Addr: addr, client: &http.Client{Timeout: 10 * time.Second}}
 	waitFor(t, "the embedded backend to be ready", func() bool {
+		select {
+		case err := <-done:
+			done <- err // the cleanup reports it, and the log
+			t.Fatal("run returned before the gateway was ready")
+		default:
+		}
 		resp, err := g.client.Get(g.URL + "/ready")
 		if err != nil {
 			return false
@@ -80,6 +94,14 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	return g
+}
+
+// The default backend end to end: the real ONNX Runtime library, the committed
+// model repository, real HTTP.
+func TestE2EEmbeddedONNX(t *testing.T) {
+	root := repoRoot(t)
+	g := startEmbeddedGateway(t, nil)
 
 	labels, err := readLabels(filepath.Join(root, "triton-models"), "fish_classifier")
 	if err != nil || len(labels) != 9 {
