@@ -14,8 +14,12 @@ help: ## List the targets.
 
 .PHONY: run
 run: onnxruntime ## Serve the gateway on :8000 with the embedded ONNX backend (BACKEND=triton TRITON_URL=host:8001 for Triton).
-	@echo "gateway on :8000 (backend $${BACKEND:-onnx}); try: curl -F file=@fish.jpg localhost:8000/predict" >&2
-	ONNXRUNTIME_LIB=$${ONNXRUNTIME_LIB:-$(ORT_LIB)} $(GO) run ./gateway/cmd/gateway
+	@# libjpeg-turbo's headers for the fast JPEG decoder; without them (and no
+	@# way to install them) the gateway is built without cgo and decodes JPEG in Go.
+	@cgo=$${CGO_ENABLED:-1}; [ "$$cgo" = 0 ] || scripts/install-debian-packages.sh "the fast JPEG decoder (cgo, libjpeg-turbo)" libjpeg62-turbo-dev || { \
+		echo "make run: building without cgo: JPEG decoding in pure Go, slower, same answers" >&2; cgo=0; }; \
+	echo "gateway on :8000 (backend $${BACKEND:-onnx}); try: curl -F file=@fish.jpg localhost:8000/predict" >&2; \
+	ONNXRUNTIME_LIB=$${ONNXRUNTIME_LIB:-$(ORT_LIB)} CGO_ENABLED=$$cgo $(GO) run ./gateway/cmd/gateway
 
 # ONNX Runtime's shared library for the embedded backend (gateway/onnx), fetched
 # from the pinned onnxruntime-node npm package and checked against pinned hashes.

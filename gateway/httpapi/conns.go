@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,10 +21,16 @@ const (
 	// refuseLogEvery is the least time between two log lines about refused
 	// connections: a flood of them must not become a flood of log lines.
 	refuseLogEvery = 10 * time.Second
+	// maxRefusing bounds the refusals being written at once (a goroutine each,
+	// for up to refuseTimeout); beyond it a connection is closed unanswered,
+	// so that a flood of connections cannot become a flood of goroutines.
+	maxRefusing = 64
 )
 
-// refusals rate-limits the log of refused connections.
+// refusals bounds the refusals in progress and rate-limits their log.
 type refusals struct {
+	inProgress atomic.Int32
+
 	mu      sync.Mutex
 	last    time.Time
 	pending int
@@ -34,13 +41,27 @@ func (s *Server) listener(ln net.Listener) net.Listener {
 	return &watchListener{Listener: ln, srv: s}
 }
 
-// refuseConn answers a connection accepted over MaxConnections with 503 and
-// closes it, without reading a request: the JSON error shape, a request id,
-// Retry-After. It is counted in http_connections_refused_total and logged at
-// most once per refuseLogEvery.
+// refuse refuses a connection accepted over MaxConnections: answered by
+// refuseConn in a goroutine of its own, or closed at once when maxRefusing
+// are being answered already.
+func (s *Server) refuse(c net.Conn) {
+	s.metrics.refused.Inc()
+	if s.refusals.inProgress.Add(1) > maxRefusing {
+		s.refusals.inProgress.Add(-1)
+		_ = c.Close()
+		return
+	}
+	go func() {
+		defer s.refusals.inProgress.Add(-1)
+		s.refuseConn(c)
+	}()
+}
+
+// refuseConn answers a refused connection with 503 and closes it, without
+// reading a request: the JSON error shape, a request id, Retry-After. It is
+// logged at most once per refuseLogEvery.
 func (s *Server) refuseConn(c net.Conn) {
 	defer c.Close()
-	s.metrics.refused.Inc()
 	id := newRequestID()
 	body, _ := json.Marshal(errorBody{Error: errorDetail{
 		Code:      "too_many_connections",

@@ -73,7 +73,7 @@ func (l *watchListener) Accept() (net.Conn, error) {
 		}
 		if l.open.Add(1) > int64(l.srv.cfg.MaxConnections) {
 			l.open.Add(-1)
-			go l.srv.refuseConn(c)
+			l.srv.refuse(c)
 			continue
 		}
 		l.srv.metrics.connections.Inc()

@@ -124,7 +124,7 @@ func (s *Server) docsPage(c *fiber.Ctx) error {
 func (s *Server) docsAsset(c *fiber.Ctx) error {
 	f, ok := docsFiles[c.Params(docsAssetParam)]
 	if !ok {
-		return fiber.NewError(fiber.StatusNotFound, "no such file: "+c.Path())
+		return fiber.NewError(fiber.StatusNotFound, "no such file under /docs/")
 	}
 	cache := "no-cache"
 	if c.Query("v") == f.version {
