@@ -113,8 +113,8 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		// reading is not known (c.Context().Time() is still the previous
 		// request's), so the duration is the time to answer.
 		st = s.begin(c, time.Now())
-		st.endpoint = s.endpointOf(c.Method(), c.Path())
-		st.upload = c.Method() == fiber.MethodPost && s.uploads[st.endpoint]
+		st.endpoint = s.endpointOf(c.Path())
+		st.upload = s.isUpload(c.Method(), c.Path())
 	}
 	p := s.describe(err)
 	st.err, st.code = err, p.code

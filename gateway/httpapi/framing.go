@@ -109,8 +109,8 @@ func (s *Server) refuseEarly(fctx *fasthttp.RequestCtx) error {
 	if _, known := knownMethods[method]; !known {
 		return s.methodNotAllowed(method, path)
 	}
-	if endpoint := s.endpointOf(method, path); endpoint != endpointUnmatched && !s.uploads[endpoint] && h.ContentLength() != 0 && h.ContentLength() != -2 {
-		return gateway.Errorf(gateway.KindTooLarge, "%s %s takes no request body", method, endpoint)
+	if _, routed := s.routes[method+" "+path]; routed && !s.isUpload(method, path) && h.ContentLength() != 0 && h.ContentLength() != -2 {
+		return gateway.Errorf(gateway.KindTooLarge, "%s %s takes no request body", method, path)
 	}
 	return nil
 }
@@ -162,7 +162,7 @@ func (s *Server) serverError(fctx *fasthttp.RequestCtx, err error) {
 func (s *Server) expect(fctx *fasthttp.RequestCtx) int {
 	err := s.refuseEarly(fctx)
 	if err == nil {
-		if endpoint := s.endpointOf(string(fctx.Method()), string(fctx.Path())); s.uploads[endpoint] {
+		if s.isUpload(string(fctx.Method()), string(fctx.Path())) {
 			err = s.refuseUpload(&fctx.Request.Header)
 		}
 	}

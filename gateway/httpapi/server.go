@@ -165,6 +165,11 @@ func (s *Server) upload(path string, h uploadHandler) {
 	s.app.Post(path, s.labelled(path, s.guardUpload(h)))
 }
 
+// isUpload says whether method and path name an upload route.
+func (s *Server) isUpload(method, path string) bool {
+	return method == fiber.MethodPost && s.uploads[path]
+}
+
 // labelled records the route template of the requests h serves.
 func (s *Server) labelled(path string, h fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
@@ -178,10 +183,7 @@ func (s *Server) labelled(path string, h fiber.Handler) fiber.Handler {
 // endpointOf is the route template of a request that no route handled (refused
 // before routing, or a method the path does not answer): its path when that
 // is a route's, else "unmatched".
-func (s *Server) endpointOf(method, path string) string {
-	if e, ok := s.routes[method+" "+path]; ok {
-		return e
-	}
+func (s *Server) endpointOf(path string) string {
 	for _, m := range []string{fiber.MethodGet, fiber.MethodPost} {
 		if e, ok := s.routes[m+" "+path]; ok {
 			return e
@@ -265,7 +267,7 @@ func (s *Server) finish(c *fiber.Ctx, st *requestState) {
 	status := c.Response().StatusCode()
 	endpoint := st.endpoint
 	if endpoint == "" {
-		endpoint = s.endpointOf(c.Method(), c.Path())
+		endpoint = s.endpointOf(c.Path())
 	}
 	// Bodies are streamed: Body() would read one that was refused unread.
 	bytesIn := st.bodyBytes
