@@ -214,6 +214,8 @@ const (
 	titleHTTPErrors      = "HTTP Errors by Code"
 	titleInferenceErrors = "Inference Errors by Kind"
 	titleSlotWait        = "Queueing for Slots (p95 wait)"
+	titleConnections     = "Client Connections"
+	titleUploadBytes     = "Upload Bytes Held"
 )
 
 // Values of circuit_breaker_state.
@@ -283,6 +285,15 @@ func resiliencePanels() []cog.Builder[dashboard.Panel] {
 			WithTarget(query("A",
 				`histogram_quantile(0.95, sum by (slot, le) (`+rate(gateway("classifier_slot_wait_seconds_bucket"))+`))`,
 				"{{slot}}")),
+
+		timeSeries(titleConnections, "Open client connections by instance (bounded by HTTP_MAX_CONNECTIONS), and connections per second refused with 503 because that many were open.", "short").
+			Min(0).
+			WithTarget(query("A", `sum by (instance) (`+gateway("http_connections_open")+`)`, "open ({{instance}})")).
+			WithTarget(query("B", `sum by (instance) (`+rate(gateway("http_connections_refused_total"))+`)`, "refused/s ({{instance}})")),
+
+		timeSeries(titleUploadBytes, "Bytes reserved by the bodies of admitted uploads, by instance: bounded by MAX_UPLOAD_BYTES_IN_FLIGHT, beyond which uploads wait and then get 429.", "bytes").
+			Min(0).
+			WithTarget(query("A", `sum by (instance) (`+gateway("http_upload_bytes_in_flight")+`)`, "{{instance}}")),
 	}
 }
 
