@@ -104,6 +104,17 @@ fixtures: venv ## Regenerate the Pillow reference fixtures under preprocess/test
 model: venv ## Rebuild the demo model (untrained weights) and its reference logits under triton-models/.
 	$(VPY) triton-models/build_model.py
 
+# The pretrained EfficientNet-Lite0 converted to ONNX with its checks; not served
+# yet, so it is written to the git-ignored .model-cache/, not into triton-models/.
+$(VENV)/.installed-efficientnet: $(VENV)/.installed converters/efficientnet/requirements.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r triton-models/requirements.txt -r converters/efficientnet/requirements.txt
+	touch $@
+
+.PHONY: model-efficientnet
+model-efficientnet: $(VENV)/.installed-efficientnet ## Convert the pretrained EfficientNet-Lite0 to ONNX in .model-cache/efficientnet-lite0/ (checks included; not served yet).
+	cd converters/efficientnet && ../../$(VPY) -m unittest --quiet
+	$(VPY) converters/efficientnet/convert.py
+
 .PHONY: generate
 generate: fixtures model ## Regenerate everything that is generated and committed.
 	$(GO) generate ./gateway/triton/inferencepb
