@@ -33,13 +33,14 @@ $(ORT_LIB): scripts/fetch-onnxruntime.sh
 	@touch $@
 
 .PHONY: test-deps
-test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the real Triton, schemathesis); idempotent, says what and why.
+test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the real Triton, schemathesis, .venv); idempotent, says what and why.
 	scripts/setup-test.sh
 
 .PHONY: test
 test: test-deps ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub.
 	$(GO) test -race -count=1 $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/ ./gateway/onnx/
+	cd converters/efficientnet && ../../$(VPY) -m unittest --quiet
 
 .PHONY: contract
 contract: onnxruntime ## The OpenAPI contract test alone: schemathesis (pinned, installed once into .schemathesis-venv/) against a fresh gateway.
@@ -92,6 +93,7 @@ fuzz: ## Fuzz the decode path for FUZZTIME (default 60s) per target.
 .PHONY: venv
 venv: $(VENV)/.installed ## Python environment with the pinned Pillow, numpy and onnx.
 $(VENV)/.installed: preprocess/testdata/gen/requirements.txt triton-models/requirements.txt
+	@echo "venv: making $(VENV) with the pinned Pillow, numpy and onnx from PyPI (fixtures, model build, converter tests)" >&2
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r preprocess/testdata/gen/requirements.txt -r triton-models/requirements.txt
 	touch $@
