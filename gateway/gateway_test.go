@@ -274,3 +274,32 @@ func TestClassifyWithoutBatching(t *testing.T) {
 		t.Errorf("calls = %v, want one call per image", b.calls)
 	}
 }
+
+func TestProvenanceFromParameters(t *testing.T) {
+	sum := strings.Repeat("0123456789abcdef", 4)
+	for _, tt := range []struct {
+		name    string
+		params  map[string]string
+		want    Provenance
+		wantErr string
+	}{
+		{"none declared", map[string]string{"output_kind": "logits"}, Provenance{}, ""},
+		{"all declared", map[string]string{ParamModelSHA256: " " + strings.ToUpper(sum) + " ", ParamModelSource: "PyPI pkg==1.0", ParamModelLicense: "Apache-2.0"},
+			Provenance{SHA256: sum, Source: "PyPI pkg==1.0", License: "Apache-2.0"}, ""},
+		{"short sha256", map[string]string{ParamModelSHA256: sum[:63]}, Provenance{}, "model_sha256"},
+		{"not hex", map[string]string{ParamModelSHA256: strings.Repeat("g", 64)}, Provenance{}, "not a sha256"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ProvenanceFromParameters(tt.params)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -65,6 +65,20 @@ type ModelInfo struct {
 	// probabilities.
 	OutputIsLogits bool            `json:"output_is_logits"`
 	Preprocess     preprocess.Spec `json:"-"`
+	// Provenance says where the weights come from, as the model's
+	// configuration declares it.
+	Provenance Provenance `json:"provenance"`
+}
+
+// Provenance is where a model's weights come from (config.pbtxt parameters
+// model_sha256, model_source, model_license); a field the configuration does
+// not declare is empty.
+type Provenance struct {
+	// SHA256 is the hex sha256 of the model file; the embedded backend refuses
+	// a file that does not match it.
+	SHA256  string `json:"sha256,omitempty"`
+	Source  string `json:"source,omitempty"`
+	License string `json:"license,omitempty"`
 }
 
 // Prediction is one class of a result, with its probability.

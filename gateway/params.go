@@ -25,6 +25,12 @@ import (
 //	output_kind               logits | probabilities                    (logits)
 //	output_name               the output holding the scores             (the first output)
 //
+// and where the weights come from (ProvenanceFromParameters), all optional:
+//
+//	model_sha256              sha256 of the model file, 64 hex digits
+//	model_source              where the weights were obtained
+//	model_license             the weights' licence
+//
 // The tensor's size, layout and data type come from the model input itself.
 const (
 	ParamResize       = "preprocess_resize"
@@ -38,7 +44,27 @@ const (
 	ParamDCTScaling   = "preprocess_dct_scaling"
 	ParamOutputKind   = "output_kind"
 	ParamOutputName   = "output_name"
+	ParamModelSHA256  = "model_sha256"
+	ParamModelSource  = "model_source"
+	ParamModelLicense = "model_license"
 )
+
+// ProvenanceFromParameters reads where a model's weights come from out of its
+// configuration parameters; a model_sha256 that is not 64 hex digits is an
+// error naming the parameter.
+func ProvenanceFromParameters(params map[string]string) (Provenance, error) {
+	p := Provenance{
+		SHA256:  strings.ToLower(strings.TrimSpace(params[ParamModelSHA256])),
+		Source:  strings.TrimSpace(params[ParamModelSource]),
+		License: strings.TrimSpace(params[ParamModelLicense]),
+	}
+	if p.SHA256 != "" {
+		if len(p.SHA256) != 64 || strings.Trim(p.SHA256, "0123456789abcdef") != "" {
+			return Provenance{}, fmt.Errorf("%s: %.80q is not a sha256 (64 hex digits)", ParamModelSHA256, params[ParamModelSHA256])
+		}
+	}
+	return p, nil
+}
 
 // InputLayout names the layout of a model input; "" lets ContractFromParameters
 // infer it from a shape whose first or last dimension is 3.

@@ -73,6 +73,7 @@ func newFake() *fakeClassifier {
 			Labels:         []string{"cod", "tuna", "eel"},
 			OutputIsLogits: true,
 			Preprocess:     spec,
+			Provenance:     gateway.Provenance{SHA256: strings.Repeat("ab", 32), Source: "test weights", License: "MIT"},
 		},
 		errs: map[string]error{},
 	}

@@ -343,6 +343,11 @@ func openAPIDocument(cfg Config) object {
 					"labels":           object{"type": "array", "items": str},
 					"output_is_logits": object{"type": "boolean"},
 					"preprocess":       ref("schemas", "Preprocess"),
+					"provenance": obj(nil, object{
+						"sha256":  object{"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "sha256 of the model file (config.pbtxt model_sha256)"},
+						"source":  object{"type": "string", "description": "where the weights were obtained (model_source)"},
+						"license": object{"type": "string", "description": "the weights' licence (model_license)"},
+					}),
 				}),
 			},
 		},

@@ -161,7 +161,8 @@ func TestModel(t *testing.T) {
 			"filter": "bilinear", "fill": [0, 0, 0], "scale": 0.003921569,
 			"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
 			"channel_order": "rgb", "layout": "nchw", "datatype": "FP32", "dct_scaling": false
-		}
+		},
+		"provenance": {"sha256": "abababababababababababababababababababababababababababababababab", "source": "test weights", "license": "MIT"}
 	}`
 	response{body: []byte(wantJSON)}.decode(t, &want)
 	if !reflect.DeepEqual(got, want) {

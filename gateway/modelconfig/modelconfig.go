@@ -74,6 +74,10 @@ func Describe(mc *inferencepb.ModelConfig) (*Description, error) {
 	if err != nil {
 		return nil, err
 	}
+	provenance, err := gateway.ProvenanceFromParameters(params)
+	if err != nil {
+		return nil, err
+	}
 	itemElems, ok := Elements(in.GetDims())
 	if !ok || itemElems == 0 || itemElems > math.MaxInt32 {
 		return nil, fmt.Errorf("input %q has dims %v: want fixed positive dimensions", in.GetName(), in.GetDims())
@@ -111,6 +115,7 @@ func Describe(mc *inferencepb.ModelConfig) (*Description, error) {
 			Output:         gateway.TensorInfo{Name: out.GetName(), Datatype: outDatatype, Shape: slices.Clone(out.GetDims())},
 			OutputIsLogits: logits,
 			Preprocess:     spec,
+			Provenance:     provenance,
 		},
 		InputName:     in.GetName(),
 		InputDatatype: inDatatype,

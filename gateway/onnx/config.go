@@ -10,8 +10,11 @@
 package onnx
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,6 +99,11 @@ func readRepository(cfg Config) (*modelSpec, error) {
 	} else if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("onnx: %s is not a file", spec.modelPath)
 	}
+	if want := spec.info.Provenance.SHA256; want != "" {
+		if err := checkSHA256(spec.modelPath, want); err != nil {
+			return nil, fmt.Errorf("onnx: model %q version %s: %w", cfg.Model, version, err)
+		}
+	}
 
 	out := mc.GetOutput()[slices.IndexFunc(mc.GetOutput(), func(o *inferencepb.ModelOutput) bool { return o.GetName() == spec.outputName })]
 	if lf := out.GetLabelFilename(); lf != "" {
@@ -166,4 +174,22 @@ func highestVersion(dir string) (string, error) {
 		return "", fmt.Errorf("no version directory (1/, 2/...) in %s", dir)
 	}
 	return best, nil
+}
+
+// checkSHA256 fails unless the file at path has the sha256 want (hex): the
+// weights on disk must be the ones config.pbtxt declares (model_sha256).
+func checkSHA256(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("%s has sha256 %s, config.pbtxt declares %s=%s: rebuild or replace the model file", path, got, gateway.ParamModelSHA256, want)
+	}
+	return nil
 }

@@ -420,6 +420,34 @@ func TestTempRepositoryHighestVersion(t *testing.T) {
 	}
 }
 
+// committedModelSHA256 is the hex sha256 of the repository's model.onnx.
+func committedModelSHA256(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoModels, modelName, "1", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestModelSHA256Declared: a model whose file matches the model_sha256 its
+// configuration declares loads, and its provenance says so.
+func TestModelSHA256Declared(t *testing.T) {
+	sum := committedModelSHA256(t)
+	config := strings.Replace(testConfig, `parameters [ {`, `parameters [ { key: "model_sha256" value: { string_value: "`+strings.ToUpper(sum)+`" } },
+		{ key: "model_source" value: { string_value: "test source" } }, {`, 1)
+	b, err := New(Config{LibraryPath: libPath, ModelRepository: tempRepository(t, config), Model: modelName}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	info, _ := b.Model(t.Context())
+	if want := (gateway.Provenance{SHA256: sum, Source: "test source"}); info.Provenance != want {
+		t.Errorf("provenance %+v, want %+v", info.Provenance, want)
+	}
+}
+
 func TestConfigDisagreesWithModel(t *testing.T) {
 	for name, c := range map[string]struct{ from, to, want string }{
 		"input dims":    {"dims: [ 3, 224, 224 ]", "dims: [ 3, 112, 112 ]", `input "input" has shape [-1 3 224 224], config.pbtxt says dims [3 112 112]`},
@@ -431,6 +459,9 @@ func TestConfigDisagreesWithModel(t *testing.T) {
 		"platform":      {`backend: "onnxruntime"`, `platform: "tensorrt_plan"`, "ONNX models only"},
 		"label count":   {`max_batch_size: 4`, `max_batch_size: 4 output [ { name: "x" data_type: TYPE_FP32 dims: [ 8 ] label_filename: "labels.txt" } ] parameters [ { key: "output_name" value: { string_value: "x" } } ]`, "9 labels for 8 output classes"},
 		"name mismatch": {`name: "fish_classifier"`, `name: "other"`, `differs from the model directory`},
+		"weights not the declared ones": {`parameters [ {`, `parameters [ { key: "model_sha256" value: { string_value: "` + strings.Repeat("0", 64) + `" } }, {`,
+			`has sha256 ` + committedModelSHA256(t) + `, config.pbtxt declares model_sha256=` + strings.Repeat("0", 64)},
+		"model_sha256 not a sha256": {`parameters [ {`, `parameters [ { key: "model_sha256" value: { string_value: "abc" } }, {`, `model_sha256: "abc" is not a sha256`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			config := strings.Replace(testConfig, c.from, c.to, 1)

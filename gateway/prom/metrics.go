@@ -78,8 +78,8 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 		}, []string{"model", "version"}),
 		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "model_info",
-			Help: "The model served, always 1.",
-		}, []string{"model", "version", "backend"}),
+			Help: "The model served, always 1; model_sha256 is the sha256 of its weights file as its configuration declares it (empty when undeclared).",
+		}, []string{"model", "version", "backend", "model_sha256"}),
 		// From no wait at all (the common case: first bucket) to the request
 		// timeout's order: queueing under many connections.
 		slotWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -117,7 +117,7 @@ func (o *Observer) Inferred(m gateway.ModelInfo, n int, d time.Duration, err err
 	}
 	o.inference.WithLabelValues(m.Name, m.Backend).Observe(d.Seconds())
 	// A fallback backend that answers is a backend serving the model too.
-	o.info.WithLabelValues(m.Name, m.Version, m.Backend).Set(1)
+	o.info.WithLabelValues(m.Name, m.Version, m.Backend, m.Provenance.SHA256).Set(1)
 	o.batchSize.WithLabelValues(m.Name, m.Backend).Observe(float64(n))
 }
 
@@ -137,13 +137,14 @@ func (o *Observer) Predicted(m gateway.ModelInfo, top gateway.Prediction) {
 func (o *Observer) SetModel(m gateway.ModelInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.current.Name != "" && (o.current.Name != m.Name || o.current.Version != m.Version || o.current.Backend != m.Backend) {
+	if o.current.Name != "" && (o.current.Name != m.Name || o.current.Version != m.Version || o.current.Backend != m.Backend ||
+		o.current.Provenance.SHA256 != m.Provenance.SHA256) {
 		o.loaded.WithLabelValues(o.current.Name, o.current.Version).Set(0)
-		o.info.DeleteLabelValues(o.current.Name, o.current.Version, o.current.Backend)
+		o.info.DeleteLabelValues(o.current.Name, o.current.Version, o.current.Backend, o.current.Provenance.SHA256)
 	}
 	o.current = m
 	o.loaded.WithLabelValues(m.Name, m.Version).Set(1)
-	o.info.WithLabelValues(m.Name, m.Version, m.Backend).Set(1)
+	o.info.WithLabelValues(m.Name, m.Version, m.Backend, m.Provenance.SHA256).Set(1)
 	// Every class starts at zero so rate() and dashboards see it before its first hit.
 	for _, label := range m.Labels {
 		o.classes.WithLabelValues(m.Name, label)

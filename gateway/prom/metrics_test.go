@@ -24,7 +24,8 @@ func newTestObserver(t *testing.T) (*Observer, *prometheus.Registry) {
 
 func TestObserverExposition(t *testing.T) {
 	o, reg := newTestObserver(t)
-	v1 := gateway.ModelInfo{Name: "fish", Version: "1", Backend: "triton", Labels: []string{"cod", "eel"}}
+	v1 := gateway.ModelInfo{Name: "fish", Version: "1", Backend: "triton", Labels: []string{"cod", "eel"},
+		Provenance: gateway.Provenance{SHA256: strings.Repeat("a", 64)}}
 	o.SetModel(v1)
 	o.Preprocessed(preprocess.Info{Format: preprocess.FormatJPEG, Stages: preprocess.Stages{Decode: 3 * time.Millisecond, Resize: 200 * time.Microsecond, Normalize: 50 * time.Microsecond}}, 1000)
 	o.Inferred(v1, 4, 20*time.Millisecond, nil)
@@ -36,15 +37,16 @@ func TestObserverExposition(t *testing.T) {
 
 	v2 := v1
 	v2.Version = "2"
+	v2.Provenance.SHA256 = strings.Repeat("b", 64)
 	o.SetModel(v2)
 
 	want := `
 # HELP model_inference_errors_total Failed inference calls, by error kind.
 # TYPE model_inference_errors_total counter
 model_inference_errors_total{backend="triton",kind="unavailable",model="fish"} 1
-# HELP model_info The model served, always 1.
+# HELP model_info The model served, always 1; model_sha256 is the sha256 of its weights file as its configuration declares it (empty when undeclared).
 # TYPE model_info gauge
-model_info{backend="triton",model="fish",version="2"} 1
+model_info{backend="triton",model="fish",model_sha256="bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",version="2"} 1
 # HELP model_loaded 1 while the model version is loaded and served, 0 once it was replaced or lost.
 # TYPE model_loaded gauge
 model_loaded{model="fish",version="1"} 0
