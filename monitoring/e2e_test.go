@@ -95,7 +95,8 @@ func TestStackEndToEnd(t *testing.T) {
 	gatewayBin := testenv.BuildGateway(t)
 	ortLib := testenv.ONNXRuntimeLib(t)
 
-	triton := tritontest.Start(t, tritontest.DefaultModel())
+	// Triton serves the repository's model, as the embedded fallback does.
+	triton := tritontest.Start(t, testenv.RepositoryModel(t))
 	hook := startWebhook(t)
 	am := startAlertmanager(t, alertmanagerBin, hook.url)
 	gw := startStackGateway(t, gatewayBin, map[string]string{

@@ -111,6 +111,7 @@ func TestRealTritonEndToEnd(t *testing.T) {
 				ChannelOrder  string `json:"channel_order"`
 				Layout        string
 			}
+			Provenance struct{ SHA256, License string }
 		}
 		if err := json.Unmarshal(body, &m); err != nil {
 			t.Fatalf("/model: %v: %s", err, body)
@@ -125,7 +126,8 @@ func TestRealTritonEndToEnd(t *testing.T) {
 			{"platform (the CI model runs on Triton's Python backend)", m.Platform, "python"},
 			{"max_batch_size", m.MaxBatchSize, 32},
 			{"input", fmt.Sprint(m.Input.Name, m.Input.Datatype, m.Input.Shape), fmt.Sprint("input", "FP32", []int64{3, 224, 224})},
-			{"output", fmt.Sprint(m.Output.Name, m.Output.Datatype, m.Output.Shape), fmt.Sprint("logits", "FP32", []int64{9})},
+			{"output", fmt.Sprint(m.Output.Name, m.Output.Datatype, m.Output.Shape), fmt.Sprint("logits", "FP32", []int64{int64(len(productionLabels))})},
+			{"provenance (config.pbtxt parameters)", m.Provenance.SHA256 != "" && m.Provenance.License == "Apache-2.0", true},
 			{"labels (classification extension)", fmt.Sprint(m.Labels), fmt.Sprint(productionLabels)},
 			{"output is logits", m.OutputIsLogits, true},
 			{"preprocess", fmt.Sprint(m.Preprocess.Width, m.Preprocess.Height, m.Preprocess.Resize, m.Preprocess.ShorterSide, m.Preprocess.Filter, m.Preprocess.ChannelOrder, m.Preprocess.Layout),
@@ -144,7 +146,7 @@ func TestRealTritonEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		status, body := direct.post(t, "/predict?top_k=9", "image/jpeg", raw)
+		status, body := direct.post(t, "/predict?top_k=17", "image/jpeg", raw)
 		p := decodePrediction(t, status, body)
 		if p.Backend != "triton" {
 			t.Errorf("backend %q, want triton", p.Backend)
@@ -158,6 +160,23 @@ func TestRealTritonEndToEnd(t *testing.T) {
 			}
 			if pr.Label != productionLabels[pr.Index] {
 				t.Errorf("class %d labelled %q, want %q", pr.Index, pr.Label, productionLabels[pr.Index])
+			}
+		}
+	})
+
+	t.Run("real photos are not fish", func(t *testing.T) {
+		// A cat, a coffee and a rocket (gateway/cmd/gateway/testdata/photos,
+		// CC0 and public domain): EfficientNet-Lite0 on the real Triton answers
+		// "not a fish" for each, as the embedded backend does.
+		for _, name := range []string{"cat.png", "coffee.png", "rocket.jpg"} {
+			raw, err := os.ReadFile(filepath.Join(root, "gateway", "cmd", "gateway", "testdata", "photos", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, body := direct.post(t, "/predict", "application/octet-stream", raw)
+			p := decodePrediction(t, status, body)
+			if p.Backend != "triton" || p.Predictions[0].Label != "not a fish" || p.Predictions[0].Confidence < 0.9 {
+				t.Errorf("%s: backend %s, top predictions %+v; want triton and \"not a fish\" with at least 0.9", name, p.Backend, p.Predictions)
 			}
 		}
 	})
@@ -432,7 +451,7 @@ func readPillowReference(t *testing.T) pillowReference {
 	var ref struct {
 		Pillow pillowReference `json:"pillow_image"`
 	}
-	if err := json.Unmarshal(raw, &ref); err != nil || ref.Pillow.Path == "" || len(ref.Pillow.Probabilities) != 9 {
+	if err := json.Unmarshal(raw, &ref); err != nil || ref.Pillow.Path == "" || len(ref.Pillow.Probabilities) != 17 {
 		t.Fatalf("reference.json pillow_image: %v %+v", err, ref.Pillow)
 	}
 	return ref.Pillow

@@ -15,6 +15,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/prototext"
+
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
+	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 )
 
 // buildTimeout bounds one build of the gateway: a cold cache on a loaded
@@ -88,4 +94,32 @@ func FreeLoopbackAddr(tb testing.TB) string {
 	addr := lis.Addr().String()
 	_ = lis.Close()
 	return addr
+}
+
+// RepositoryModel is tritontest's model shaped as the committed model
+// repository's (triton-models/fish_classifier): its classes, labels and
+// configuration parameters (preprocessing, provenance), for the tests whose
+// gateway serves that repository beside a tritontest server (FALLBACK=onnx).
+func RepositoryModel(tb testing.TB) tritontest.Model {
+	tb.Helper()
+	dir := filepath.Join(RepoRoot(tb), "triton-models", "fish_classifier")
+	labels, err := modelconfig.ReadLabels(filepath.Join(dir, "labels.txt"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mc inferencepb.ModelConfig
+	if err := (prototext.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(text, &mc); err != nil {
+		tb.Fatalf("config.pbtxt: %v", err)
+	}
+	m := tritontest.DefaultModel()
+	m.Output.Dims, m.Labels = []int64{int64(len(labels))}, labels
+	m.Parameters = map[string]string{}
+	for k, v := range mc.GetParameters() {
+		m.Parameters[k] = v.GetStringValue()
+	}
+	return m
 }

@@ -69,6 +69,8 @@ type e2eSetup struct {
 	labels       []string // written to MODEL_REPOSITORY/fish_classifier/labels.txt
 	noLabelsFile bool     // write no labels.txt
 	waitReady    bool
+	// model edits tritontest's model before it starts.
+	model func(*tritontest.Model)
 }
 
 type e2eOption func(*e2eSetup)
@@ -88,6 +90,12 @@ func withEnv(name, value string) e2eOption {
 // waited for until /ready (only /health).
 func withStartFault(f tritontest.Fault) e2eOption {
 	return func(s *e2eSetup) { s.startFault, s.waitReady = f, false }
+}
+
+// withModel edits the model tritontest serves (its labels become the
+// repository's labels.txt, unless withLabels says otherwise).
+func withModel(edit func(*tritontest.Model)) e2eOption {
+	return func(s *e2eSetup) { s.model = edit }
 }
 
 // withLabels writes labels as the model repository's labels.txt.
@@ -133,9 +141,15 @@ func baseEnv() map[string]string {
 func prepare(t *testing.T, opts []e2eOption) (*e2eSetup, *tritontest.Server, map[string]string, []string) {
 	t.Helper()
 	m := tritontest.DefaultModel()
-	s := &e2eSetup{env: baseEnv(), labels: m.Labels, waitReady: true}
+	s := &e2eSetup{env: baseEnv(), waitReady: true}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.model != nil {
+		s.model(&m)
+	}
+	if s.labels == nil {
+		s.labels = m.Labels
 	}
 	srv := tritontest.Start(t, m, tritontest.WithFault(s.startFault))
 	repo := t.TempDir()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
@@ -104,7 +106,7 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 	g := startEmbeddedGateway(t, nil)
 
 	labels, err := readLabels(filepath.Join(root, "triton-models"), "fish_classifier")
-	if err != nil || len(labels) != 9 {
+	if err != nil || len(labels) != 17 || labels[16] != "not a fish" {
 		t.Fatalf("labels.txt: %q, %v", labels, err)
 	}
 	known := map[string]bool{}
@@ -113,7 +115,7 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 	}
 
 	body, ct := multipartBody(t, part{Field: "file", Filename: "fish.jpg", Data: jpegOf(t, 320, 240, 7)})
-	r := g.post(t, "/predict?top_k=9", body, ct)
+	r := g.post(t, "/predict?top_k=17", body, ct)
 	if r.Status != http.StatusOK {
 		t.Fatalf("POST /predict: %s", r)
 	}
@@ -128,7 +130,7 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 		}
 		sum += pr.Confidence
 	}
-	if len(p.Predictions) != 9 || math.Abs(sum-1) > 1e-6 || p.Model != "fish_classifier" || p.Version != "1" || p.Backend != "onnxruntime" {
+	if len(p.Predictions) != len(labels) || math.Abs(sum-1) > 1e-6 || p.Model != "fish_classifier" || p.Version != "1" || p.Backend != "onnxruntime" {
 		t.Errorf("predict: model %s v%s, %d predictions summing to %v", p.Model, p.Version, len(p.Predictions), sum)
 	}
 
@@ -166,7 +168,7 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(raw, &ref); err != nil || len(ref.Pillow.Probabilities) != 9 {
+	if err := json.Unmarshal(raw, &ref); err != nil || len(ref.Pillow.Probabilities) != len(labels) {
 		t.Fatalf("reference.json pillow_image: %v", err)
 	}
 	photo, err := os.ReadFile(filepath.Join(root, ref.Pillow.Path))
@@ -174,7 +176,7 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, ct = multipartBody(t, part{Field: "file", Filename: "photo.jpg", Data: photo})
-	r = g.post(t, "/predict?top_k=9", body, ct)
+	r = g.post(t, "/predict?top_k=17", body, ct)
 	if r.Status != http.StatusOK {
 		t.Fatalf("POST /predict (reference photo): %s", r)
 	}
@@ -200,6 +202,8 @@ func TestE2EEmbeddedONNX(t *testing.T) {
 func TestE2EFallbackToEmbeddedONNX(t *testing.T) {
 	root := repoRoot(t)
 	g := startGateway(t,
+		// Triton serves the repository's model: its classes and preprocessing.
+		withModel(func(m *tritontest.Model) { *m = testenv.RepositoryModel(t) }),
 		withEnv("FALLBACK", "onnx"),
 		withEnv("ONNXRUNTIME_LIB", onnxRuntimeLib(t)),
 		withEnv("MODEL_REPOSITORY", filepath.Join(root, "triton-models")),
@@ -241,5 +245,59 @@ func TestE2EFallbackToEmbeddedONNX(t *testing.T) {
 	waitFor(t, "Triton to answer again once the breaker closes", func() bool { return backendOf() == "triton" })
 	if s := g.breakerState(t); s != 0 {
 		t.Errorf("circuit_breaker_state %v after recovery, want 0", s)
+	}
+}
+
+// TestE2ERealPhotosAreNotFish: real photographs (testdata/photos: a cat, a
+// coffee, a rocket) through HTTP and the embedded backend: the served
+// EfficientNet-Lite0 with its fish head answers "not a fish" for each, alone
+// and in one batch.
+func TestE2ERealPhotosAreNotFish(t *testing.T) {
+	g := startEmbeddedGateway(t, nil)
+	photos := realPhotos(t)
+	var parts []part
+	for _, p := range photos {
+		r := g.predictFile(t, "", p.data)
+		if r.Status != http.StatusOK {
+			t.Fatalf("%s: %s", p.name, r)
+		}
+		checkNotAFish(t, p.name, decodeJSON[predictBody](t, r).Predictions)
+		parts = append(parts, part{Field: "files", Filename: p.name, Data: p.data})
+	}
+	body, ct := multipartBody(t, parts...)
+	r := g.post(t, "/predict/batch", body, ct)
+	if r.Status != http.StatusOK {
+		t.Fatalf("batch: %s", r)
+	}
+	for i, item := range decodeJSON[batchBody](t, r).Results {
+		checkNotAFish(t, "batch item "+photos[i].name, item.Predictions)
+	}
+}
+
+type photo struct {
+	name string
+	data []byte
+}
+
+// realPhotos reads testdata/photos (see its README for their licences).
+func realPhotos(t *testing.T) []photo {
+	t.Helper()
+	var out []photo
+	for _, name := range []string{"cat.png", "coffee.png", "rocket.jpg"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "photos", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, photo{name, data})
+	}
+	return out
+}
+
+// checkNotAFish asserts a top-1 of "not a fish" with a confidence of at least
+// 0.9: none of these photos shows anything like one of the 16 species.
+func checkNotAFish(t *testing.T, what string, preds []gateway.Prediction) {
+	t.Helper()
+	if len(preds) == 0 || preds[0].Label != "not a fish" || preds[0].Confidence < 0.9 {
+		t.Errorf("%s: top predictions %+v, want \"not a fish\" with at least 0.9", what, preds)
 	}
 }
