@@ -165,18 +165,25 @@ func TestRealTritonEndToEnd(t *testing.T) {
 	})
 
 	t.Run("real photos are not fish", func(t *testing.T) {
-		// A cat, a coffee and a rocket (gateway/cmd/gateway/testdata/photos,
-		// CC0 and public domain): EfficientNet-Lite0 on the real Triton answers
-		// "not a fish" for each, as the embedded backend does.
-		for _, name := range []string{"cat.png", "coffee.png", "rocket.jpg"} {
-			raw, err := os.ReadFile(filepath.Join(root, "gateway", "cmd", "gateway", "testdata", "photos", name))
+		// reference.json's photos (a cat, a coffee, a rocket: CC0 and public
+		// domain): EfficientNet-Lite0 on the real Triton answers "not a fish"
+		// for each, with Pillow + the float64 reference's probabilities, as
+		// the embedded backend does.
+		tolerance := readPillowReference(t).Tolerance
+		for _, ref := range readReferencePhotos(t) {
+			raw, err := os.ReadFile(filepath.Join(root, ref.Path))
 			if err != nil {
 				t.Fatal(err)
 			}
-			status, body := direct.post(t, "/predict", "application/octet-stream", raw)
+			status, body := direct.post(t, "/predict?top_k=17", "application/octet-stream", raw)
 			p := decodePrediction(t, status, body)
-			if p.Backend != "triton" || p.Predictions[0].Label != "not a fish" || p.Predictions[0].Confidence < 0.9 {
-				t.Errorf("%s: backend %s, top predictions %+v; want triton and \"not a fish\" with at least 0.9", name, p.Backend, p.Predictions)
+			if p.Backend != "triton" || p.Predictions[0].Label != "not a fish" || p.Predictions[0].Index != ref.Top1 {
+				t.Errorf("%s: backend %s, top predictions %+v; want triton and \"not a fish\" on top", ref.Path, p.Backend, p.Predictions)
+			}
+			for _, pr := range p.Predictions {
+				if want := ref.Probabilities[pr.Index]; math.Abs(pr.Confidence-want) > tolerance {
+					t.Errorf("%s: class %d (%s) %.7f, Pillow + reference forward %.7f", ref.Path, pr.Index, pr.Label, pr.Confidence, want)
+				}
 			}
 		}
 	})
@@ -440,6 +447,23 @@ type pillowReference struct {
 	Top1          int       `json:"top1"`
 	Probabilities []float64 `json:"probabilities"`
 	Tolerance     float64   `json:"probability_tolerance"`
+}
+
+// readReferencePhotos is reference.json's photos: real photographs and the
+// model's answers for them (Pillow preprocessing, float64 forward).
+func readReferencePhotos(t *testing.T) []pillowReference {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "triton-models", "fish_classifier", "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Photos []pillowReference `json:"photos"`
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil || len(ref.Photos) == 0 {
+		t.Fatalf("reference.json photos: %v %+v", err, ref.Photos)
+	}
+	return ref.Photos
 }
 
 func readPillowReference(t *testing.T) pillowReference {

@@ -36,7 +36,8 @@ stored; it is regenerated from this recipe, which Go reproduces bit for bit:
 pillow_image holds the model's answer for a photo preprocessed by Pillow the way
 config.pbtxt's parameters say (shorter side 256 bilinear, centre crop 224,
 (x - 127) / 128, NCHW); through the gateway the same photo must give the same
-top-1 and probabilities within probability_tolerance.
+top-1 and probabilities within probability_tolerance. photos holds the same for
+real photographs (a cat, a coffee, a rocket), with the same tolerance.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ INPUT_SHAPE = (2, 3, 224, 224)
 # arithmetic through 60-odd layers, measured at 4e-6.
 TOLERANCE = 1e-4
 PILLOW_IMAGE = os.path.join("preprocess", "testdata", "bench", "photo_640x480.jpg")
+# Real photographs (CC0 and public domain; their README says whence), none of
+# a fish: the model's answers for them, from Pillow's preprocessing and the
+# float64 forward, which both backends must give through HTTP.
+PHOTOS = tuple(os.path.join("gateway", "cmd", "gateway", "testdata", "photos", name)
+               for name in ("cat.png", "coffee.png", "rocket.jpg"))
 
 
 def declared_sha256() -> str:
@@ -186,7 +192,15 @@ def write_reference(weights, data: bytes) -> None:
             "probabilities": [round(float(v), 9) for v in pp],
             "probability_tolerance": 1e-3,
         },
+        "photos": [],
     }
+    for path in PHOTOS:
+        p = softmax(fish_head(convert.numpy_forward(weights, pillow_input(os.path.join(REPO_ROOT, path)))))[0]
+        reference["photos"].append({
+            "path": path,
+            "top1": int(p.argmax()),
+            "probabilities": [round(float(v), 9) for v in p],
+        })
     text = json.dumps(reference, indent=2)
     text = re.sub(r"\[\s*([^\[\]{}]*?)\s*\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
     with open(REFERENCE_PATH, "w", encoding="utf-8", newline="\n") as f:

@@ -251,53 +251,79 @@ func TestE2EFallbackToEmbeddedONNX(t *testing.T) {
 // TestE2ERealPhotosAreNotFish: real photographs (testdata/photos: a cat, a
 // coffee, a rocket) through HTTP and the embedded backend: the served
 // EfficientNet-Lite0 with its fish head answers "not a fish" for each, alone
-// and in one batch.
+// and in one batch, with the probabilities that Pillow's preprocessing and the
+// float64 reference forward give (reference.json's photos).
 func TestE2ERealPhotosAreNotFish(t *testing.T) {
 	g := startEmbeddedGateway(t, nil)
-	photos := realPhotos(t)
+	photos := referencePhotos(t)
 	var parts []part
 	for _, p := range photos {
-		r := g.predictFile(t, "", p.data)
+		r := g.predictFile(t, "?top_k=17", p.data)
 		if r.Status != http.StatusOK {
-			t.Fatalf("%s: %s", p.name, r)
+			t.Fatalf("%s: %s", p.Path, r)
 		}
-		checkNotAFish(t, p.name, decodeJSON[predictBody](t, r).Predictions)
-		parts = append(parts, part{Field: "files", Filename: p.name, Data: p.data})
+		p.check(t, p.Path, decodeJSON[predictBody](t, r).Predictions)
+		parts = append(parts, part{Field: "files", Filename: filepath.Base(p.Path), Data: p.data})
 	}
 	body, ct := multipartBody(t, parts...)
-	r := g.post(t, "/predict/batch", body, ct)
+	r := g.post(t, "/predict/batch?top_k=17", body, ct)
 	if r.Status != http.StatusOK {
 		t.Fatalf("batch: %s", r)
 	}
 	for i, item := range decodeJSON[batchBody](t, r).Results {
-		checkNotAFish(t, "batch item "+photos[i].name, item.Predictions)
+		photos[i].check(t, "batch item "+photos[i].Path, item.Predictions)
 	}
 }
 
-type photo struct {
-	name string
-	data []byte
+// referencePhoto is one of reference.json's photos, with its bytes.
+type referencePhoto struct {
+	Path          string    `json:"path"`
+	Top1          int       `json:"top1"`
+	Probabilities []float64 `json:"probabilities"`
+	tolerance     float64
+	data          []byte
 }
 
-// realPhotos reads testdata/photos (see its README for their licences).
-func realPhotos(t *testing.T) []photo {
+// referencePhotos reads reference.json's photos (see testdata/photos/README.md
+// for their licences); there must be some.
+func referencePhotos(t *testing.T) []referencePhoto {
 	t.Helper()
-	var out []photo
-	for _, name := range []string{"cat.png", "coffee.png", "rocket.jpg"} {
-		data, err := os.ReadFile(filepath.Join("testdata", "photos", name))
-		if err != nil {
+	root := repoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, "triton-models", "fish_classifier", "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Pillow struct {
+			Tolerance float64 `json:"probability_tolerance"`
+		} `json:"pillow_image"`
+		Photos []referencePhoto `json:"photos"`
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil || len(ref.Photos) == 0 || ref.Pillow.Tolerance == 0 {
+		t.Fatalf("reference.json photos: %v (%d photos)", err, len(ref.Photos))
+	}
+	for i := range ref.Photos {
+		p := &ref.Photos[i]
+		if p.data, err = os.ReadFile(filepath.Join(root, p.Path)); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, photo{name, data})
+		p.tolerance = ref.Pillow.Tolerance
 	}
-	return out
+	return ref.Photos
 }
 
-// checkNotAFish asserts a top-1 of "not a fish" with a confidence of at least
-// 0.9: none of these photos shows anything like one of the 16 species.
-func checkNotAFish(t *testing.T, what string, preds []gateway.Prediction) {
+// check asserts an answer for the photo: "not a fish" on top (none of them
+// shows one of the 16 species), the reference's top-1, and every probability
+// within the tolerance of the reference's.
+func (p referencePhoto) check(t *testing.T, what string, preds []gateway.Prediction) {
 	t.Helper()
-	if len(preds) == 0 || preds[0].Label != "not a fish" || preds[0].Confidence < 0.9 {
-		t.Errorf("%s: top predictions %+v, want \"not a fish\" with at least 0.9", what, preds)
+	if len(preds) != len(p.Probabilities) || preds[0].Label != "not a fish" || preds[0].Index != p.Top1 {
+		t.Errorf("%s: predictions %+v, want all %d classes with \"not a fish\" (index %d) on top", what, preds, len(p.Probabilities), p.Top1)
+		return
+	}
+	for _, pr := range preds {
+		if d := math.Abs(pr.Confidence - p.Probabilities[pr.Index]); d > p.tolerance {
+			t.Errorf("%s: class %d (%s) %.6f, Pillow + reference forward %.6f", what, pr.Index, pr.Label, pr.Confidence, p.Probabilities[pr.Index])
+		}
 	}
 }
