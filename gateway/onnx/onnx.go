@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	ort "github.com/yalue/onnxruntime_go"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
@@ -78,6 +79,8 @@ type Backend struct {
 	dtype   ort.TensorElementDataType
 	threads int
 	metrics *metrics
+	// runs bounds the inferences running at once (Config.MaxConcurrentRuns).
+	runs *semaphore.Weighted
 
 	mu      sync.RWMutex // Infer holds it shared, Close exclusively
 	closed  bool
@@ -135,7 +138,12 @@ func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	b := &Backend{spec: spec, dtype: ortType(spec.info.Input.Datatype), threads: threads, idle: make(map[int][]*slot)}
+	runs := cfg.MaxConcurrentRuns
+	if runs <= 0 {
+		runs = max(2, runtime.GOMAXPROCS(0)/threads)
+	}
+	b := &Backend{spec: spec, dtype: ortType(spec.info.Input.Datatype), threads: threads, idle: make(map[int][]*slot),
+		runs: semaphore.NewWeighted(int64(runs))}
 
 	// The model's signature does not depend on the optimisations: read it from
 	// a cheap single-thread session without them.
@@ -307,6 +315,10 @@ func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, 
 	case len(in.Data) != in.Size*s.itemBytes:
 		return gateway.Scores{}, gateway.Errorf(gateway.KindInternal, "onnx: batch of %d items holds %d bytes, want %d (%d per item)", in.Size, len(in.Data), in.Size*s.itemBytes, s.itemBytes)
 	}
+	if err := b.runs.Acquire(ctx, 1); err != nil {
+		return gateway.Scores{}, ctxError(err)
+	}
+	defer b.runs.Release(1)
 
 	b.mu.RLock()
 	defer b.mu.RUnlock()

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -508,5 +509,39 @@ func TestMetricsRegistered(t *testing.T) {
 		if !slices.Contains(names, want) {
 			t.Errorf("metric %s not registered (have %v)", want, names)
 		}
+	}
+}
+
+// TestConcurrentRunsBounded: an inference waits while MaxConcurrentRuns run,
+// gives up at its deadline (a deadline error, not a backend failure), and
+// runs once one finishes.
+func TestConcurrentRunsBounded(t *testing.T) {
+	b, err := New(Config{LibraryPath: libPath, ModelRepository: repoModels, Model: modelName, IntraOpThreads: 1, MaxConcurrentRuns: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !b.runs.TryAcquire(1) { // the one run allowed, held by "another request"
+		t.Fatal("the bound of 1 is already taken")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	one := input(b, 1, 1)
+	if _, err := b.Infer(ctx, gateway.Batch{Size: 1, Data: one}); gateway.KindOf(err) != gateway.KindDeadline {
+		t.Fatalf("Infer while the bound is taken: %v, want a deadline error", err)
+	}
+	b.runs.Release(1)
+	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: one}); err != nil {
+		t.Fatalf("Infer once the bound is free: %v", err)
+	}
+	// The default: as many runs as the cores hold intra-op thread sets.
+	d, err := New(Config{LibraryPath: libPath, ModelRepository: repoModels, Model: modelName, IntraOpThreads: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	want := int64(max(2, runtime.GOMAXPROCS(0)))
+	if !d.runs.TryAcquire(want) || d.runs.TryAcquire(1) {
+		t.Errorf("default bound with 1 intra-op thread is not max(2, GOMAXPROCS) (%d)", want)
 	}
 }

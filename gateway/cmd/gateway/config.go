@@ -93,6 +93,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Model:           c.Triton.Model,
 		Version:         c.Triton.Version,
 		IntraOpThreads:  e.Int("ONNX_INTRA_OP_THREADS", 0, 0, 1024),
+		// 0: max(2, cores / intra-op threads), see onnx.Config.
+		MaxConcurrentRuns: e.Int("ONNX_MAX_CONCURRENT_RUNS", 0, 0, 1024),
 	}
 	if c.Triton.Retries == 0 {
 		c.Triton.Retries = -1 // the client reads 0 as "default"; TRITON_RETRIES=0 means none
