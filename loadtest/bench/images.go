@@ -9,6 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/prototext"
+
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
+	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -133,11 +137,23 @@ func requestBodies(imgs []image, batch int) (bodies [][]byte, contentTypes []str
 	return bodies, contentTypes
 }
 
-// tensors preprocesses every image as the model's configuration asks
-// (torchvision Resize(256) + CenterCrop(224), bilinear, ImageNet mean/std,
-// FP32 NCHW): the exact bytes the gateway would send Triton, for direct calls.
-func tensors(imgs []image) ([][]byte, error) {
-	p, err := preprocess.New(preprocess.ImageNetSpec(), preprocess.DefaultLimits())
+// tensors preprocesses every image as the model's configuration asks (the
+// contract in triton-models/<model>/config.pbtxt, read as the gateway reads
+// it): the exact bytes the gateway would send Triton, for direct calls.
+func tensors(imgs []image, model string) ([][]byte, error) {
+	text, err := os.ReadFile(filepath.Join(repoRoot(), "triton-models", model, "config.pbtxt"))
+	if err != nil {
+		return nil, err
+	}
+	var mc inferencepb.ModelConfig
+	if err := (prototext.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(text, &mc); err != nil {
+		return nil, fmt.Errorf("config.pbtxt: %w", err)
+	}
+	d, err := modelconfig.Describe(&mc)
+	if err != nil {
+		return nil, fmt.Errorf("config.pbtxt: %w", err)
+	}
+	p, err := preprocess.New(d.Info.Preprocess, preprocess.DefaultLimits())
 	if err != nil {
 		return nil, err
 	}

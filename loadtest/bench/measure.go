@@ -82,7 +82,7 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 		}
 		if tens == nil {
 			var err error
-			if tens, err = tensors(imgs); err != nil {
+			if tens, err = tensors(imgs, o.model); err != nil {
 				return fmt.Errorf("preprocessing the images for direct calls: %w", err)
 			}
 		}

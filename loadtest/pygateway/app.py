@@ -52,11 +52,12 @@ TOP_K = 5
 PREPROCESS_THREADPOOL = os.environ.get("PREPROCESS_THREADPOOL", "0") == "1"
 
 # The model's preprocessing contract (triton-models/fish_classifier/config.pbtxt):
-# torchvision's Resize(256) + CenterCrop(224), bilinear, ImageNet mean/std, RGB, NCHW FP32.
+# torchvision's Resize(256) + CenterCrop(224), bilinear, then EfficientNet-Lite's
+# (x - 127) / 128 on 0..255, RGB, NCHW FP32.
 SHORTER_SIDE = 256
 CROP = 224
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+MEAN = np.float32(127)
+STD = np.float32(128)
 
 LABELS = [line.strip() for line in LABELS_FILE.read_text().splitlines() if line.strip()]
 
@@ -77,7 +78,7 @@ def preprocess(data: bytes) -> np.ndarray:
         left = int(round((size[0] - CROP) / 2.0))
         top = int(round((size[1] - CROP) / 2.0))
         img = img.crop((left, top, left + CROP, top + CROP))
-        x = np.asarray(img, dtype=np.float32) / 255.0
+        x = np.asarray(img, dtype=np.float32)
     x = (x - MEAN) / STD  # HWC
     return np.ascontiguousarray(x.transpose(2, 0, 1)[np.newaxis])  # NCHW
 
