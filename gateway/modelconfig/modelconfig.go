@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/prototext"
+
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 )
@@ -128,6 +130,22 @@ func Describe(mc *inferencepb.ModelConfig) (*Description, error) {
 		OutputDims:    slices.Clone(out.GetDims()),
 		Classes:       classes,
 	}, nil
+}
+
+// ReadFile reads a model configuration file (config.pbtxt: the protobuf text
+// of Triton's ModelConfig). Triton's full message has fields the gateway's
+// subset lacks (instance_group, version_policy, model_warmup...): they are
+// skipped. A missing file's error wraps os.ErrNotExist.
+func ReadFile(path string) (*inferencepb.ModelConfig, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	mc := new(inferencepb.ModelConfig)
+	if err := (prototext.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(text, mc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return mc, nil
 }
 
 // ReadLabels reads a Triton label file: one label per line, line i+1 naming

@@ -1,6 +1,7 @@
 package modelconfig
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -88,5 +89,26 @@ func TestClassCount(t *testing.T) {
 		if got, ok := ClassCount(tt.dims); got != tt.want || ok != tt.ok {
 			t.Errorf("ClassCount(%v) = %d, %v", tt.dims, got, ok)
 		}
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	mc, err := ReadFile(filepath.Join("..", "..", "triton-models", "fish_classifier", "config.pbtxt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc.GetName() != "fish_classifier" || len(mc.GetOutput()) != 1 || mc.GetParameters()["model_sha256"] == nil {
+		t.Errorf("the committed config read as %v", mc)
+	}
+	dir := t.TempDir()
+	if _, err := ReadFile(filepath.Join(dir, "none.pbtxt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v, want os.ErrNotExist", err)
+	}
+	bad := filepath.Join(dir, "bad.pbtxt")
+	if err := os.WriteFile(bad, []byte("max_batch_size: {"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(bad); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("malformed file: %v, want an error naming it", err)
 	}
 }

@@ -20,8 +20,6 @@ import (
 	"slices"
 	"strconv"
 
-	"google.golang.org/protobuf/encoding/prototext"
-
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
@@ -79,15 +77,12 @@ func readRepository(cfg Config) (*modelSpec, error) {
 	}
 	dir := filepath.Join(cfg.ModelRepository, cfg.Model)
 	cfgPath := filepath.Join(dir, "config.pbtxt")
-	text, err := os.ReadFile(cfgPath)
-	if err != nil {
+	mc, err := modelconfig.ReadFile(cfgPath)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("onnx: model %q: %w", cfg.Model, err)
 	}
-	mc := new(inferencepb.ModelConfig)
-	// Triton's full ModelConfig has fields the gateway's subset lacks
-	// (instance_group, version_policy, model_warmup...): skip them.
-	if err := (prototext.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(text, mc); err != nil {
-		return nil, fmt.Errorf("onnx: %s: %w", cfgPath, err)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
 	}
 	spec, err := describe(cfg.Model, mc)
 	if err != nil {

@@ -16,10 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/encoding/prototext"
-
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 )
 
@@ -107,13 +104,9 @@ func RepositoryModel(tb testing.TB) tritontest.Model {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
+	mc, err := modelconfig.ReadFile(filepath.Join(dir, "config.pbtxt"))
 	if err != nil {
 		tb.Fatal(err)
-	}
-	var mc inferencepb.ModelConfig
-	if err := (prototext.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(text, &mc); err != nil {
-		tb.Fatalf("config.pbtxt: %v", err)
 	}
 	m := tritontest.DefaultModel()
 	m.Output.Dims, m.Labels = []int64{int64(len(labels))}, labels

@@ -9,10 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/prototext"
-
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -141,15 +138,11 @@ func requestBodies(imgs []image, batch int) (bodies [][]byte, contentTypes []str
 // contract in triton-models/<model>/config.pbtxt, read as the gateway reads
 // it): the exact bytes the gateway would send Triton, for direct calls.
 func tensors(imgs []image, model string) ([][]byte, error) {
-	text, err := os.ReadFile(filepath.Join(repoRoot(), "triton-models", model, "config.pbtxt"))
+	mc, err := modelconfig.ReadFile(filepath.Join(repoRoot(), "triton-models", model, "config.pbtxt"))
 	if err != nil {
 		return nil, err
 	}
-	var mc inferencepb.ModelConfig
-	if err := (prototext.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(text, &mc); err != nil {
-		return nil, fmt.Errorf("config.pbtxt: %w", err)
-	}
-	d, err := modelconfig.Describe(&mc)
+	d, err := modelconfig.Describe(mc)
 	if err != nil {
 		return nil, fmt.Errorf("config.pbtxt: %w", err)
 	}
