@@ -1,20 +1,27 @@
 """Reference Python gateway: a BENCHMARK BASELINE, not part of the product.
 
 It does the gateway's job (multipart upload -> Pillow + numpy preprocessing ->
-Triton gRPC ModelInfer -> softmax -> top-5 labels as JSON) the way a Python team
-would usually write it: FastAPI on uvicorn (uvloop + httptools), Pillow for the
-image, numpy for the tensor, tritonclient's asyncio gRPC client for Triton. It is
-meant to be fair: nothing is crippled (one worker process per core, waiting on
-Triton never blocks the event loop, the gRPC channel is reused, the tensor
-travels as raw bytes) and nothing is tuned beyond what the libraries' own
-documentation suggests (no DCT-scaled decoding, no SIMD build of Pillow, no
-batching across requests). Where two usual ways exist, the faster one on the
-benchmark machine was kept (see README.md: preprocessing inline rather than in
-the thread pool).
+Triton gRPC ModelInfer -> softmax -> top-5 labels as JSON) the way a competent
+Python team would write it: FastAPI on uvicorn (uvloop + httptools), Pillow for
+the image, numpy for the tensor, tritonclient's asyncio gRPC client for Triton.
+It is meant to be fair: nothing is crippled (one worker process per core,
+waiting on Triton never blocks the event loop, the gRPC channel is reused, the
+tensor travels as raw bytes) and the preprocessing does no needless work
+(preprocessing.py: EXIF orientation and convert("RGB") only when needed, only
+the 224x224 crop window resampled, normalised in place into the NCHW output).
+It does not change the job: full-size decoding (no draft(), as the Go gateway's
+exact path), no batching across requests. Where two usual ways exist, the
+faster one on the benchmark machine was kept (see README.md: preprocessing
+inline rather than in the thread pool).
+
+The same code serves on stock Pillow (.bench-venv) and on Pillow-SIMD
+(.bench-simd-venv): the virtual environment that runs it decides
+(loadtest/pygateway/install.sh [simd]).
 
 Run it (see README.md):
 
     WORKERS=2 TRITON_URL=127.0.0.1:8001 .bench-venv/bin/python loadtest/pygateway/app.py
+    WORKERS=2 TRITON_URL=127.0.0.1:8001 .bench-simd-venv/bin/python loadtest/pygateway/app.py
 
 Environment:
     TRITON_URL   Triton's gRPC address (default localhost:8001)
@@ -30,7 +37,6 @@ Environment:
 
 from __future__ import annotations
 
-import io
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -41,7 +47,8 @@ import tritonclient.grpc.aio as grpcclient
 import uvicorn
 from fastapi import FastAPI, File, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+from preprocessing import preprocess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,36 +58,7 @@ LABELS_FILE = Path(os.environ.get("LABELS_FILE", REPO / "triton-models" / MODEL_
 TOP_K = 5
 PREPROCESS_THREADPOOL = os.environ.get("PREPROCESS_THREADPOOL", "0") == "1"
 
-# The model's preprocessing contract (triton-models/fish_classifier/config.pbtxt):
-# torchvision's Resize(256) + CenterCrop(224), bilinear, then EfficientNet-Lite's
-# (x - 127) / 128 on 0..255, RGB, NCHW FP32.
-SHORTER_SIDE = 256
-CROP = 224
-MEAN = np.float32(127)
-STD = np.float32(128)
-
 LABELS = [line.strip() for line in LABELS_FILE.read_text().splitlines() if line.strip()]
-
-
-def preprocess(data: bytes) -> np.ndarray:
-    """Encoded image bytes -> FP32 tensor of shape (1, 3, 224, 224)."""
-    with Image.open(io.BytesIO(data)) as img:
-        img = ImageOps.exif_transpose(img)  # phones store rotation in EXIF
-        img = img.convert("RGB")
-        w, h = img.size
-        # Resize(256): the shorter side becomes 256, the longer int(256 * long / short).
-        if w <= h:
-            size = (SHORTER_SIDE, int(SHORTER_SIDE * h / w))
-        else:
-            size = (int(SHORTER_SIDE * w / h), SHORTER_SIDE)
-        img = img.resize(size, Image.Resampling.BILINEAR)
-        # CenterCrop(224), offsets rounded as torchvision does (Python's round).
-        left = int(round((size[0] - CROP) / 2.0))
-        top = int(round((size[1] - CROP) / 2.0))
-        img = img.crop((left, top, left + CROP, top + CROP))
-        x = np.asarray(img, dtype=np.float32)
-    x = (x - MEAN) / STD  # HWC
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[np.newaxis])  # NCHW
 
 
 def top_k(logits: np.ndarray, k: int) -> list[dict]:
