@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,6 +204,9 @@ func TestParseFlags(t *testing.T) {
 		{"rate", "-target", "a=http://x/", "-rate", "0"},
 		{"max", "-target", "a=http://x/", "-c", "0"},
 		{"rate", "-target", "a=http://x/", "-baseline", "z"},
+		{"rate", "-target", "a=http://x/", "-target", "b=http://y/", "-baseline", "a,z"},
+		{"rate", "-target", "a=http://x/", "-target", "b=http://y/", "-baseline", "a,a"},
+		{"rate", "-target", "a=http://x/", "-target", "b=http://y/", "-baseline", "a,"},
 		{"check", "-target", "a=grpc://x:1"},
 		{"rate", "-target", "a=http://x/", "-order", "random"},
 	} {
@@ -214,8 +219,33 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.targets[0].grpc != "127.0.0.1:8001" || o.targets[1].Batch != 8 || o.load.conc != 4 || o.baseline != "g" {
+	if o.targets[0].grpc != "127.0.0.1:8001" || o.targets[1].Batch != 8 || o.load.conc != 4 || !slices.Equal(o.baselines, []string{"g"}) {
 		t.Errorf("parsed %+v", o)
+	}
+	o, err = parse([]string{"max", "-target", "go=http://x/", "-target", "py=http://y/", "-target", "py-simd=http://z/",
+		"-baseline", "py,py-simd"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.baselines, []string{"py", "py-simd"}) {
+		t.Errorf("baselines %q, want [py py-simd]", o.baselines)
+	}
+	if o, err := parse([]string{"max", "-target", "a=http://x/", "-target", "b=http://y/"}, io.Discard); err != nil || !slices.Equal(o.baselines, []string{"a"}) {
+		t.Errorf("default baseline: %v, %v; want [a]", o, err)
+	}
+}
+
+// Each baseline in turn: every other target, but not the baselines already
+// compared with it.
+func TestCompareAll(t *testing.T) {
+	targets := []target{{Name: "go"}, {Name: "py"}, {Name: "simd"}}
+	per := [][]stats{{{ImgPerSec: 300}}, {{ImgPerSec: 100}}, {{ImgPerSec: 150}}}
+	var got []string
+	for _, c := range compareAll(targets, []string{"py", "simd"}, per) {
+		got = append(got, fmt.Sprintf("%s/%s=%.1f", c.Target, c.Baseline, c.ImgRatio.Median))
+	}
+	if want := []string{"go/py=3.0", "simd/py=1.5", "go/simd=2.0"}; !slices.Equal(got, want) {
+		t.Errorf("comparisons %q, want %q", got, want)
 	}
 }
 
@@ -260,6 +290,31 @@ func TestMeasureAgainstFakeGateways(t *testing.T) {
 				t.Errorf("run %q: output lacks %q:\n%s", args, want, buf.String())
 			}
 		}
+	}
+	// Three targets compared with two baselines, as the campaign does with the
+	// two Python peers: one section per baseline.
+	var buf bytes.Buffer
+	out3 := filepath.Join(t.TempDir(), "r3.json")
+	if err := run([]string{"max", "-c", "1", "-duration", "150ms", "-warmup", "0s", "-pause", "0s", "-rounds", "1",
+		"-target", "go=" + a.URL, "-target", "py=" + a.URL, "-target", "py-simd=" + a.URL, "-baseline", "py,py-simd",
+		"-images", img, "-json", out3}, &buf); err != nil {
+		t.Fatalf("three targets: %v\n%s", err, buf.String())
+	}
+	text := buf.String()
+	ip, is := strings.Index(text, "## against py "), strings.Index(text, "## against py-simd ")
+	if ip < 0 || is < ip {
+		t.Fatalf("want a section against py, then one against py-simd:\n%s", text)
+	}
+	if !strings.Contains(text[ip:is], "go: throughput") || !strings.Contains(text[ip:is], "py-simd: throughput") ||
+		!strings.Contains(text[is:], "go: throughput") || strings.Contains(text[is:], "\npy: throughput") {
+		t.Errorf("sections: want go and py-simd against py, go alone against py-simd:\n%s", text)
+	}
+	var rep3 report
+	if b, err := os.ReadFile(out3); err != nil || json.Unmarshal(b, &rep3) != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
+	if rep3.Baseline != "py" || !slices.Equal(rep3.Baselines, []string{"py", "py-simd"}) || len(rep3.Comparisons) != 3 {
+		t.Errorf("JSON: baseline %q, baselines %q, %d comparisons; want py, [py py-simd], 3", rep3.Baseline, rep3.Baselines, len(rep3.Comparisons))
 	}
 	if b, err := os.ReadFile(out); err != nil || !bytes.Contains(b, []byte(`"comparisons"`)) {
 		t.Errorf("JSON report: %v\n%s", err, b)

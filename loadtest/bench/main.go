@@ -6,6 +6,7 @@
 //
 //	go run ./loadtest/bench rate  -target go=http://127.0.0.1:18100/predict -target py=http://127.0.0.1:18110/predict -rate 40
 //	go run ./loadtest/bench max   -target go=... -target py=... -c 16 -pid go=1234 -pid py=5678
+//	go run ./loadtest/bench max   -target go=... -target py=... -target py-simd=... -baseline py,py-simd
 //	go run ./loadtest/bench rate  -target direct=grpc://127.0.0.1:8001 -target go=http://127.0.0.1:18100/predict -rate 50
 //	go run ./loadtest/bench check -target go=... -target py=...
 //
@@ -17,7 +18,8 @@
 // Each round runs every target once, in turn (-order alternate: A B, A B, ...;
 // abba: A B, B A, ...). Latency percentiles are exact (nearest rank) over the
 // successful requests, measured from the moment a request was sent; throughput
-// counts successful answers only. With -pid NAME=PID the server's process tree
+// counts successful answers only. Every target is compared with the -baseline
+// (or with each of several, in turn). With -pid NAME=PID the server's process tree
 // (the PID and its descendants) is watched: CPU time per image and the peak of
 // its summed resident memory. The table goes to stdout, -json writes everything.
 // See README.md in this directory.
@@ -31,6 +33,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +74,7 @@ type target struct {
 type options struct {
 	mode      string
 	targets   []target
-	baseline  string
+	baselines []string
 	images    string
 	load      load
 	rounds    int
@@ -105,7 +108,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&targets, "target", "NAME=URL, repeated: an HTTP predict URL (multipart field \"file\"; /predict/batch with -batch), or grpc://HOST:PORT for direct ModelInfer calls with ready-made tensors")
 	fs.Var(&batches, "batch", "NAME=N: send N images per request to that target (multipart fields \"files\", for POST /predict/batch)")
 	fs.Var(&pids, "pid", "NAME=PID: watch this server process (and its descendants): CPU per image, peak RSS")
-	fs.StringVar(&o.baseline, "baseline", "", "target the others are compared with (default: the first)")
+	var baselines string
+	fs.StringVar(&baselines, "baseline", "", "target the others are compared with (default: the first); NAME,NAME,...: compared with each in turn")
 	fs.StringVar(&o.images, "images", "", "comma-separated image files or directories (default: five photo-like JPEGs of the repository, 640x480 to 1024x768)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every target once")
 	fs.DurationVar(&o.load.dur, "duration", 10*time.Second, "length of each target's run in each round")
@@ -180,10 +184,17 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.targets[i].PID = n
 	}
-	if o.baseline == "" {
-		o.baseline = o.targets[0].Name
-	} else if _, ok := seen[o.baseline]; !ok {
-		return nil, fmt.Errorf("-baseline %q is not a target", o.baseline)
+	if baselines == "" {
+		baselines = o.targets[0].Name
+	}
+	for _, b := range strings.Split(baselines, ",") {
+		if _, ok := seen[b]; !ok {
+			return nil, fmt.Errorf("-baseline %q is not a target", b)
+		}
+		if slices.Contains(o.baselines, b) {
+			return nil, fmt.Errorf("-baseline %q given twice", b)
+		}
+		o.baselines = append(o.baselines, b)
 	}
 	switch {
 	case o.rounds < 1:

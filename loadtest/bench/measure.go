@@ -22,7 +22,8 @@ type report struct {
 	Images      []string        `json:"images"`
 	Machine     machine         `json:"machine"`
 	Targets     []target        `json:"targets"`
-	Baseline    string          `json:"baseline"`
+	Baseline    string          `json:"baseline"`  // the first of Baselines
+	Baselines   []string        `json:"baselines"` // every target the others are compared with
 	Rounds      []stats         `json:"rounds"`
 	Summary     []targetSummary `json:"summary"`
 	Comparisons []comparison    `json:"comparisons"`
@@ -67,7 +68,7 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 			Order: o.order, Warmup: o.warmup.Seconds()},
 		Machine: machine{CPU: cpuModel(), Cores: runtime.NumCPU(), Kernel: readTrim("/proc/sys/kernel/osrelease"),
 			GoVersion: runtime.Version(), LoadAvgStart: readTrim("/proc/loadavg")},
-		Targets: o.targets, Baseline: o.baseline,
+		Targets: o.targets, Baseline: o.baselines[0], Baselines: o.baselines,
 	}
 	for _, img := range imgs {
 		rep.Images = append(rep.Images, img.name)
@@ -172,18 +173,10 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 		}
 	}
 
-	base := 0
 	for i, t := range o.targets {
 		rep.Summary = append(rep.Summary, summarizeTarget(t.Name, perTarget[i]))
-		if t.Name == o.baseline {
-			base = i
-		}
 	}
-	for i, t := range o.targets {
-		if i != base {
-			rep.Comparisons = append(rep.Comparisons, compare(t.Name, o.baseline, o.targets[base].grpc != "", perTarget[i], perTarget[base]))
-		}
-	}
+	rep.Comparisons = compareAll(o.targets, o.baselines, perTarget)
 	rep.Finished = time.Now()
 	rep.Machine.LoadAvgEnd = readTrim("/proc/loadavg")
 	printSummary(stdout, rep)
@@ -204,6 +197,26 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// compareAll compares every target with each baseline in turn, leaving out the
+// baseline itself and the baselines before it (already compared with it).
+func compareAll(targets []target, baselines []string, perTarget [][]stats) []comparison {
+	index := map[string]int{}
+	for i, t := range targets {
+		index[t.Name] = i
+	}
+	var out []comparison
+	for k, b := range baselines {
+		base := index[b]
+		for i, t := range targets {
+			if i == base || slices.Contains(baselines[:k], t.Name) {
+				continue
+			}
+			out = append(out, compare(t.Name, b, targets[base].grpc != "", perTarget[i], perTarget[base]))
+		}
+	}
+	return out
 }
 
 // errorList prints error counts, most frequent first.

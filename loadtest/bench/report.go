@@ -101,9 +101,11 @@ func printSummary(w io.Writer, rep report) {
 	if len(rep.Comparisons) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n## against %s (×: target ÷ %s; ms: target − %s), round by round, then the median [min–max]\n",
-		rep.Baseline, rep.Baseline, rep.Baseline)
-	for _, c := range rep.Comparisons {
+	for i, c := range rep.Comparisons {
+		if i == 0 || c.Baseline != rep.Comparisons[i-1].Baseline {
+			fmt.Fprintf(w, "\n## against %s (×: target ÷ %s; ms: target − %s), round by round, then the median [min–max]\n",
+				c.Baseline, c.Baseline, c.Baseline)
+		}
 		fmt.Fprintf(w, "%s: throughput ×%s; p50 %s ms (×%s); p99 %s ms (×%s)", c.Target,
 			sp(c.ImgRatio, "%.2f"), sp(c.P50Diff, "%+.2f"), sp(c.P50Ratio, "%.2f"), sp(c.P99Diff, "%+.2f"), sp(c.P99Ratio, "%.2f"))
 		if c.NetP50Diff != nil {

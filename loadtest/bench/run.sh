@@ -6,20 +6,25 @@
 #   loadtest/bench/run.sh          full campaign (~15 min on 2 cores)
 #   loadtest/bench/run.sh quick    every step once, 3-second runs (~2 min): checks the tooling
 #
+# Gateways: the Go gateway (go), and the reference Python gateway
+# (loadtest/pygateway/app.py) twice: on stock Pillow (py, .bench-venv) and on
+# Pillow-SIMD built with AVX2 (py-simd, .bench-simd-venv; SIMD_PEER=0 leaves it out).
+#
 # Steps (STEPS picks a subset, in this order):
-#   check       both gateways classify every test image alike (top-1 and confidences)
+#   check       every gateway classifies every test image alike (top-1 and confidences)
 #   overhead    Go gateway vs a direct gRPC ModelInfer of the same tensors, fixed rate:
 #               with the photos (overhead.*), then with an 8x8 PNG whose preprocessing
 #               is ~0.5 ms of little CPU (overhead-tiny.*: the goal's definition,
 #               as gateway/internal/overhead measures it against a test server)
-#   saturation  Go gateway vs the Python gateway, closed loop at SAT_C connections
-#   fixed       Go gateway vs the Python gateway, fixed rate (RATE; default half the
-#               Python gateway's saturation throughput measured just before)
-#   rss         RSS_C connections (closed loop) to both gateways; then the Go gateway
+#   saturation  Go gateway vs the Python gateways, closed loop at SAT_C connections
+#   fixed       Go gateway vs the Python gateways, fixed rate (RATE; default half the
+#               stock-Pillow Python gateway's saturation throughput measured just before)
+#   rss         RSS_C connections (closed loop) to each gateway; then the Go gateway
 #               again restarted with its default MAX_IN_FLIGHT (it sheds with 429)
 #   embedded    the embedded ONNX backend, single images vs batches of BATCH, at each
 #               concurrency of EMB_C
-#   pillow      preprocessing vs Pillow (preprocess/bench/compare_pillow.py, make venv)
+#   pillow      preprocessing vs Pillow and Pillow-SIMD (preprocess/bench/compare_pillow.py,
+#               make venv; Pillow-SIMD from .bench-simd-venv)
 #
 # Results: loadtest/bench/results/<UTC time>/ (git-ignored): per step a .txt
 # (the table) and a .json (everything), meta.txt (machine, versions, what else
@@ -32,9 +37,10 @@
 #   RATE (auto)          requests/s of the fixed-rate step
 #   RSS_C (200)          connections of the rss step
 #   EMB_C ("1 8")        concurrencies of the embedded step;  BATCH (8)
-#   PY_WORKERS (2)       uvicorn workers of the Python gateway (one per core)
+#   PY_WORKERS (2)       uvicorn workers of each Python gateway (one per core)
+#   SIMD_PEER (1)        0: no Pillow-SIMD gateway (nor its build)
 #   GO_MAX_IN_FLIGHT (256)  the Go gateway's MAX_IN_FLIGHT in every step but the
-#                        second rss run (the Python gateway has no admission limit)
+#                        second rss run (the Python gateways have no admission limit)
 #   SERVER_CPUS, BENCH_CPUS  taskset CPU lists for the servers (Triton, gateways)
 #                        and for the load generator; default: no pinning
 #   STEPS ("check overhead saturation fixed rss embedded pillow"; quick: without pillow)
@@ -54,7 +60,7 @@ quick) : "${ROUNDS:=1}" "${DURATION:=3s}" "${WARMUP:=1s}" "${STEPS:=check overhe
 	;;
 esac
 : "${PAUSE:=1s}" "${OVERHEAD_RATE:=50}" "${SAT_C:=16}" "${RATE:=auto}" "${RSS_C:=200}" "${EMB_C:=1 8}" "${BATCH:=8}"
-: "${PY_WORKERS:=2}" "${GO_MAX_IN_FLIGHT:=256}" "${SERVER_CPUS:=}" "${BENCH_CPUS:=}"
+: "${PY_WORKERS:=2}" "${SIMD_PEER:=1}" "${GO_MAX_IN_FLIGHT:=256}" "${SERVER_CPUS:=}" "${BENCH_CPUS:=}"
 out=${OUT:-$root/loadtest/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out/logs"
 bin=$(mktemp -d -t bench-bin.XXXXXX) # the binaries (~50 MB) are not kept with the results
@@ -105,6 +111,8 @@ go build -o "$bin/gateway" ./gateway/cmd/gateway
 go build -o "$bin/bench" ./loadtest/bench
 ort=$(scripts/fetch-onnxruntime.sh)
 py=$(loadtest/pygateway/install.sh)
+simd_py=""
+if [ "$SIMD_PEER" = 1 ]; then simd_py=$(loadtest/pygateway/install.sh simd); fi
 scripts/triton-ci.sh install
 if has_step pillow; then make -s venv; fi
 bench=("${bench_pin[@]}" "$bin/bench")
@@ -142,16 +150,17 @@ start_go() {
 	log "$name: pid $pid on $url"
 }
 
-# start_py: the reference Python gateway against the running Triton.
+# start_py NAME PYTHON: the reference Python gateway against the running Triton,
+# run by PYTHON (its environment decides: stock Pillow or Pillow-SIMD); sets pid and url.
 start_py() {
-	local port
+	local name=$1 python=$2 port
 	port=$(free_port)
 	env TRITON_URL="$TRITON_URL" MODEL_NAME=fish_classifier WORKERS="$PY_WORKERS" HOST=127.0.0.1 PORT="$port" \
-		"${server_pin[@]}" "$py" loadtest/pygateway/app.py >"$out/logs/pygateway.log" 2>&1 &
+		"${server_pin[@]}" "$python" loadtest/pygateway/app.py >"$out/logs/$name.log" 2>&1 &
 	pid=$! url="http://127.0.0.1:$port"
 	started+=("$pid")
-	wait_ready "$url" "$pid" "$out/logs/pygateway.log"
-	log "pygateway: pid $pid on $url ($PY_WORKERS workers)"
+	wait_ready "$url" "$pid" "$out/logs/$name.log"
+	log "$name: pid $pid on $url ($PY_WORKERS workers, $("$python" -c 'import PIL; print("Pillow", PIL.__version__)'))"
 }
 
 stop_started() {
@@ -174,14 +183,16 @@ step() {
 {
 	echo "date: $(date -u +%FT%TZ)"
 	echo "mode: $mode; ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP PAUSE=$PAUSE OVERHEAD_RATE=$OVERHEAD_RATE" \
-		"SAT_C=$SAT_C RATE=$RATE RSS_C=$RSS_C EMB_C='$EMB_C' BATCH=$BATCH PY_WORKERS=$PY_WORKERS" \
+		"SAT_C=$SAT_C RATE=$RATE RSS_C=$RSS_C EMB_C='$EMB_C' BATCH=$BATCH PY_WORKERS=$PY_WORKERS SIMD_PEER=$SIMD_PEER" \
 		"GO_MAX_IN_FLIGHT=$GO_MAX_IN_FLIGHT SERVER_CPUS=$SERVER_CPUS BENCH_CPUS=$BENCH_CPUS"
 	echo "commit: $(git rev-parse HEAD 2>/dev/null || echo '?') ($(git status --porcelain 2>/dev/null | wc -l) paths changed or untracked)"
 	echo "kernel: $(uname -srm)"
 	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(nproc) online; $(lscpu 2>/dev/null | grep -E '^(Hypervisor vendor|Virtualization type)' | tr -s ' ' | paste -sd';')"
 	echo "memory: $(free -m | awk '/^Mem:/ {print $2 " MiB total, " $7 " MiB available"}')"
 	echo "go: $(go version)"
-	echo "python (pygateway): $("$py" -c 'import sys, fastapi, uvicorn, PIL, numpy; print(sys.version.split()[0], "fastapi", fastapi.__version__, "uvicorn", uvicorn.__version__, "pillow", PIL.__version__, "numpy", numpy.__version__)')"
+	pyinfo='import sys, fastapi, uvicorn, PIL, numpy; from PIL import features; print(sys.version.split()[0], "fastapi", fastapi.__version__, "uvicorn", uvicorn.__version__, "pillow", PIL.__version__, "libjpeg-turbo", features.version("libjpeg_turbo"), "numpy", numpy.__version__)'
+	echo "python (pygateway, py): $("$py" -c "$pyinfo")"
+	[ -z "$simd_py" ] || echo "python (pygateway, py-simd): $("$simd_py" -c "$pyinfo") (Pillow-SIMD, compiled with flags '${PILLOW_SIMD_FLAGS--mavx2}')"
 	echo "onnxruntime library: $ort"
 	echo "loadavg at start: $(cat /proc/loadavg)"
 	echo "busiest processes at start (what else shares the cores):"
@@ -199,13 +210,23 @@ if has_step check || has_step overhead || has_step saturation || has_step fixed 
 
 	start_go gateway-triton BACKEND=triton TRITON_URL="$TRITON_URL" MAX_IN_FLIGHT="$GO_MAX_IN_FLIGHT"
 	go_pid=$pid go_url=$url
-	start_py
+	start_py pygateway "$py"
 	py_pid=$pid py_url=$url
-	gw=(-target "go=$go_url/predict" -target "py=$py_url/predict" -pid "go=$go_pid" -pid "py=$py_pid" -baseline py)
+	gw=(-target "go=$go_url/predict" -target "py=$py_url/predict" -pid "go=$go_pid" -pid "py=$py_pid")
+	checked=(-target "go=$go_url/predict" -target "py=$py_url/predict")
+	simd_pid=""
+	if [ -n "$simd_py" ]; then
+		start_py pygateway-simd "$simd_py"
+		simd_pid=$pid
+		gw+=(-target "py-simd=$url/predict" -pid "py-simd=$pid" -baseline py,py-simd)
+		checked+=(-target "py-simd=$url/predict")
+	else
+		gw+=(-baseline py)
+	fi
 
 	if has_step check; then
 		log "step check"
-		"${bench[@]}" check -target "go=$go_url/predict" -target "py=$py_url/predict" | tee "$out/check.txt"
+		"${bench[@]}" check "${checked[@]}" | tee "$out/check.txt"
 	fi
 	if has_step overhead; then
 		step overhead rate -label "overhead: Go gateway vs direct gRPC ModelInfer" -rate "$OVERHEAD_RATE" "${common[@]}" \
@@ -215,7 +236,7 @@ if has_step check || has_step overhead || has_step saturation || has_step fixed 
 			-target "direct=grpc://$TRITON_GRPC_ADDR" -target "go=$go_url/predict" -pid "go=$go_pid" -baseline direct
 	fi
 	if has_step saturation; then
-		step saturation max -label "saturation: Go vs Python gateway" -c "$SAT_C" "${common[@]}" "${gw[@]}"
+		step saturation max -label "saturation: Go vs the Python gateways" -c "$SAT_C" "${common[@]}" "${gw[@]}"
 	fi
 	if has_step fixed; then
 		rate=$RATE
@@ -225,9 +246,9 @@ if has_step check || has_step overhead || has_step saturation || has_step fixed 
 r = json.load(open(sys.argv[1]))
 py = [s for s in r["summary"] if s["target"] == "py"][0]
 print(max(1, round(py["img_per_s"]["median"] / 2)))' "$out/saturation.json")
-			log "fixed rate: $rate req/s (half the Python gateway's saturation throughput)"
+			log "fixed rate: $rate req/s (half the stock-Pillow Python gateway's saturation throughput)"
 		fi
-		step fixed-rate rate -label "fixed rate: Go vs Python gateway" -rate "$rate" "${common[@]}" "${gw[@]}"
+		step fixed-rate rate -label "fixed rate: Go vs the Python gateways" -rate "$rate" "${common[@]}" "${gw[@]}"
 	fi
 	if has_step rss; then
 		step rss max -label "peak RSS at $RSS_C connections (MAX_IN_FLIGHT=$GO_MAX_IN_FLIGHT)" -c "$RSS_C" -rounds 1 \
@@ -240,7 +261,7 @@ print(max(1, round(py["img_per_s"]["median"] / 2)))' "$out/saturation.json")
 			-target "go=$url/predict" -pid "go=$pid" || true # sheds: few answers are 200
 		go_pid=$pid
 	fi
-	stop_started "$go_pid" "$py_pid"
+	stop_started "$go_pid" "$py_pid" ${simd_pid:+"$simd_pid"}
 	scripts/triton-ci.sh stop
 	triton_started=""
 fi
@@ -258,9 +279,11 @@ fi
 
 # ------------------------------------------------------------ preprocessing vs Pillow
 if has_step pillow; then
-	log "step pillow (make bench-pillow)"
+	log "step pillow (make bench-pillow, with Pillow-SIMD)"
+	simd_arg=(--no-simd)
+	[ -z "$simd_py" ] || simd_arg=(--simd-python "$simd_py")
 	# shellcheck disable=SC2086 # PILLOW_ARGS is a list of arguments
-	.venv/bin/python preprocess/bench/compare_pillow.py ${PILLOW_ARGS:-} | tee "$out/pillow.txt"
+	.venv/bin/python preprocess/bench/compare_pillow.py "${simd_arg[@]}" ${PILLOW_ARGS:-} | tee "$out/pillow.txt"
 fi
 
 echo "loadavg at end: $(cat /proc/loadavg)" >>"$out/meta.txt"
