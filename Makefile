@@ -37,11 +37,12 @@ test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the re
 	scripts/setup-test.sh
 
 .PHONY: test
-test: test-deps model ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub, then the Python tests (converter, the Python peer's preprocessing).
+test: test-deps model ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub, then the Python tests (converter, the Python peer's preprocessing, compare_pillow's report).
 	$(GO) test -race -count=1 $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/ ./gateway/onnx/
 	cd converters/efficientnet && ../../$(VPY) -m unittest --quiet
 	cd loadtest/pygateway && ../../$(VPY) -m unittest --quiet
+	cd preprocess/bench && ../../$(VPY) -m unittest --quiet
 
 .PHONY: contract
 contract: onnxruntime ## The OpenAPI contract test alone: schemathesis (pinned, installed once into .schemathesis-venv/) against a fresh gateway.
@@ -80,8 +81,8 @@ bench-preprocess: ## Preprocessing benchmarks (ns/op, B/op, allocs/op), one core
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./preprocess/
 
 .PHONY: bench-pillow
-bench-pillow: venv ## Time Pillow and our preprocessing on the same files in one run and print the ratios.
-	$(VPY) preprocess/bench/compare_pillow.py
+bench-pillow: venv ## Time lean Pillow, Pillow-SIMD (when .bench-simd-venv exists: loadtest/pygateway/install.sh simd) and our preprocessing on the same files, one core, and print the ratios.
+	$(VPY) preprocess/bench/compare_pillow.py $(PILLOW_ARGS)
 
 .PHONY: fuzz
 # Minimising a new input may take 60 s by default, which stalls fuzzing on seeds

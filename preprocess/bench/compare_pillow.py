@@ -1,33 +1,54 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark of image preprocessing: Pillow + numpy against the Go
-package `preprocess`, on one CPU core.
+"""Side-by-side benchmark of image preprocessing: lean Pillow + numpy, Pillow-SIMD
++ numpy and the Go package `preprocess`, on one CPU core.
 
-What is measured, for each benchmark photo in preprocess/testdata/bench/
-(photo_640x480.jpg, photo_1024x768.jpg, photo_4032x3024.jpg; JPEG q90 4:2:0):
+The task is the served model's contract (triton-models/fish_classifier/config.pbtxt)
+on each benchmark photo of preprocess/testdata/bench/ (photo_640x480.jpg,
+photo_1024x768.jpg, photo_4032x3024.jpg; JPEG q90 4:2:0): decode the JPEG, resize
+the shorter side to 256 (bilinear) and centre-crop 224x224, resampling only that
+window, then (x - 127) / 128, FP32 NCHW, contiguous. The Python side is the
+peers' own code (loadtest/pygateway/preprocessing.py: EXIF orientation and
+convert("RGB") only when needed, Image.resize with box=, normalised in place
+into the output), so this times what the Python gateways run.
 
-  exact  Image.open + convert("RGB") + resize((224, 224), BILINEAR) + numpy
-         normalisation ((x/255 - mean)/std, ImageNet mean/std, float32, HWC -> CHW
-         contiguous). This is what a Python model server typically does, and what
-         the Go package must match pixel for pixel.
-  fast   the same with img.draft("RGB", (224, 224)) right after open, which lets
-         libjpeg-turbo decode at 1/2, 1/4 or 1/8 scale (the Go side's
-         AllowDCTScaling). Faster, but no longer bit-comparable with "exact".
+Two paths, each compared only with its counterpart:
+
+  exact  full-size decode (the Go gateway's default, the peers' only path).
+  fast   Pillow: img.draft("RGB", Resize(256) size) right after open, which lets
+         libjpeg-turbo decode at 1/2, 1/4 or 1/8 scale; Go: Spec.AllowDCTScaling,
+         any n/8 scale. The two may pick different scales (the table shows the
+         decoded sizes): each side's fast path against the other's.
+
+Three steps for each size and path:
+
+  whole   the task above, file bytes to tensor.
+  decode  the decode alone: Pillow's open (+ draft) + load, upright RGB; Go's
+          JPEG decoder alone (BenchmarkDecodeJPEGPhoto).
+  resize  the resample alone: the decoded RGB picture's 224x224 window
+          (Pillow: Image.resize(box=...); Go: the resampler, BenchmarkResizeWindow).
+
+and the floor, decode alone + resize alone: what the whole task cannot go below
+with that decoder and that resampler; whole / floor is what everything else
+(normalising, copies, EXIF, buffers) adds.
+
+Pillow is the stock build in the interpreter running this script (make
+bench-pillow: .venv). Pillow-SIMD (loadtest/pygateway/install.sh simd:
+.bench-simd-venv) runs the same code in a subprocess of its own interpreter, since
+one process cannot import two PILs; it is skipped, with a message, when its
+environment is missing (--install-simd builds it first; --no-simd skips it).
 
 The file bytes are read once and decoded from memory (io.BytesIO), so the disk is
-not timed. Each path is warmed up, then timed for N rounds (N picked so that each
-size runs for about --seconds, or fixed with --rounds); the median, min and max are
-reported.
+not timed. Each Python measurement is warmed up, then timed for N rounds (N picked
+so that each runs for about --seconds, or fixed with --rounds); the median is
+reported (min and max in --json). The Go side runs
 
-The Go side runs BenchmarkPreprocess (sub-benchmarks exact/WxH and fast/WxH,
-written in the preprocess package's tests) like
-
-    go test -run '^$' -bench '^BenchmarkPreprocess$' -benchmem -count 3 -cpu 1 ./preprocess/
+    go test -run '^$' -bench '^Benchmark(Preprocess|DecodeJPEGPhoto|ResizeWindow)$' \\
+        -benchmem -count 3 -cpu 1 ./preprocess/
 
 except that the test binary is built first with `go test -c` on all cores and then
-run pinned to the same core as the Pillow timings (which is what `go test` does,
-without compiling on one core). ns/op, B/op and allocs/op are the medians of the
--count runs. The ratio is Pillow time / Go time: 1.0 or more means Go is at least
-as fast.
+run pinned to the same core as the Python timings. ns/op, B/op and allocs/op are
+the medians of the -count runs. Ratios are Python ms / Go ms: 1.0 or more means Go
+is at least as fast.
 
 Why one core: a model server runs many requests in parallel, so per-core cost is
 what matters, and Pillow/numpy may otherwise use extra threads the Go side lacks.
@@ -35,12 +56,13 @@ OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to 1 before numpy is imported.
 
 Usage (from the repository root):
 
-    .venv/bin/python preprocess/bench/compare_pillow.py [--rounds N] [--go-only |
-        --pillow-only] [--json] [--cpu N] [--go-output FILE]
+    .venv/bin/python preprocess/bench/compare_pillow.py [--rounds N] [--seconds S]
+        [--go-only | --pillow-only] [--json] [--cpu N] [--go-output FILE]
+        [--simd-python PYTHON | --install-simd | --no-simd]
 
-Exits non-zero when a benchmark input is missing, when the Go benchmark fails or
-does not exist yet, or when a sub-benchmark is missing from its output. Needs no
-network.
+Exits non-zero when a benchmark input is missing, when the Go benchmarks fail or a
+sub-benchmark is missing from their output, or when the Pillow-SIMD run fails.
+Needs no network (but --install-simd does).
 """
 
 from __future__ import annotations
@@ -52,7 +74,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
@@ -66,17 +87,23 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import PIL  # noqa: E402
-from PIL import Image, features  # noqa: E402
+from PIL import features  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "loadtest" / "pygateway"))
+import preprocessing as pp  # noqa: E402
+
 PACKAGE_DIR = REPO / "preprocess"
 BENCH_DIR = PACKAGE_DIR / "testdata" / "bench"
+SIMD_PYTHON = REPO / ".bench-simd-venv" / "bin" / "python"
 SIZES = ["640x480", "1024x768", "4032x3024"]
 PATHS = ["exact", "fast"]
-TARGET = (224, 224)
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-GO_BENCH = "BenchmarkPreprocess"
+STEPS = ["whole", "decode", "resize"]
+GO_BENCH = {"whole": "BenchmarkPreprocess", "decode": "BenchmarkDecodeJPEGPhoto", "resize": "BenchmarkResizeWindow"}
+SIDES = ["pillow", "simd", "go"]
+SIDE_NAMES = {"pillow": "Pillow", "simd": "Pillow-SIMD", "go": "Go"}
+TASK = ("decode JPEG -> shorter side 256 bilinear + centre crop 224 (only the window resampled) "
+        "-> (x - 127) / 128, FP32 NCHW")
 
 
 class BenchError(Exception):
@@ -111,69 +138,34 @@ def go_version(go: str | None) -> str | None:
         return None
 
 
-def machine_info(cpu: int, go: str | None) -> dict:
+def pillow_info() -> dict:
+    """This interpreter's Pillow and numpy."""
     return {
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "pinned_cpu": cpu,
         "python": platform.python_version(),
         "pillow": PIL.__version__,
         "numpy": np.__version__,
         "libjpeg_turbo": features.version("libjpeg_turbo"),
-        "go": go_version(go),
     }
 
 
 # ---------------------------------------------------------------------------
-# Pillow side
+# Python side (stock Pillow here, Pillow-SIMD in a subprocess running --worker)
 # ---------------------------------------------------------------------------
 
 
-def normalise(img: Image.Image) -> np.ndarray:
-    """(x/255 - mean)/std per channel, float32, HWC -> CHW, contiguous."""
-    x = np.asarray(img, dtype=np.float32)
-    x = (x / 255.0 - MEAN) / STD
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
-
-
-def pillow_exact(data: bytes) -> np.ndarray:
-    img = Image.open(io.BytesIO(data))
-    img = img.convert("RGB")
-    img = img.resize(TARGET, Image.Resampling.BILINEAR)
-    return normalise(img)
-
-
-def pillow_fast(data: bytes) -> np.ndarray:
-    img = Image.open(io.BytesIO(data))
-    img.draft("RGB", TARGET)  # let libjpeg-turbo decode at a reduced DCT scale
-    img = img.convert("RGB")
-    img = img.resize(TARGET, Image.Resampling.BILINEAR)
-    return normalise(img)
-
-
-PILLOW_PATHS = {"exact": pillow_exact, "fast": pillow_fast}
-
-
-def time_rounds(fn, data: bytes, rounds: int | None, seconds: float) -> dict:
+def time_rounds(fn, rounds: int | None, seconds: float) -> dict:
     """Warm up, choose the number of rounds (unless given), time each round."""
-    out = fn(data)
-    if out.shape != (3, TARGET[1], TARGET[0]) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise BenchError(f"{fn.__name__} produced {out.shape} {out.dtype}, not a contiguous float32 CHW tensor")
+    fn()
     t0 = time.perf_counter()
-    fn(data)
+    fn()
     warm = time.perf_counter() - t0
     n = rounds if rounds else int(min(2000, max(5, seconds / max(warm, 1e-6))))
     times = []
     for _ in range(n):
         t0 = time.perf_counter_ns()
-        fn(data)
+        fn()
         times.append((time.perf_counter_ns() - t0) / 1e6)
-    return {
-        "median_ms": statistics.median(times),
-        "min_ms": min(times),
-        "max_ms": max(times),
-        "rounds": n,
-    }
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times), "rounds": n}
 
 
 def bench_files() -> dict[str, Path]:
@@ -187,8 +179,22 @@ def bench_files() -> dict[str, Path]:
     return files
 
 
-def run_pillow(cpu: int, rounds: int | None, seconds: float) -> dict:
-    """Pillow timings per size and path, with this process pinned to `cpu`."""
+def python_steps(data: bytes, draft: bool) -> tuple[dict, tuple[int, int]]:
+    """The three steps' callables for one file and path, and the decoded size."""
+    out = pp.preprocess(data, draft)
+    if out.shape != (1, 3, pp.CROP, pp.CROP) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise BenchError(f"preprocess produced {out.shape} {out.dtype}, not a contiguous FP32 NCHW tensor")
+    decoded = pp.open_upright(data, draft)
+    return {
+        "whole": lambda: pp.preprocess(data, draft),
+        "decode": lambda: pp.open_upright(data, draft),
+        "resize": lambda: pp.resize_window(decoded),
+    }, decoded.size
+
+
+def run_python(cpu: int, rounds: int | None, seconds: float, label: str) -> dict:
+    """This interpreter's Pillow timings per size, path and step, pinned to `cpu`:
+    {size: {path: {step: timing, "decoded": [w, h]}}}."""
     files = bench_files()
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {cpu})
@@ -196,12 +202,40 @@ def run_pillow(cpu: int, rounds: int | None, seconds: float) -> dict:
         results: dict = {}
         for size, path in files.items():
             data = path.read_bytes()
-            for name, fn in PILLOW_PATHS.items():
-                log(f"pillow {name:5s} {size} ...")
-                results.setdefault(size, {})[name] = time_rounds(fn, data, rounds, seconds)
+            for p in PATHS:
+                fns, decoded = python_steps(data, p == "fast")
+                entry = results.setdefault(size, {}).setdefault(p, {"decoded": list(decoded)})
+                for step in STEPS:
+                    log(f"{label} {p:5s} {size} {step} ...")
+                    entry[step] = time_rounds(fns[step], rounds, seconds)
         return results
     finally:
         os.sched_setaffinity(0, before)
+
+
+def install_simd() -> Path:
+    """Builds .bench-simd-venv if needed (loadtest/pygateway/install.sh simd); its python."""
+    log("Pillow-SIMD: loadtest/pygateway/install.sh simd ...")
+    run = subprocess.run([str(REPO / "loadtest" / "pygateway" / "install.sh"), "simd"], stdout=subprocess.PIPE,
+                         text=True)
+    if run.returncode != 0:
+        raise BenchError("loadtest/pygateway/install.sh simd failed (its messages are above)")
+    return Path(run.stdout.strip().splitlines()[-1])
+
+
+def run_simd(python: Path, cpu: int, rounds: int | None, seconds: float) -> tuple[dict, dict]:
+    """The Pillow-SIMD timings, from this script's --worker mode under `python`."""
+    cmd = [str(python), str(Path(__file__).resolve()), "--worker", "--cpu", str(cpu), "--seconds", str(seconds)]
+    if rounds:
+        cmd += ["--rounds", str(rounds)]
+    log(f"Pillow-SIMD: timing under {python} ...")
+    run = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    if run.returncode != 0:
+        raise BenchError(f"the Pillow-SIMD run under {python} failed (exit {run.returncode}; its messages are above)")
+    out = json.loads(run.stdout)
+    if not re.search(r"\.post\d+$", out["info"]["pillow"]):
+        raise BenchError(f"{python} has Pillow {out['info']['pillow']}, not Pillow-SIMD (a version ending in .postN)")
+    return out["info"], out["results"]
 
 
 # ---------------------------------------------------------------------------
@@ -212,36 +246,45 @@ _BENCH_LINE = re.compile(r"^(Benchmark\S+?)(?:-(\d+))?\s+(\d+)\s+(.*)$")
 
 
 def parse_go_bench(output: str) -> dict:
-    """Parse `go test -bench` output into {size: {path: {ns_op, b_op, allocs_op, runs}}},
-    medians over the -count repetitions. Lines other than BenchmarkPreprocess/<path>/<size>
-    are ignored; metric pairs may come in any order (MB/s and custom metrics allowed)."""
+    """Parse `go test -bench` output into {step: {size: {path: {ns_op, b_op, allocs_op,
+    decoded, runs}}}}, medians over the -count repetitions. Lines other than
+    <GO_BENCH[step]>/<path>/<size> are ignored; metric pairs may come in any order
+    (MB/s and custom metrics such as decoded-w allowed)."""
+    by_name = {name: step for step, name in GO_BENCH.items()}
     samples: dict = {}
     for line in output.splitlines():
         m = _BENCH_LINE.match(line.strip())
         if not m:
             continue
         parts = m.group(1).split("/")
-        if len(parts) != 3 or parts[0] != GO_BENCH:
+        if len(parts) != 3 or parts[0] not in by_name:
             continue
         _, path, size = parts
         fields = m.group(4).split()
-        metrics = {unit: float(value) for value, unit in zip(fields[0::2], fields[1::2], strict=False)}
+        try:
+            metrics = {unit: float(value) for value, unit in zip(fields[0::2], fields[1::2], strict=False)}
+        except ValueError:
+            continue
         if "ns/op" not in metrics:
             continue
-        samples.setdefault(size, {}).setdefault(path, []).append(metrics)
+        samples.setdefault(by_name[parts[0]], {}).setdefault(size, {}).setdefault(path, []).append(metrics)
+
     def median_of(runs: list[dict], unit: str) -> float | None:
         vals = [r[unit] for r in runs if unit in r]
         return statistics.median(vals) if vals else None
 
     result: dict = {}
-    for size, paths in samples.items():
-        for path, runs in paths.items():
-            result.setdefault(size, {})[path] = {
-                "ns_op": median_of(runs, "ns/op"),
-                "b_op": median_of(runs, "B/op"),
-                "allocs_op": median_of(runs, "allocs/op"),
-                "runs": len(runs),
-            }
+    for step, sizes in samples.items():
+        for size, paths in sizes.items():
+            for path, runs in paths.items():
+                w, h = median_of(runs, "decoded-w"), median_of(runs, "decoded-h")
+                result.setdefault(step, {}).setdefault(size, {})[path] = {
+                    "ns_op": median_of(runs, "ns/op"),
+                    "b_op": median_of(runs, "B/op"),
+                    "allocs_op": median_of(runs, "allocs/op"),
+                    "decoded": [int(w), int(h)] if w and h else None,
+                    "runs": len(runs),
+                }
     return result
 
 
@@ -253,8 +296,9 @@ def find_go() -> str:
 
 
 def run_go(go: str, cpu: int, count: int, benchtime: str) -> tuple[dict, str]:
-    """Build the preprocess test binary (all cores), run BenchmarkPreprocess pinned to
-    `cpu` in the package directory, and return (parsed results, raw output)."""
+    """Build the preprocess test binary (all cores), run the three benchmarks pinned
+    to `cpu` in the package directory, and return (parsed results, raw output)."""
+    pattern = "^(" + "|".join(GO_BENCH.values()) + ")$"
     with tempfile.TemporaryDirectory(prefix="preprocess-bench-") as tmp:
         binary = Path(tmp) / "preprocess.test"
         log("go: building the preprocess test binary ...")
@@ -263,21 +307,22 @@ def run_go(go: str, cpu: int, count: int, benchtime: str) -> tuple[dict, str]:
         if build.returncode != 0:
             raise BenchError("`go test -c ./preprocess/` failed:\n" + (build.stdout + build.stderr)[-4000:])
         if not binary.exists():
-            raise BenchError(f"./preprocess has no test files, so there is no {GO_BENCH} to run")
-        cmd = [str(binary), "-test.run", "^$", "-test.bench", f"^{GO_BENCH}$", "-test.benchmem",
+            raise BenchError("./preprocess has no test files, so there are no benchmarks to run")
+        cmd = [str(binary), "-test.run", "^$", "-test.bench", pattern, "-test.benchmem",
                "-test.count", str(count), "-test.cpu", "1", "-test.benchtime", benchtime, "-test.timeout", "60m"]
-        log(f"go: running {GO_BENCH} pinned to cpu {cpu} ...")
+        log(f"go: running {pattern} pinned to cpu {cpu} ...")
         run = subprocess.run(cmd, cwd=PACKAGE_DIR, capture_output=True, text=True,
                              preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
     output = run.stdout + run.stderr
     if run.returncode != 0:
-        raise BenchError(f"{GO_BENCH} failed (exit {run.returncode}):\n" + output[-4000:])
+        raise BenchError(f"the Go benchmarks failed (exit {run.returncode}):\n" + output[-4000:])
     return parse_go_bench(output), output
 
 
-def check_go_results(go_results: dict) -> list[str]:
+def missing_go(go_results: dict) -> list[str]:
     """The sub-benchmarks that are expected but absent."""
-    return [f"{GO_BENCH}/{p}/{s}" for s in SIZES for p in PATHS if p not in go_results.get(s, {})]
+    return [f"{GO_BENCH[st]}/{p}/{s}" for st in STEPS for s in SIZES for p in PATHS
+            if p not in go_results.get(st, {}).get(s, {})]
 
 
 # ---------------------------------------------------------------------------
@@ -285,72 +330,148 @@ def check_go_results(go_results: dict) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-def rows(pillow: dict, go_results: dict) -> list[dict]:
+def _ms(side: str, step: str, size: str, path: str, pillow: dict, simd: dict, go_results: dict) -> float | None:
+    if side == "go":
+        g = go_results.get(step, {}).get(size, {}).get(path)
+        return g["ns_op"] / 1e6 if g and g["ns_op"] else None
+    src = pillow if side == "pillow" else simd
+    t = (src or {}).get(size, {}).get(path, {}).get(step)
+    return t["median_ms"] if t else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def rows(pillow: dict, simd: dict | None, go_results: dict) -> list[dict]:
+    """One row per size, path and step: each side's ms, and Python ms / Go ms."""
     out = []
     for size in SIZES:
         for path in PATHS:
-            p = pillow.get(size, {}).get(path)
-            g = go_results.get(size, {}).get(path)
-            go_ms = g["ns_op"] / 1e6 if g else None
-            out.append({
-                "size": size,
-                "path": path,
-                "pillow_ms": p["median_ms"] if p else None,
-                "pillow_min_ms": p["min_ms"] if p else None,
-                "pillow_max_ms": p["max_ms"] if p else None,
-                "pillow_rounds": p["rounds"] if p else None,
-                "go_ms": go_ms,
-                "ratio": (p["median_ms"] / go_ms) if p and go_ms else None,
-                "go_b_op": g["b_op"] if g else None,
-                "go_allocs_op": g["allocs_op"] if g else None,
-            })
+            for step in STEPS:
+                ms = {side: _ms(side, step, size, path, pillow, simd, go_results) for side in SIDES}
+                g = go_results.get(step, {}).get(size, {}).get(path) or {}
+                out.append({
+                    "size": size, "path": path, "step": step,
+                    "pillow_ms": ms["pillow"], "simd_ms": ms["simd"], "go_ms": ms["go"],
+                    "pillow_ratio": _ratio(ms["pillow"], ms["go"]),
+                    "simd_ratio": _ratio(ms["simd"], ms["go"]),
+                    "go_b_op": g.get("b_op"), "go_allocs_op": g.get("allocs_op"),
+                })
     return out
 
 
-def print_table(info: dict, table: list[dict]) -> None:
+def floors(pillow: dict, simd: dict | None, go_results: dict) -> list[dict]:
+    """Per size and path, each side's floor (its decode alone + its resize alone) and
+    whole / floor, and the decoded sizes."""
+    out = []
+    for size in SIZES:
+        for path in PATHS:
+            row: dict = {"size": size, "path": path}
+            for side in SIDES:
+                d, r, w = (_ms(side, st, size, path, pillow, simd, go_results) for st in ("decode", "resize", "whole"))
+                floor = d + r if d is not None and r is not None else None
+                row[f"{side}_floor_ms"] = floor
+                row[f"{side}_whole_over_floor"] = _ratio(w, floor)
+                if side == "go":
+                    g = go_results.get("decode", {}).get(size, {}).get(path) or {}
+                    row["go_decoded"] = g.get("decoded")
+                else:
+                    row[f"{side}_decoded"] = ((pillow if side == "pillow" else simd) or {}).get(size, {}).get(
+                        path, {}).get("decoded")
+            out.append(row)
+    return out
+
+
+def _f(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _size(wh) -> str:
+    return "-" if not wh else f"{wh[0]}x{wh[1]}"
+
+
+def print_table(info: dict, table: list[dict], floor_rows: list[dict]) -> None:
+    p, s = info["pillow"], info.get("pillow_simd")
     print(f"machine:  {info['nproc']} CPUs, {info['cpu_model']}; pinned to cpu {info['pinned_cpu']}")
-    print(f"versions: Python {info['python']}, Pillow {info['pillow']}, numpy {info['numpy']}, "
-          f"libjpeg-turbo {info['libjpeg_turbo']}, {info['go'] or 'go: n/a'}")
-    print("task:     decode JPEG -> RGB -> resize 224x224 bilinear -> normalise, float32 CHW")
+    print(f"Pillow:   Pillow {p['pillow']} (libjpeg-turbo {p['libjpeg_turbo']}), numpy {p['numpy']}, "
+          f"Python {p['python']}")
+    if s:
+        print(f"SIMD:     Pillow-SIMD {s['pillow']} (libjpeg-turbo {s['libjpeg_turbo']}), numpy {s['numpy']}, "
+              f"Python {s['python']} ({info['simd_python']})")
+    else:
+        print(f"SIMD:     not measured ({info.get('simd_skipped') or 'skipped'})")
+    print(f"Go:       {info['go'] or 'n/a'}")
+    print(f"task:     {TASK}")
     print()
-
-    def f(v, fmt):
-        return "-" if v is None else format(v, fmt)
-
-    header = (f"{'size':>10} {'path':>5} {'Pillow ms':>10} {'(min-max)':>17} {'Go ms':>9} {'ratio':>7} "
-              f"{'Go B/op':>11} {'allocs/op':>9}")
+    header = (f"{'size':>10} {'path':>5} {'step':>6} {'Pillow ms':>10} {'SIMD ms':>9} {'Go ms':>8} "
+              f"{'Pillow/Go':>10} {'SIMD/Go':>8} {'Go B/op':>10} {'allocs':>6}")
     print(header)
     print("-" * len(header))
     for r in table:
-        spread = "-" if r["pillow_min_ms"] is None else f"({r['pillow_min_ms']:.2f}-{r['pillow_max_ms']:.2f})"
-        print(f"{r['size']:>10} {r['path']:>5} {f(r['pillow_ms'], '.2f'):>10} {spread:>17} "
-              f"{f(r['go_ms'], '.2f'):>9} {f(r['ratio'], '.2f'):>7} {f(r['go_b_op'], '.0f'):>11} "
-              f"{f(r['go_allocs_op'], '.0f'):>9}")
+        print(f"{r['size']:>10} {r['path']:>5} {r['step']:>6} {_f(r['pillow_ms'], '.3f'):>10} "
+              f"{_f(r['simd_ms'], '.3f'):>9} {_f(r['go_ms'], '.3f'):>8} {_f(r['pillow_ratio'], '.2f'):>10} "
+              f"{_f(r['simd_ratio'], '.2f'):>8} {_f(r['go_b_op'], '.0f'):>10} {_f(r['go_allocs_op'], '.0f'):>6}")
     print()
-    print("ratio = Pillow ms / Go ms (>= 1.0: Go at least as fast). Pillow: median of the rounds; "
-          "Go: median ns/op of the -count runs.")
+    print("floor = decode alone + resize alone, each side its own; whole/floor: what the rest adds")
+    header = (f"{'size':>10} {'path':>5} {'Pillow floor':>13} {'whole/fl':>8} {'SIMD floor':>11} {'whole/fl':>8} "
+              f"{'Go floor':>9} {'whole/fl':>8}   decoded: Pillow / Go")
+    print(header)
+    print("-" * len(header))
+    for r in floor_rows:
+        print(f"{r['size']:>10} {r['path']:>5} {_f(r['pillow_floor_ms'], '.3f'):>13} "
+              f"{_f(r['pillow_whole_over_floor'], '.2f'):>8} {_f(r['simd_floor_ms'], '.3f'):>11} "
+              f"{_f(r['simd_whole_over_floor'], '.2f'):>8} {_f(r['go_floor_ms'], '.3f'):>9} "
+              f"{_f(r['go_whole_over_floor'], '.2f'):>8}   {_size(r['pillow_decoded'])} / {_size(r['go_decoded'])}")
+    print()
+    print("ratio = Python ms / Go ms (>= 1.0: Go at least as fast), exact against exact and fast against fast. "
+          "Python: median of the rounds; Go: median ns/op of the -count runs.")
 
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog="See the module docstring for what is measured.")
     ap.add_argument("--rounds", type=int, default=None,
-                    help="timed rounds per size and path (default: enough for about --seconds each)")
-    ap.add_argument("--seconds", type=float, default=3.0, help="target time per size and path (default 3)")
+                    help="timed rounds per measurement (default: enough for about --seconds each)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="target time per Python measurement (default 2)")
     only = ap.add_mutually_exclusive_group()
-    only.add_argument("--go-only", action="store_true", help="run only the Go benchmark")
-    only.add_argument("--pillow-only", action="store_true", help="run only the Pillow timings")
-    ap.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
+    only.add_argument("--go-only", action="store_true", help="run only the Go benchmarks")
+    only.add_argument("--pillow-only", action="store_true", help="run only the Python timings")
+    simd = ap.add_mutually_exclusive_group()
+    simd.add_argument("--simd-python", type=Path, default=None,
+                      help=f"Pillow-SIMD's interpreter (default {SIMD_PYTHON.relative_to(REPO)} when it exists)")
+    simd.add_argument("--install-simd", action="store_true",
+                      help="build .bench-simd-venv first if needed (loadtest/pygateway/install.sh simd)")
+    simd.add_argument("--no-simd", action="store_true", help="leave Pillow-SIMD out")
+    ap.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the tables")
     ap.add_argument("--cpu", type=int, default=None,
                     help="core to pin to (default: the highest-numbered core this process may use)")
     ap.add_argument("--count", type=int, default=3, help="go test -count (default 3)")
     ap.add_argument("--benchtime", default="1s", help="go test -benchtime (default 1s)")
     ap.add_argument("--go-output", type=Path, default=None,
                     help="parse this saved `go test -bench` output instead of running Go")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # the Pillow-SIMD subprocess
     args = ap.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         ap.error("--rounds must be at least 1")
     return args
+
+
+def choose_simd(args) -> tuple[Path | None, str | None]:
+    """Pillow-SIMD's interpreter, or None and why it is not measured."""
+    if args.no_simd or args.go_only:
+        return None, "--no-simd" if args.no_simd else "--go-only"
+    if args.install_simd:
+        return install_simd(), None
+    python = args.simd_python or SIMD_PYTHON
+    if not python.exists():
+        if args.simd_python:
+            raise BenchError(f"--simd-python {python}: no such interpreter")
+        msg = (f"no {SIMD_PYTHON.relative_to(REPO)}: build it with loadtest/pygateway/install.sh simd "
+               f"(or run this with --install-simd)")
+        log(f"compare_pillow: Pillow-SIMD skipped: {msg}")
+        return None, msg
+    return python, None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,11 +480,22 @@ def main(argv: list[str] | None = None) -> int:
     cpu = allowed[-1] if args.cpu is None else args.cpu
     if cpu not in allowed:
         raise BenchError(f"--cpu {cpu} is not one of the cores this process may use: {allowed}")
+    if args.worker:
+        json.dump({"info": pillow_info(), "results": run_python(cpu, args.rounds, args.seconds, "pillow-simd")},
+                  sys.stdout)
+        return 0
+
     run_go_side = not args.pillow_only
     go = find_go() if run_go_side and args.go_output is None else shutil.which("go")
-    info = machine_info(cpu, go)
+    simd_python, simd_skipped = choose_simd(args)
+    info = {"nproc": os.cpu_count(), "cpu_model": cpu_model(), "pinned_cpu": cpu, "pillow": pillow_info(),
+            "pillow_simd": None, "simd_python": str(simd_python) if simd_python else None,
+            "simd_skipped": simd_skipped, "go": go_version(go)}
 
-    pillow = {} if args.go_only else run_pillow(cpu, args.rounds, args.seconds)
+    pillow = {} if args.go_only else run_python(cpu, args.rounds, args.seconds, "pillow")
+    simd = None
+    if simd_python:
+        info["pillow_simd"], simd = run_simd(simd_python, cpu, args.rounds, args.seconds)
     go_results: dict = {}
     go_raw = None
     if run_go_side:
@@ -373,20 +505,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             go_results, go_raw = run_go(go, cpu, args.count, args.benchtime)
 
-    missing = check_go_results(go_results) if run_go_side else []
-    if len(missing) == len(SIZES) * len(PATHS):
-        raise BenchError(
-            f"no {GO_BENCH}/<exact|fast>/<WxH> results in the Go output: is {GO_BENCH} written yet "
-            f"(sub-benchmarks {', '.join(f'{p}/{s}' for p in PATHS for s in SIZES)})?\n"
-            + (go_raw or "")[-2000:])
+    missing = missing_go(go_results) if run_go_side else []
+    if len(missing) == len(STEPS) * len(SIZES) * len(PATHS):
+        raise BenchError("none of the Go benchmarks " + ", ".join(GO_BENCH.values()) +
+                         " (sub-benchmarks <exact|fast>/<WxH>) is in the Go output\n" + (go_raw or "")[-2000:])
 
-    table = rows(pillow, go_results)
+    table, floor_rows = rows(pillow, simd, go_results), floors(pillow, simd, go_results)
     if args.json:
-        json.dump({"machine": info, "target": list(TARGET), "rows": table, "pillow": pillow, "go": go_results},
-                  sys.stdout, indent=2)
+        json.dump({"machine": info, "task": TASK, "rows": table, "floors": floor_rows, "pillow": pillow,
+                   "pillow_simd": simd, "go": go_results}, sys.stdout, indent=2)
         print()
     else:
-        print_table(info, table)
+        print_table(info, table, floor_rows)
 
     if missing:
         raise BenchError("missing Go sub-benchmarks: " + ", ".join(missing))
