@@ -38,17 +38,20 @@ one process cannot import two PILs; it is skipped, with a message, when its
 environment is missing (--install-simd builds it first; --no-simd skips it).
 
 The file bytes are read once and decoded from memory (io.BytesIO), so the disk is
-not timed. Each Python measurement is warmed up, then timed for N rounds (N picked
-so that each runs for about --seconds, or fixed with --rounds); the median is
-reported (min and max in --json). The Go side runs
+not timed. The three sides run in turn, --repeat times (default 3): Pillow, then
+Pillow-SIMD, then Go, again and again, so that a slow drift of a shared machine
+hits all three alike. Each Python measurement is warmed up, then timed for N
+rounds (N picked so that it runs for about --seconds, or fixed with --rounds);
+its figure is the median over the repeats of each repeat's median (min, max and
+the repeats' medians in --json). The Go side runs, once per repeat,
 
     go test -run '^$' -bench '^Benchmark(Preprocess|DecodeJPEGPhoto|ResizeWindow)$' \\
-        -benchmem -count 3 -cpu 1 ./preprocess/
+        -benchmem -count 1 -cpu 1 ./preprocess/
 
-except that the test binary is built first with `go test -c` on all cores and then
+except that the test binary is built once with `go test -c` on all cores and then
 run pinned to the same core as the Python timings. ns/op, B/op and allocs/op are
-the medians of the -count runs. Ratios are Python ms / Go ms: 1.0 or more means Go
-is at least as fast.
+the medians over all runs. Ratios are Python ms / Go ms: 1.0 or more means Go is
+at least as fast.
 
 Why one core: a model server runs many requests in parallel, so per-core cost is
 what matters, and Pillow/numpy may otherwise use extra threads the Go side lacks.
@@ -56,8 +59,8 @@ OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to 1 before numpy is imported.
 
 Usage (from the repository root):
 
-    .venv/bin/python preprocess/bench/compare_pillow.py [--rounds N] [--seconds S]
-        [--go-only | --pillow-only] [--json] [--cpu N] [--go-output FILE]
+    .venv/bin/python preprocess/bench/compare_pillow.py [--repeat R] [--rounds N] [--seconds S]
+        [--count N] [--benchtime D] [--go-only | --pillow-only] [--json] [--cpu N] [--go-output FILE]
         [--simd-python PYTHON | --install-simd | --no-simd]
 
 Exits non-zero when a benchmark input is missing, when the Go benchmarks fail or a
@@ -213,6 +216,25 @@ def run_python(cpu: int, rounds: int | None, seconds: float, label: str) -> dict
         os.sched_setaffinity(0, before)
 
 
+def merge_repeats(repeats: list[dict]) -> dict:
+    """One result from several repeats of run_python: per measurement the median of
+    the repeats' medians, the overall min and max, the rounds added up."""
+    out: dict = {}
+    for size in repeats[0]:
+        for path, entry in repeats[0][size].items():
+            merged = out.setdefault(size, {}).setdefault(path, {"decoded": entry["decoded"]})
+            for step in STEPS:
+                ts = [r[size][path][step] for r in repeats]
+                merged[step] = {
+                    "median_ms": statistics.median(t["median_ms"] for t in ts),
+                    "min_ms": min(t["min_ms"] for t in ts),
+                    "max_ms": max(t["max_ms"] for t in ts),
+                    "rounds": sum(t["rounds"] for t in ts),
+                    "repeat_medians_ms": [t["median_ms"] for t in ts],
+                }
+    return out
+
+
 def install_simd() -> Path:
     """Builds .bench-simd-venv if needed (loadtest/pygateway/install.sh simd); its python."""
     log("Pillow-SIMD: loadtest/pygateway/install.sh simd ...")
@@ -295,28 +317,38 @@ def find_go() -> str:
     return go
 
 
-def run_go(go: str, cpu: int, count: int, benchtime: str) -> tuple[dict, str]:
-    """Build the preprocess test binary (all cores), run the three benchmarks pinned
-    to `cpu` in the package directory, and return (parsed results, raw output)."""
-    pattern = "^(" + "|".join(GO_BENCH.values()) + ")$"
-    with tempfile.TemporaryDirectory(prefix="preprocess-bench-") as tmp:
-        binary = Path(tmp) / "preprocess.test"
+class GoBench:
+    """The preprocess test binary, built once (all cores) into a temporary directory,
+    run pinned to one core: the three benchmarks, their raw output kept."""
+
+    def __init__(self, go: str, cpu: int, count: int, benchtime: str):
+        self.cpu, self.count, self.benchtime = cpu, count, benchtime
+        self.pattern = "^(" + "|".join(GO_BENCH.values()) + ")$"
+        self.tmp = tempfile.TemporaryDirectory(prefix="preprocess-bench-")
+        self.binary = Path(self.tmp.name) / "preprocess.test"
+        self.output = ""
         log("go: building the preprocess test binary ...")
-        build = subprocess.run([go, "test", "-c", "-o", str(binary), "./preprocess/"], cwd=REPO,
+        build = subprocess.run([go, "test", "-c", "-o", str(self.binary), "./preprocess/"], cwd=REPO,
                                capture_output=True, text=True)
         if build.returncode != 0:
             raise BenchError("`go test -c ./preprocess/` failed:\n" + (build.stdout + build.stderr)[-4000:])
-        if not binary.exists():
+        if not self.binary.exists():
             raise BenchError("./preprocess has no test files, so there are no benchmarks to run")
-        cmd = [str(binary), "-test.run", "^$", "-test.bench", pattern, "-test.benchmem",
-               "-test.count", str(count), "-test.cpu", "1", "-test.benchtime", benchtime, "-test.timeout", "60m"]
-        log(f"go: running {pattern} pinned to cpu {cpu} ...")
+
+    def run(self) -> None:
+        cmd = [str(self.binary), "-test.run", "^$", "-test.bench", self.pattern, "-test.benchmem",
+               "-test.count", str(self.count), "-test.cpu", "1", "-test.benchtime", self.benchtime,
+               "-test.timeout", "60m"]
+        log(f"go: running {self.pattern} pinned to cpu {self.cpu} ...")
         run = subprocess.run(cmd, cwd=PACKAGE_DIR, capture_output=True, text=True,
-                             preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
-    output = run.stdout + run.stderr
-    if run.returncode != 0:
-        raise BenchError(f"the Go benchmarks failed (exit {run.returncode}):\n" + output[-4000:])
-    return parse_go_bench(output), output
+                             preexec_fn=lambda: os.sched_setaffinity(0, {self.cpu}))
+        output = run.stdout + run.stderr
+        if run.returncode != 0:
+            raise BenchError(f"the Go benchmarks failed (exit {run.returncode}):\n" + output[-4000:])
+        self.output += output
+
+    def close(self) -> None:
+        self.tmp.cleanup()
 
 
 def missing_go(go_results: dict) -> list[str]:
@@ -433,7 +465,10 @@ def parse_args(argv):
                                  epilog="See the module docstring for what is measured.")
     ap.add_argument("--rounds", type=int, default=None,
                     help="timed rounds per measurement (default: enough for about --seconds each)")
-    ap.add_argument("--seconds", type=float, default=2.0, help="target time per Python measurement (default 2)")
+    ap.add_argument("--seconds", type=float, default=1.0,
+                    help="target time per Python measurement and repeat (default 1)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="run every side this many times, in turn (default 3); the figures are medians over them")
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--go-only", action="store_true", help="run only the Go benchmarks")
     only.add_argument("--pillow-only", action="store_true", help="run only the Python timings")
@@ -446,7 +481,7 @@ def parse_args(argv):
     ap.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the tables")
     ap.add_argument("--cpu", type=int, default=None,
                     help="core to pin to (default: the highest-numbered core this process may use)")
-    ap.add_argument("--count", type=int, default=3, help="go test -count (default 3)")
+    ap.add_argument("--count", type=int, default=1, help="go test -count per repeat (default 1)")
     ap.add_argument("--benchtime", default="1s", help="go test -benchtime (default 1s)")
     ap.add_argument("--go-output", type=Path, default=None,
                     help="parse this saved `go test -bench` output instead of running Go")
@@ -454,6 +489,8 @@ def parse_args(argv):
     args = ap.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    if args.repeat < 1 or args.count < 1:
+        ap.error("--repeat and --count must be at least 1")
     return args
 
 
@@ -492,18 +529,28 @@ def main(argv: list[str] | None = None) -> int:
             "pillow_simd": None, "simd_python": str(simd_python) if simd_python else None,
             "simd_skipped": simd_skipped, "go": go_version(go)}
 
-    pillow = {} if args.go_only else run_python(cpu, args.rounds, args.seconds, "pillow")
-    simd = None
-    if simd_python:
-        info["pillow_simd"], simd = run_simd(simd_python, cpu, args.rounds, args.seconds)
-    go_results: dict = {}
-    go_raw = None
-    if run_go_side:
-        if args.go_output is not None:
-            go_raw = args.go_output.read_text()
-            go_results = parse_go_bench(go_raw)
-        else:
-            go_results, go_raw = run_go(go, cpu, args.count, args.benchtime)
+    # Every side once per repeat, in turn: slow drifts of the machine (other
+    # processes on the core) hit all three alike instead of one.
+    gobench = GoBench(go, cpu, args.count, args.benchtime) if run_go_side and args.go_output is None else None
+    pillow_runs, simd_runs = [], []
+    try:
+        for r in range(args.repeat):
+            if args.repeat > 1:
+                log(f"repeat {r + 1} of {args.repeat}")
+            if not args.go_only:
+                pillow_runs.append(run_python(cpu, args.rounds, args.seconds, "pillow"))
+            if simd_python:
+                info["pillow_simd"], res = run_simd(simd_python, cpu, args.rounds, args.seconds)
+                simd_runs.append(res)
+            if gobench:
+                gobench.run()
+        go_raw = args.go_output.read_text() if args.go_output is not None else (gobench.output if gobench else None)
+    finally:
+        if gobench:
+            gobench.close()
+    pillow = merge_repeats(pillow_runs) if pillow_runs else {}
+    simd = merge_repeats(simd_runs) if simd_runs else None
+    go_results = parse_go_bench(go_raw) if go_raw is not None else {}
 
     missing = missing_go(go_results) if run_go_side else []
     if len(missing) == len(STEPS) * len(SIZES) * len(PATHS):

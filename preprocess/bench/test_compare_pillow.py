@@ -97,6 +97,19 @@ class Report(unittest.TestCase):
         self.assertRegex(text, r"640x480 exact\s+5\.000\s+1\.20\s+-\s+-\s+2\.250\s+1\.33\s+640x480 / 640x480")
 
 
+class MergeRepeats(unittest.TestCase):
+    def test_median_of_medians(self):
+        def run(whole, lo, hi):
+            t = {"median_ms": whole, "min_ms": lo, "max_ms": hi, "rounds": 10}
+            return {"640x480": {"exact": {"decoded": [640, 480], "whole": t, "decode": t, "resize": t}}}
+
+        got = cp.merge_repeats([run(3.0, 2.5, 9.0), run(1.0, 0.9, 1.2), run(2.0, 1.8, 2.4)])
+        whole = got["640x480"]["exact"]["whole"]
+        self.assertEqual((whole["median_ms"], whole["min_ms"], whole["max_ms"], whole["rounds"]), (2.0, 0.9, 9.0, 30))
+        self.assertEqual(whole["repeat_medians_ms"], [3.0, 1.0, 2.0])
+        self.assertEqual(got["640x480"]["exact"]["decoded"], [640, 480])
+
+
 class ChooseSimd(unittest.TestCase):
     def args(self, **kw):
         base = {"no_simd": False, "go_only": False, "install_simd": False, "simd_python": None}
