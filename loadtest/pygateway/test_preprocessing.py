@@ -15,9 +15,8 @@ import unittest
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
-
 import preprocessing as pp
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = sorted((REPO / "preprocess" / "testdata" / "bench").glob("photo_*.jpg"))

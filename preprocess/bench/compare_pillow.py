@@ -40,12 +40,13 @@ environment is missing (--install-simd builds it first; --no-simd skips it).
 The file bytes are read once and decoded from memory (io.BytesIO), so the disk is
 not timed. Each Python process first runs every file through every step once, so
 that the measurements see the steady state of a server rather than the allocator's
-first large mappings (glibc's mmap threshold rises only after large frees). The three sides run in turn, --repeat times (default 3): Pillow, then
-Pillow-SIMD, then Go, again and again, so that a slow drift of a shared machine
-hits all three alike. Each Python measurement is warmed up, then timed for N
-rounds (N picked so that it runs for about --seconds, or fixed with --rounds);
-its figure is the median over the repeats of each repeat's median (min, max and
-the repeats' medians in --json). The Go side runs, once per repeat,
+first large mappings (glibc's mmap threshold rises only after large frees). The
+three sides run in turn, --repeat times (default 3): Pillow, then Pillow-SIMD, then
+Go, again and again, so that a slow drift of a shared machine hits all three alike.
+Each Python measurement is warmed up, then timed for N rounds (N picked so that it
+runs for about --seconds, or fixed with --rounds); its figure is the median over the
+repeats of each repeat's median (min, max and the repeats' medians in --json).
+The Go side runs, once per repeat,
 
     go test -run '^$' -bench '^Benchmark(Preprocess|DecodeJPEGPhoto|ResizeWindow)$' \\
         -benchmem -count 1 -cpu 1 ./preprocess/

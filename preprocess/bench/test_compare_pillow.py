@@ -16,14 +16,14 @@ import compare_pillow as cp
 GO_OUTPUT = """goos: linux
 goarch: amd64
 pkg: github.com/fish-classifier/fish-classifier/preprocess
-BenchmarkPreprocess/exact/640x480         	      87	   2000000 ns/op	  30.82 MB/s	   16320 B/op	       1 allocs/op
-BenchmarkPreprocess/exact/640x480         	      87	   4000000 ns/op	  30.82 MB/s	   16320 B/op	       1 allocs/op
-BenchmarkPreprocess/exact/640x480         	      87	   3000000 ns/op	  30.82 MB/s	   16320 B/op	       1 allocs/op
-BenchmarkDecodeJPEGPhoto/fast/640x480     	     151	   1500000 ns/op	  54.14 MB/s	  300.0 decoded-h	  400.0 decoded-w	     352 B/op	       1 allocs/op
-BenchmarkDecodeJPEGPhoto/exact/640x480-8  	     237	   1000000 ns/op	  82.38 MB/s	  480.0 decoded-h	  640.0 decoded-w	     352 B/op	       1 allocs/op
-BenchmarkResizeWindow/exact/640x480       	     182	   1250000 ns/op	  480.0 decoded-h	  640.0 decoded-w	    1689 B/op	       0 allocs/op
-BenchmarkResize/640x480/bilinear          	     100	   9999999 ns/op
-BenchmarkPreprocess/exact                 	     100	   9999999 ns/op
+BenchmarkPreprocess/exact/640x480	87	2000000 ns/op	30.82 MB/s	16320 B/op	1 allocs/op
+BenchmarkPreprocess/exact/640x480 87 4000000 ns/op 30.82 MB/s 16320 B/op 1 allocs/op
+BenchmarkPreprocess/exact/640x480 87 3000000 ns/op 30.82 MB/s 16320 B/op 1 allocs/op
+BenchmarkDecodeJPEGPhoto/fast/640x480 151 1500000 ns/op 54.14 MB/s 300.0 decoded-h 400.0 decoded-w 352 B/op 1 allocs/op
+BenchmarkDecodeJPEGPhoto/exact/640x480-8 237 1000000 ns/op 480.0 decoded-h 640.0 decoded-w 352 B/op 1 allocs/op
+BenchmarkResizeWindow/exact/640x480 182 1250000 ns/op 480.0 decoded-h 640.0 decoded-w 1689 B/op 0 allocs/op
+BenchmarkResize/640x480/bilinear 100 9999999 ns/op
+BenchmarkPreprocess/exact 100 9999999 ns/op
 PASS
 """
 
