@@ -16,8 +16,9 @@ module does:
 - Only the 224x224 window of the Resize(256) picture is resampled:
   Image.resize with box= the crop window mapped back to source coordinates.
   Pillow's filter then sits on the same source positions as a full resize
-  followed by the crop, so the pixels are the same up to float rounding of
-  those positions and Pillow's choice of pass order (rare +-1 levels).
+  followed by the crop, so the pixels are the same up to rounding (the
+  positions come from the box's float coordinates, and Pillow may order its
+  two passes differently for the smaller output): rare +-1 levels.
 - (x - 127) / 128 is computed in place, straight into the contiguous NCHW
   output, reading the HWC pixels through a transposed view (no HWC float
   temporaries).
