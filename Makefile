@@ -73,7 +73,7 @@ loadtest: ## Run k6: SCRIPT=predict|predict-batch SCENARIO=smoke|load|stress|spi
 	scripts/k6.sh run -e SCENARIO=$(SCENARIO) -e BASE_URL=$${BASE_URL:-http://localhost:8000} -e SUMMARY_DIR=loadtest/results loadtest/k6/$(SCRIPT).js
 
 .PHONY: bench
-bench: onnxruntime ## The performance campaign behind docs/performance.md against the real Triton (~15 min; QUICK=1: every step once, ~2 min).
+bench: onnxruntime ## The performance campaign behind docs/performance.md against the real Triton (~20 min; QUICK=1: every step once, ~2 min).
 	loadtest/bench/run.sh $(if $(QUICK),quick,full)
 
 .PHONY: bench-preprocess

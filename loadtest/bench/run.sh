@@ -3,7 +3,7 @@
 # by side in alternating rounds, against the real Triton 2.51 on this CPU
 # (scripts/triton-ci.sh) and the embedded ONNX Runtime backend.
 #
-#   loadtest/bench/run.sh          full campaign (~15 min on 2 cores)
+#   loadtest/bench/run.sh          full campaign (~20 min on 2 cores, estimated with the Pillow-SIMD peer)
 #   loadtest/bench/run.sh quick    every step once, 3-second runs (~2 min): checks the tooling
 #
 # Gateways: the Go gateway (go), and the reference Python gateway
