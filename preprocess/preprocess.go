@@ -47,6 +47,9 @@ type Preprocessor struct {
 	limits  Limits
 	norm    *normalizer
 	scratch sync.Pool // *scratch
+	// scalarResize makes Process use the portable resampling passes even where
+	// SIMD ones exist (tests compare the two).
+	scalarResize bool
 }
 
 // scratch is one request's reusable memory.
@@ -136,6 +139,7 @@ func (p *Preprocessor) Process(data []byte, dst []byte) (Info, error) {
 
 	src := orientedView(&s.img, h.Orientation)
 	s.resized = grow(s.resized, p.spec.Width*p.spec.Height*3)
+	s.rs.scalar = p.scalarResize
 	p.resize(src, s)
 	resized := time.Now()
 	info.Stages.Resize = resized.Sub(decoded)

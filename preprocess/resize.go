@@ -183,6 +183,14 @@ type resampler struct {
 	tmp         []byte  // horizontally resampled rows
 	acc         []int32 // vertical accumulators, one output row
 	xtab, ytab  []int   // nearest source positions
+	// The SIMD passes' tables (resize_avx2.go): where each output pixel's taps
+	// start, and the weights laid out for the vector registers.
+	starts []int32
+	groups []int32
+	wexp   []int32
+	// scalar forces the portable Go passes even where SIMD ones exist: they are
+	// the reference the SIMD passes are tested against.
+	scalar bool
 }
 
 // resize resamples src to outW×outH with filter f, computes only the output window
@@ -201,6 +209,9 @@ func (r *resampler) resize(src view, outW, outH int, win rect, f Filter, dst []b
 	yLast := r.vert.bounds[2*(win.h-1)] + r.vert.bounds[2*(win.h-1)+1]
 	rows := yLast - yFirst
 	rowBytes := 3 * win.w
+	if !r.scalar && outH != src.h && r.transposedSIMD(src, outW, win, filt, yFirst, rows, dst, dstOff, dstStride) {
+		return
+	}
 	r.tmp = grow(r.tmp, rows*rowBytes)
 
 	if outW == src.w {
@@ -216,7 +227,9 @@ func (r *resampler) resize(src view, outW, outH int, win rect, f Filter, dst []b
 		}
 	} else {
 		r.horiz.compute(src.w, outW, win.x, win.w, filt)
-		r.horizontal(src, yFirst, rows, rowBytes)
+		if r.scalar || !r.horizontalSIMD(src, yFirst, rows, rowBytes) {
+			r.horizontal(src, yFirst, rows, rowBytes)
+		}
 	}
 
 	if outH == src.h {
@@ -225,7 +238,9 @@ func (r *resampler) resize(src view, outW, outH int, win rect, f Filter, dst []b
 		}
 		return
 	}
-	r.vertical(yFirst, rowBytes, win.h, dst, dstOff, dstStride)
+	if r.scalar || !r.verticalSIMD(yFirst, rowBytes, win.h, dst, dstOff, dstStride) {
+		r.vertical(yFirst, rowBytes, win.h, dst, dstOff, dstStride)
+	}
 }
 
 // horizontal is Pillow's ImagingResampleHorizontal_8bpc over the view's rows
