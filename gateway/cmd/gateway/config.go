@@ -33,6 +33,9 @@ type config struct {
 	// MaxConcurrentInferences bounds the requests holding tensors at once
 	// (gateway.WithMaxConcurrentInferences); 0: no bound.
 	MaxConcurrentInferences int
+	// PprofAddr is where net/http/pprof is served, on a listener of its own;
+	// "": nowhere (see pprof.go).
+	PprofAddr string
 
 	HTTP    httpapi.Config
 	Limits  preprocess.Limits
@@ -55,6 +58,12 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c.ModelRefresh = e.Duration("MODEL_REFRESH_INTERVAL", 30*time.Second, time.Second, 24*time.Hour)
 	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute)
 	c.MaxConcurrentInferences = e.Int("MAX_CONCURRENT_INFERENCES", 32, 0, 100000)
+	c.PprofAddr = e.String("PPROF_ADDR", "")
+	if c.PprofAddr != "" {
+		if err := checkPprofAddr(c.PprofAddr, c.ListenAddr); err != nil {
+			e.fail("PPROF_ADDR", "%v", err)
+		}
+	}
 
 	httpDefaults := httpapi.DefaultConfig()
 	c.HTTP = httpapi.Config{
