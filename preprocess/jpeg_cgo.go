@@ -278,8 +278,9 @@ func decodeJPEG(data []byte, wantW, wantH, denom int, dst *rgbImage) (int, error
 // decodeJPEGEighths decodes like decodeJPEG at a DCT scale of eighths/8, eighths ∈
 // 1..8 (anything else decodes at full scale), and returns the scale used. dst is
 // resized to libjpeg's output size, ceil(w×eighths/8)×ceil(h×eighths/8). libjpeg-turbo
-// scales inside the inverse DCT, so a 3/8 decode costs less than a 1/2 one and
-// gives a properly filtered picture. Errors wrap ErrCorrupt (anything malformed or
+// scales inside the inverse DCT, which gives a properly filtered picture; only its
+// 1/8, 1/4, 1/2 and 8/8 inverse DCTs are SIMD (Preprocessor.dctEighths picks among
+// those). Errors wrap ErrCorrupt (anything malformed or
 // truncated) or ErrUnsupportedFormat (a JPEG variant the decoder cannot do, e.g.
 // 12-bit, lossless).
 //
