@@ -145,8 +145,16 @@ static void fc_cmyk_row(const JSAMPLE *in, unsigned char *out, JDIMENSION w) {
 
 // fc_decode_jpeg decodes data into out (packed RGB, out_len bytes) at a scale of
 // num/8. It returns FC_OK or the status of the failure, described in res->msg.
+//
+// When crop_x1 > crop_x0, only the output columns [crop_x0, crop_x1) and rows
+// [crop_y0, crop_y1) need to be right: libjpeg-turbo skips the inverse DCT, the
+// upsampling and the colour conversion of the rest (jpeg_crop_scanline widens the
+// columns to whole iMCUs; the skipped rows are still entropy-decoded, so corrupt or
+// truncated data is found as in a full decode). The other bytes of out are left
+// as they were.
 static int fc_decode_jpeg(const unsigned char *data, unsigned long size,
 		int want_w, int want_h, int num,
+		int crop_x0, int crop_y0, int crop_x1, int crop_y1,
 		unsigned char *out, size_t out_len,
 		int max_scans, int max_warnings, fc_result *res) {
 	struct jpeg_decompress_struct cinfo;
@@ -220,14 +228,26 @@ static int fc_decode_jpeg(const unsigned char *data, unsigned long size,
 		fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, msg);
 	}
 	size_t stride = (size_t)cinfo.output_width * 3;
+	JDIMENSION height = cinfo.output_height, y_end = height, xoff = 0;
+	if (crop_x1 > crop_x0) {
+		if (crop_x0 < 0 || crop_y0 < 0 || crop_x1 > res->out_w || crop_y1 > res->out_h || crop_y1 <= crop_y0)
+			fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "crop window outside the picture");
+		JDIMENSION cw = (JDIMENSION)(crop_x1 - crop_x0);
+		xoff = (JDIMENSION)crop_x0;
+		if (cw < cinfo.output_width)
+			jpeg_crop_scanline(&cinfo, &xoff, &cw); // output_width becomes cw
+		if (crop_y0 > 0 && jpeg_skip_scanlines(&cinfo, (JDIMENSION)crop_y0) != (JDIMENSION)crop_y0)
+			fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "fewer scanlines than the header declares");
+		y_end = (JDIMENSION)crop_y1;
+	}
 	if (!cmyk) {
 		JSAMPROW rows[FC_ROWS];
-		while (cinfo.output_scanline < cinfo.output_height) {
-			JDIMENSION n = cinfo.output_height - cinfo.output_scanline;
+		while (cinfo.output_scanline < y_end) {
+			JDIMENSION n = y_end - cinfo.output_scanline;
 			if (n > FC_ROWS)
 				n = FC_ROWS;
 			for (JDIMENSION i = 0; i < n; i++)
-				rows[i] = out + (size_t)(cinfo.output_scanline + i) * stride;
+				rows[i] = out + (size_t)(cinfo.output_scanline + i) * stride + (size_t)xoff * 3;
 			if (jpeg_read_scanlines(&cinfo, rows, n) == 0)
 				fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "no scanline decoded");
 		}
@@ -235,12 +255,24 @@ static int fc_decode_jpeg(const unsigned char *data, unsigned long size,
 		// A one-row CMYK buffer from libjpeg's pool, freed by jpeg_destroy.
 		JSAMPARRAY row = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE,
 			cinfo.output_width * 4, 1);
-		while (cinfo.output_scanline < cinfo.output_height) {
+		while (cinfo.output_scanline < y_end) {
 			JDIMENSION y = cinfo.output_scanline;
 			if (jpeg_read_scanlines(&cinfo, row, 1) != 1)
 				fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "no scanline decoded");
-			fc_cmyk_row(row[0], out + (size_t)y * stride, cinfo.output_width);
+			fc_cmyk_row(row[0], out + (size_t)y * stride + (size_t)xoff * 3, cinfo.output_width);
 		}
+	}
+	if (cinfo.output_scanline < height) {
+		// Skipping to the very end would not decode the rest of the file (libjpeg-turbo
+		// just stops), so corrupt or truncated data there would go unnoticed: skip all
+		// but the last row, which entropy-decodes them, and decode the last one.
+		JDIMENSION skip = height - 1 - cinfo.output_scanline;
+		if (skip > 0 && jpeg_skip_scanlines(&cinfo, skip) != skip)
+			fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "fewer scanlines than the header declares");
+		JSAMPARRAY last = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE,
+			cinfo.output_width * (JDIMENSION)cinfo.output_components, 1);
+		if (jpeg_read_scanlines(&cinfo, last, 1) != 1)
+			fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "no scanline decoded");
 	}
 	// Reads up to EOI: a file cut just before it is truncated (Pillow agrees).
 	jpeg_finish_decompress(&cinfo);
@@ -287,6 +319,13 @@ func decodeJPEG(data []byte, wantW, wantH, denom int, dst *rgbImage) (int, error
 // This build decodes with libjpeg-turbo exactly as Pillow does: the accurate
 // integer IDCT, fancy upsampling, and Pillow's CMYK→RGB conversion.
 func decodeJPEGEighths(data []byte, wantW, wantH, eighths int, dst *rgbImage) (int, error) {
+	return decodeJPEGRegion(data, wantW, wantH, eighths, region{}, dst)
+}
+
+// decodeJPEGRegion is decodeJPEGEighths that only needs the pixels of need (in the
+// scaled picture's stored coordinates; the zero region means all): the others
+// hold whatever dst held before.
+func decodeJPEGRegion(data []byte, wantW, wantH, eighths int, need region, dst *rgbImage) (int, error) {
 	if eighths < 1 || eighths > 8 {
 		eighths = 8
 	}
@@ -301,6 +340,7 @@ func decodeJPEGEighths(data []byte, wantW, wantH, eighths int, dst *rgbImage) (i
 	status := C.fc_decode_jpeg(
 		(*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
 		C.int(wantW), C.int(wantH), C.int(eighths),
+		C.int(need.x0), C.int(need.y0), C.int(need.x1), C.int(need.y1),
 		(*C.uchar)(unsafe.Pointer(&dst.pix[0])), C.size_t(len(dst.pix)),
 		C.int(jpegMaxScans), C.int(jpegMaxWarnings), &res)
 	switch status {

@@ -50,6 +50,9 @@ type Preprocessor struct {
 	// scalarResize makes Process use the portable resampling passes even where
 	// SIMD ones exist (tests compare the two).
 	scalarResize bool
+	// fullDecode makes Process decode every pixel of a JPEG, not only those the
+	// resize reads (tests compare the two).
+	fullDecode bool
 }
 
 // scratch is one request's reusable memory.
@@ -158,7 +161,12 @@ func (p *Preprocessor) decode(data []byte, h Header, s *scratch) (err error) {
 	}()
 	switch h.Format {
 	case FormatJPEG:
-		_, err := decodeJPEGEighths(data, h.Width, h.Height, p.dctEighths(h), &s.img)
+		e := p.dctEighths(h)
+		var need region
+		if !p.fullDecode {
+			need = p.spec.neededRegion((h.Width*e+7)/8, (h.Height*e+7)/8, h.Orientation)
+		}
+		_, err := decodeJPEGRegion(data, h.Width, h.Height, e, need, &s.img)
 		return err
 	case FormatPNG:
 		img, err := png.Decode(bytes.NewReader(data))
