@@ -143,10 +143,14 @@ func (p *Preprocessor) Process(data []byte, dst []byte) (Info, error) {
 	src := orientedView(&s.img, h.Orientation)
 	s.resized = grow(s.resized, p.spec.Width*p.spec.Height*3)
 	s.rs.scalar = p.scalarResize
-	p.resize(src, s)
+	normalized := p.resize(src, s, dst)
 	resized := time.Now()
 	info.Stages.Resize = resized.Sub(decoded)
-
+	if normalized {
+		// The SIMD resize wrote the tensor from its last pass: normalising was
+		// part of the resize stage.
+		return info, nil
+	}
 	p.norm.write(s.resized, p.spec.Width, p.spec.Height, dst)
 	info.Stages.Normalize = time.Since(resized)
 	return info, nil
@@ -208,7 +212,9 @@ func checkBounds(img image.Image, h Header) error {
 	return nil
 }
 
-func (p *Preprocessor) resize(src view, s *scratch) {
+// resize resizes src into s.resized, or, where the window fills the tensor and
+// the SIMD passes run, straight into the normalised tensor; it reports which.
+func (p *Preprocessor) resize(src view, s *scratch, tensor []byte) (normalized bool) {
 	t := p.spec.target(src.w, src.h)
 	stride := 3 * p.spec.Width
 	if p.spec.Resize == ResizeLetterbox {
@@ -216,8 +222,10 @@ func (p *Preprocessor) resize(src view, s *scratch) {
 		for i := 0; i < len(s.resized); i += 3 {
 			s.resized[i], s.resized[i+1], s.resized[i+2] = fill[0], fill[1], fill[2]
 		}
+		s.rs.resize(src, t.w, t.h, t.win, p.spec.Filter, s.resized, t.dstY*stride+3*t.dstX, stride)
+		return false
 	}
-	s.rs.resize(src, t.w, t.h, t.win, p.spec.Filter, s.resized, t.dstY*stride+3*t.dstX, stride)
+	return s.rs.resizeNormalize(src, t.w, t.h, t.win, p.spec.Filter, s.resized, 0, stride, p.norm, tensor)
 }
 
 // dctEighths chooses the JPEG DCT scale, in eighths: the smallest of 1/8, 1/4 and

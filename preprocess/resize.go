@@ -188,6 +188,7 @@ type resampler struct {
 	starts []int32
 	groups []int32
 	wexp   []int32
+	row    []byte // one output row of the fused vertical pass
 	// scalar forces the portable Go passes even where SIMD ones exist: they are
 	// the reference the SIMD passes are tested against.
 	scalar bool
@@ -198,9 +199,18 @@ type resampler struct {
 // row stride of dstStride bytes. The result equals Pillow's
 // img.resize((outW, outH), f).crop(win) for every pixel.
 func (r *resampler) resize(src view, outW, outH int, win rect, f Filter, dst []byte, dstOff, dstStride int) {
+	r.resizeNormalize(src, outW, outH, win, f, dst, dstOff, dstStride, nil, nil)
+}
+
+// resizeNormalize is resize that, given a normalizer and the tensor of a window
+// that fills it (win.w×win.h, packed rows: dstOff 0, dstStride 3*win.w), may write
+// the tensor directly from its last pass, the 8-bit window never stored; it
+// reports whether it did, and dst is then left untouched. Otherwise it resizes
+// into dst like resize, and the caller normalises.
+func (r *resampler) resizeNormalize(src view, outW, outH int, win rect, f Filter, dst []byte, dstOff, dstStride int, n *normalizer, tensor []byte) (normalized bool) {
 	if f == FilterNearest {
 		r.nearest(src, outW, outH, win, dst, dstOff, dstStride)
-		return
+		return false
 	}
 	filt := filters[f]
 	r.vert.compute(src.h, outH, win.y, win.h, filt)
@@ -210,7 +220,7 @@ func (r *resampler) resize(src view, outW, outH int, win rect, f Filter, dst []b
 	rows := yLast - yFirst
 	rowBytes := 3 * win.w
 	if !r.scalar && outH != src.h && r.transposedSIMD(src, outW, win, filt, yFirst, rows, dst, dstOff, dstStride) {
-		return
+		return false
 	}
 	r.tmp = grow(r.tmp, rows*rowBytes)
 
@@ -236,11 +246,15 @@ func (r *resampler) resize(src view, outW, outH int, win rect, f Filter, dst []b
 		for y := range win.h {
 			copy(dst[dstOff+y*dstStride:dstOff+y*dstStride+rowBytes], r.tmp[(y+win.y-yFirst)*rowBytes:])
 		}
-		return
+		return false
+	}
+	if !r.scalar && n != nil && r.verticalNormalizeSIMD(yFirst, win, n, tensor) {
+		return true
 	}
 	if r.scalar || !r.verticalSIMD(yFirst, rowBytes, win.h, dst, dstOff, dstStride) {
 		r.vertical(yFirst, rowBytes, win.h, dst, dstOff, dstStride)
 	}
+	return false
 }
 
 // horizontal is Pillow's ImagingResampleHorizontal_8bpc over the view's rows

@@ -103,56 +103,117 @@ static void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step
 	}
 }
 
+// fc_vrow computes one output row of the vertical pass: len bytes, each the sum
+// over n rows of src (src_stride bytes apart, from first) weighted by k.
+__attribute__((target("avx2")))
+static inline void fc_vrow_avx2(const uint8_t *first, ptrdiff_t src_stride, int len, const int32_t *k, int n, uint8_t *out) {
+	const __m256i half = _mm256_set1_epi32(1 << (FC_PRECISION_BITS - 1));
+	const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+	int i = 0;
+	for (; i + 32 <= len; i += 32) {
+		__m256i a0 = half, a1 = half, a2 = half, a3 = half;
+		const uint8_t *p = first + i;
+		for (int t = 0; t < n; t++, p += src_stride) {
+			__m256i w = _mm256_set1_epi32(k[t]);
+			a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)), w));
+			a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8))), w));
+			a2 = _mm256_add_epi32(a2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 16))), w));
+			a3 = _mm256_add_epi32(a3, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 24))), w));
+		}
+		a0 = _mm256_srai_epi32(a0, FC_PRECISION_BITS);
+		a1 = _mm256_srai_epi32(a1, FC_PRECISION_BITS);
+		a2 = _mm256_srai_epi32(a2, FC_PRECISION_BITS);
+		a3 = _mm256_srai_epi32(a3, FC_PRECISION_BITS);
+		// The packs work within 128-bit lanes; the permute puts the bytes back in order.
+		__m256i b = _mm256_packus_epi16(_mm256_packs_epi32(a0, a1), _mm256_packs_epi32(a2, a3));
+		_mm256_storeu_si256((__m256i *)(out + i), _mm256_permutevar8x32_epi32(b, order));
+	}
+	for (; i + 8 <= len; i += 8) {
+		__m256i a = half;
+		const uint8_t *p = first + i;
+		for (int t = 0; t < n; t++, p += src_stride)
+			a = _mm256_add_epi32(a, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)),
+				_mm256_set1_epi32(k[t])));
+		a = _mm256_srai_epi32(a, FC_PRECISION_BITS);
+		__m128i s = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+		_mm_storel_epi64((__m128i *)(out + i), _mm_packus_epi16(s, s));
+	}
+	for (; i < len; i++) {
+		int32_t a = 1 << (FC_PRECISION_BITS - 1);
+		const uint8_t *p = first + i;
+		for (int t = 0; t < n; t++, p += src_stride)
+			a += (int32_t)*p * k[t];
+		a >>= FC_PRECISION_BITS;
+		out[i] = a < 0 ? 0 : a > 255 ? 255 : (uint8_t)a;
+	}
+}
+
 // fc_vpass: output row y (0 <= y < out_rows), at dst + y*dst_stride, is, byte by
 // byte over len bytes, the sum of bounds[2y+1] rows of src, src_stride bytes apart
 // (either sign), starting at row bounds[2y] - bias, weighted by k[y*ksize ...].
 __attribute__((target("avx2")))
 static void fc_vpass_avx2(const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
                           const int32_t *k, int ksize, int out_rows, uint8_t *dst, ptrdiff_t dst_stride) {
-	const __m256i half = _mm256_set1_epi32(1 << (FC_PRECISION_BITS - 1));
-	const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+	for (int y = 0; y < out_rows; y++)
+		fc_vrow_avx2(src + (ptrdiff_t)(bounds[2 * y] - bias) * src_stride, src_stride, len,
+			k + (ptrdiff_t)y * ksize, (int)bounds[2 * y + 1], dst + (ptrdiff_t)y * dst_stride);
+}
+
+// fc_norm describes the tensor the fused vertical pass writes (normalize.go).
+// (No pointers in it: cgo may not pass Go memory holding Go pointers.)
+typedef struct {
+	int dtype;             // 0 FP32, 1 FP16, 2 UINT8
+	int nhwc;              // 1: NHWC, 0: NCHW
+	int src_chan[3];       // tensor channel c reads byte src_chan[c] of a pixel
+	int width, height;     // of the tensor
+} fc_norm;
+
+// fc_norm_row writes row y of the tensor from one row of packed RGB pixels.
+// lut32 and lut16 are the FP32 and FP16 bit patterns, 3 x 256, by tensor channel.
+static void fc_norm_row(const fc_norm *nm, const uint32_t *lut32, const uint16_t *lut16,
+                        const uint8_t *rgb, int y, uint8_t *tensor) {
+	const int w = nm->width;
+	const size_t plane = (size_t)w * nm->height;
+	for (int c = 0; c < 3; c++) {
+		const uint8_t *in = rgb + nm->src_chan[c];
+		// NCHW: the row of plane c; NHWC: every third element from channel c.
+		size_t first = nm->nhwc ? (size_t)y * w * 3 + c : c * plane + (size_t)y * w;
+		size_t step = nm->nhwc ? 3 : 1;
+		switch (nm->dtype) {
+		case 0: {
+			const uint32_t *lut = lut32 + c * 256;
+			uint32_t *out = (uint32_t *)tensor + first;
+			for (int x = 0; x < w; x++)
+				out[x * step] = lut[in[3 * x]];
+			break;
+		}
+		case 1: {
+			const uint16_t *lut = lut16 + c * 256;
+			uint16_t *out = (uint16_t *)tensor + first;
+			for (int x = 0; x < w; x++)
+				out[x * step] = lut[in[3 * x]];
+			break;
+		}
+		default: {
+			uint8_t *out = tensor + first;
+			for (int x = 0; x < w; x++)
+				out[x * step] = in[3 * x];
+		}
+		}
+	}
+}
+
+// fc_vpass_norm_avx2 is fc_vpass for out_rows rows of the whole tensor's width
+// (len = 3 * nm->width bytes), each row normalised into the tensor as soon as it
+// is computed, from row_buf (len bytes), while it is still in the L1 cache.
+__attribute__((target("avx2")))
+static void fc_vpass_norm_avx2(const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
+                               const int32_t *k, int ksize, int out_rows, const fc_norm *nm,
+                               const uint32_t *lut32, const uint16_t *lut16, uint8_t *row_buf, uint8_t *tensor) {
 	for (int y = 0; y < out_rows; y++) {
-		const uint8_t *first = src + (ptrdiff_t)(bounds[2 * y] - bias) * src_stride;
-		int n = (int)bounds[2 * y + 1];
-		const int32_t *ky = k + (ptrdiff_t)y * ksize;
-		uint8_t *out = dst + (ptrdiff_t)y * dst_stride;
-		int i = 0;
-		for (; i + 32 <= len; i += 32) {
-			__m256i a0 = half, a1 = half, a2 = half, a3 = half;
-			const uint8_t *p = first + i;
-			for (int t = 0; t < n; t++, p += src_stride) {
-				__m256i w = _mm256_set1_epi32(ky[t]);
-				a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)), w));
-				a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8))), w));
-				a2 = _mm256_add_epi32(a2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 16))), w));
-				a3 = _mm256_add_epi32(a3, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 24))), w));
-			}
-			a0 = _mm256_srai_epi32(a0, FC_PRECISION_BITS);
-			a1 = _mm256_srai_epi32(a1, FC_PRECISION_BITS);
-			a2 = _mm256_srai_epi32(a2, FC_PRECISION_BITS);
-			a3 = _mm256_srai_epi32(a3, FC_PRECISION_BITS);
-			// The packs work within 128-bit lanes; the permute puts the bytes back in order.
-			__m256i b = _mm256_packus_epi16(_mm256_packs_epi32(a0, a1), _mm256_packs_epi32(a2, a3));
-			_mm256_storeu_si256((__m256i *)(out + i), _mm256_permutevar8x32_epi32(b, order));
-		}
-		for (; i + 8 <= len; i += 8) {
-			__m256i a = half;
-			const uint8_t *p = first + i;
-			for (int t = 0; t < n; t++, p += src_stride)
-				a = _mm256_add_epi32(a, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)),
-					_mm256_set1_epi32(ky[t])));
-			a = _mm256_srai_epi32(a, FC_PRECISION_BITS);
-			__m128i s = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-			_mm_storel_epi64((__m128i *)(out + i), _mm_packus_epi16(s, s));
-		}
-		for (; i < len; i++) {
-			int32_t a = 1 << (FC_PRECISION_BITS - 1);
-			const uint8_t *p = first + i;
-			for (int t = 0; t < n; t++, p += src_stride)
-				a += (int32_t)*p * ky[t];
-			a >>= FC_PRECISION_BITS;
-			out[i] = a < 0 ? 0 : a > 255 ? 255 : (uint8_t)a;
-		}
+		fc_vrow_avx2(src + (ptrdiff_t)(bounds[2 * y] - bias) * src_stride, src_stride, len,
+			k + (ptrdiff_t)y * ksize, (int)bounds[2 * y + 1], row_buf);
+		fc_norm_row(nm, lut32, lut16, row_buf, y, tensor);
 	}
 }
 */
@@ -305,4 +366,43 @@ func (r *resampler) transposedSIMD(src view, outW int, win rect, filt filterFunc
 		r.vert.bounds[2*i] += yFirst
 	}
 	return r.hpass(r.tmp, 0, colBytes, win.w, reach, dst, dstOff, 3, dstStride)
+}
+
+// verticalNormalizeSIMD runs the vertical pass with AVX2 and writes each output
+// row straight into the tensor through n's tables, when the CPU has AVX2 and the
+// tensor is exactly the window; it returns false, having written nothing,
+// otherwise.
+func (r *resampler) verticalNormalizeSIMD(yFirst int, win rect, n *normalizer, tensor []byte) bool {
+	if !haveSIMD || len(tensor) != win.w*win.h*3*n.elemSize {
+		return false
+	}
+	rowBytes := 3 * win.w
+	r.row = grow(r.row, rowBytes)
+	nm := C.fc_norm{width: C.int(win.w), height: C.int(win.h)}
+	switch n.dtype {
+	case FP32:
+		nm.dtype = 0
+	case FP16:
+		nm.dtype = 1
+	case UINT8:
+		nm.dtype = 2
+	default:
+		return false
+	}
+	switch n.layout {
+	case NCHW:
+	case NHWC:
+		nm.nhwc = 1
+	default:
+		return false
+	}
+	for c := range 3 {
+		nm.src_chan[c] = C.int(n.srcChan[c])
+	}
+	C.fc_vpass_norm_avx2((*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(r.tmp))), C.ptrdiff_t(rowBytes), C.int(rowBytes),
+		(*C.int64_t)(unsafe.Pointer(unsafe.SliceData(r.vert.bounds))), C.int64_t(yFirst),
+		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.vert.k))), C.int(r.vert.ksize), C.int(win.h), &nm,
+		(*C.uint32_t)(unsafe.Pointer(&n.lut32[0][0])), (*C.uint16_t)(unsafe.Pointer(&n.lut16[0][0])),
+		(*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(r.row))), (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(tensor))))
+	return true
 }

@@ -15,3 +15,5 @@ func (r *resampler) verticalSIMD(int, int, int, []byte, int, int) bool { return 
 func (r *resampler) transposedSIMD(view, int, rect, filterFunc, int, int, []byte, int, int) bool {
 	return false
 }
+
+func (r *resampler) verticalNormalizeSIMD(int, rect, *normalizer, []byte) bool { return false }

@@ -109,3 +109,51 @@ func BenchmarkResizeSIMD(b *testing.B) {
 		}
 	}
 }
+
+// TestFusedNormalizeMatches checks the SIMD vertical pass that writes the tensor
+// directly against the scalar resize followed by the normaliser, for every data
+// type, layout and channel order, and the resize modes that fill the tensor.
+func TestFusedNormalizeMatches(t *testing.T) {
+	pictures := map[string][]byte{
+		"jpeg": encodeJPEG(t, testPicture(301, 203), 90),
+		"png":  encodePNG(t, testPicture(150, 260)),
+	}
+	for name, data := range pictures {
+		for _, dt := range []DataType{FP32, FP16, UINT8} {
+			for _, layout := range []Layout{NCHW, NHWC} {
+				for _, order := range []ChannelOrder{RGB, BGR} {
+					for _, mode := range []ResizeMode{ResizeStretch, ResizeShorterCrop} {
+						spec := ImageNetSpec()
+						spec.Width, spec.Height = 67, 45
+						spec.DataType, spec.Layout, spec.Order, spec.Resize = dt, layout, order, mode
+						if dt == UINT8 {
+							spec.Scale, spec.Mean, spec.Std = 1, [3]float32{}, [3]float32{1, 1, 1}
+						}
+						if mode == ResizeShorterCrop {
+							spec.ShorterSide = 80
+						} else {
+							spec.ShorterSide = 0
+						}
+						fused := mustNew(t, spec, DefaultLimits())
+						ref := mustNew(t, spec, DefaultLimits())
+						ref.scalarResize = true
+						got, info, err := process(t, fused, data)
+						if err != nil {
+							t.Fatal(err)
+						}
+						want, _, err := process(t, ref, data)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if i := firstDiff(got, want); i >= 0 {
+							t.Fatalf("%s %s %s %s %s: byte %d is %d, the scalar path's %d", name, dt, layout, order, mode, i, got[i], want[i])
+						}
+						if haveSIMD && info.Stages.Normalize != 0 {
+							t.Errorf("%s %s %s %s %s: a separate normalise stage ran (%v): the fused pass did not", name, dt, layout, order, mode, info.Stages.Normalize)
+						}
+					}
+				}
+			}
+		}
+	}
+}
