@@ -77,9 +77,14 @@ static void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step
 			s = _mm256_packus_epi16(_mm256_packs_epi32(s, s), s);
 			int32_t rgb_a = _mm256_cvtsi256_si32(s), rgb_b = _mm256_extract_epi32(s, 4);
 			// The last pixel of a row must not touch the next row's first byte.
-			size_t len = wide && x + 1 < out_w ? 4 : 3;
-			memcpy(out_a + x * dst_pixel, &rgb_a, len);
-			memcpy(out_b + x * dst_pixel, &rgb_b, len);
+			// (Constant sizes: memcpy becomes one store, not a call.)
+			if (wide && x + 1 < out_w) {
+				memcpy(out_a + x * dst_pixel, &rgb_a, 4);
+				memcpy(out_b + x * dst_pixel, &rgb_b, 4);
+			} else {
+				memcpy(out_a + x * dst_pixel, &rgb_a, 3);
+				memcpy(out_b + x * dst_pixel, &rgb_b, 3);
+			}
 		}
 	}
 	for (; r < rows; r++) {
@@ -98,7 +103,10 @@ static void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step
 			s = _mm_srai_epi32(_mm_add_epi32(s, _mm256_castsi256_si128(half)), FC_PRECISION_BITS);
 			s = _mm_packus_epi16(_mm_packs_epi32(s, s), s);
 			int32_t rgb = _mm_cvtsi128_si32(s);
-			memcpy(out + x * dst_pixel, &rgb, wide && x + 1 < out_w ? 4 : 3);
+			if (wide && x + 1 < out_w)
+				memcpy(out + x * dst_pixel, &rgb, 4);
+			else
+				memcpy(out + x * dst_pixel, &rgb, 3);
 		}
 	}
 }
