@@ -33,8 +33,8 @@ package preprocess
 // output pixel x (0 <= x < out_w), written at dst + r*dst_stride + x*dst_pixel, is the sum over groups[x]*4 taps of weight * the
 // RGB pixel at base + starts[x] + 3*tap. wexp holds, per output pixel and tap, the
 // weight repeated in three int32 lanes and a zero lane (16 int32 per group of four
-// taps), output pixel after output pixel. Two rows are computed together, so each
-// weight and each start is loaded once for both.
+// taps), output pixel after output pixel. Four rows (then two, then one) are
+// computed together, so each weight and each start is loaded once for all.
 __attribute__((target("avx2")))
 static void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
                           const int32_t *starts, const int32_t *groups, const int32_t *wexp, int out_w,
@@ -51,6 +51,49 @@ static void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step
 		9, -1, -1, -1, 10, -1, -1, -1, 11, -1, -1, -1, -1, -1, -1, -1);
 	const __m256i half = _mm256_set1_epi32(1 << (FC_PRECISION_BITS - 1));
 	int r = 0;
+	for (; r + 4 <= rows; r += 4) {
+		const uint8_t *base = pix + row0 + (ptrdiff_t)r * row_step;
+		uint8_t *out = dst + (ptrdiff_t)r * dst_stride;
+		const int32_t *w = wexp;
+		for (int x = 0; x < out_w; x++) {
+			const uint8_t *p = base + starts[x];
+			__m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+			for (int g = groups[x]; g > 0; g--, p += 12, w += 16) {
+				__m256i w01 = _mm256_loadu_si256((const __m256i *)w);
+				__m256i w23 = _mm256_loadu_si256((const __m256i *)(w + 8));
+				__m256i va = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+				__m256i vb = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + row_step)));
+				__m256i vc = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 2 * row_step)));
+				__m256i vd = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 3 * row_step)));
+				a = _mm256_add_epi32(a, _mm256_mullo_epi32(_mm256_shuffle_epi8(va, taps01), w01));
+				b = _mm256_add_epi32(b, _mm256_mullo_epi32(_mm256_shuffle_epi8(vb, taps01), w01));
+				c = _mm256_add_epi32(c, _mm256_mullo_epi32(_mm256_shuffle_epi8(vc, taps01), w01));
+				d = _mm256_add_epi32(d, _mm256_mullo_epi32(_mm256_shuffle_epi8(vd, taps01), w01));
+				a = _mm256_add_epi32(a, _mm256_mullo_epi32(_mm256_shuffle_epi8(va, taps23), w23));
+				b = _mm256_add_epi32(b, _mm256_mullo_epi32(_mm256_shuffle_epi8(vb, taps23), w23));
+				c = _mm256_add_epi32(c, _mm256_mullo_epi32(_mm256_shuffle_epi8(vc, taps23), w23));
+				d = _mm256_add_epi32(d, _mm256_mullo_epi32(_mm256_shuffle_epi8(vd, taps23), w23));
+			}
+			// Each row's two lanes hold the even and the odd taps: add them (a and c in
+			// the low lanes, b and d in the high ones), round, shift, clip to bytes:
+			// the bytes of a, c, b, d end up in dwords 0, 1, 4, 5.
+			__m256i ab = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+			__m256i cd = _mm256_add_epi32(_mm256_permute2x128_si256(c, d, 0x20), _mm256_permute2x128_si256(c, d, 0x31));
+			ab = _mm256_srai_epi32(_mm256_add_epi32(ab, half), FC_PRECISION_BITS);
+			cd = _mm256_srai_epi32(_mm256_add_epi32(cd, half), FC_PRECISION_BITS);
+			__m256i px = _mm256_packus_epi16(_mm256_packs_epi32(ab, cd), ab);
+			int32_t rgb[4] = {_mm256_cvtsi256_si32(px), _mm256_extract_epi32(px, 4),
+				_mm256_extract_epi32(px, 1), _mm256_extract_epi32(px, 5)};
+			uint8_t *o = out + x * dst_pixel;
+			if (wide && x + 1 < out_w) {
+				for (int i = 0; i < 4; i++, o += dst_stride)
+					memcpy(o, &rgb[i], 4);
+			} else {
+				for (int i = 0; i < 4; i++, o += dst_stride)
+					memcpy(o, &rgb[i], 3);
+			}
+		}
+	}
 	for (; r + 2 <= rows; r += 2) {
 		const uint8_t *base_a = pix + row0 + (ptrdiff_t)r * row_step;
 		const uint8_t *base_b = base_a + row_step;
