@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/png"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/image/webp"
@@ -53,6 +54,10 @@ type Preprocessor struct {
 	// fullDecode makes Process decode every pixel of a JPEG, not only those the
 	// resize reads (tests compare the two).
 	fullDecode bool
+	// streamMinPixels is the decoded size from which JPEGs are resized while they
+	// are decoded (stream_avx2.go); tests lower it to stream small pictures.
+	streamMinPixels int
+	streamed        atomic.Int64 // pictures resized while decoded, for tests
 }
 
 // scratch is one request's reusable memory.
@@ -60,6 +65,7 @@ type scratch struct {
 	img     rgbImage // the decoded picture
 	resized []byte   // Width×Height×3 packed RGB
 	rs      resampler
+	batch   []byte // the rows of one streaming batch
 }
 
 // New validates spec and limits and returns a Preprocessor for them.
@@ -70,7 +76,7 @@ func New(spec Spec, limits Limits) (*Preprocessor, error) {
 	if err := limits.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Preprocessor{spec: spec, limits: limits, norm: newNormalizer(spec)}
+	p := &Preprocessor{spec: spec, limits: limits, norm: newNormalizer(spec), streamMinPixels: defaultStreamMinPixels}
 	p.scratch.New = func() any { return new(scratch) }
 	return p, nil
 }
@@ -132,6 +138,23 @@ func (p *Preprocessor) Process(data []byte, dst []byte) (Info, error) {
 	s := p.scratch.Get().(*scratch)
 	defer p.scratch.Put(s)
 
+	s.resized = grow(s.resized, p.spec.Width*p.spec.Height*3)
+	if !p.fullDecode {
+		handled, normalized, err := p.processStreaming(data, h, s, dst, &info)
+		if err != nil {
+			return Info{}, err
+		}
+		if handled {
+			p.streamed.Add(1)
+			if !normalized {
+				start := time.Now()
+				p.norm.write(s.resized, p.spec.Width, p.spec.Height, dst)
+				info.Stages.Normalize = time.Since(start)
+			}
+			return info, nil
+		}
+	}
+
 	start := time.Now()
 	if err := p.decode(data, h, s); err != nil {
 		return Info{}, err
@@ -141,7 +164,6 @@ func (p *Preprocessor) Process(data []byte, dst []byte) (Info, error) {
 	info.Stages.Decode = decoded.Sub(start)
 
 	src := orientedView(&s.img, h.Orientation)
-	s.resized = grow(s.resized, p.spec.Width*p.spec.Height*3)
 	s.rs.scalar = p.scalarResize
 	normalized := p.resize(src, s, dst)
 	resized := time.Now()

@@ -17,3 +17,9 @@ func (r *resampler) transposedSIMD(view, int, rect, filterFunc, int, int, []byte
 }
 
 func (r *resampler) verticalNormalizeSIMD(int, rect, *normalizer, []byte) bool { return false }
+
+const defaultStreamMinPixels = 0
+
+func (p *Preprocessor) processStreaming([]byte, Header, *scratch, []byte, *Info) (handled, normalized bool, err error) {
+	return false, false, nil
+}
