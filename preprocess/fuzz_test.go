@@ -10,8 +10,8 @@ import (
 // FuzzProcess feeds arbitrary bytes through the whole decode path. Seeds are the
 // parity inputs (every format and colour type), so `go test` runs them all; with
 // -fuzz the engine mutates them. Whatever the input: no panic, either success or
-// an error of one of the package's kinds, and the same tensor from the SIMD and
-// the scalar resamplers.
+// an error of one of the package's kinds, and the same tensor from the SIMD
+// resampler (streaming JPEGs) and the scalar one (decoding them whole).
 func FuzzProcess(f *testing.F) {
 	inputs, _ := filepath.Glob(filepath.Join(parityDir, "inputs", "*"))
 	for _, path := range inputs {
@@ -31,13 +31,15 @@ func FuzzProcess(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	// The same preprocessing on the scalar resampler: the SIMD one must agree with
-	// it byte for byte on whatever decodes.
+	// The same preprocessing on the scalar resampler, decoding whole pictures: the
+	// SIMD resampler, with JPEGs decoded by region and streamed, must agree with it
+	// byte for byte on whatever decodes.
 	scalar, err := New(spec, limits)
 	if err != nil {
 		f.Fatal(err)
 	}
-	scalar.scalarResize = true
+	scalar.scalarResize, scalar.fullDecode = true, true
+	p.streamMinPixels = 0 // stream every JPEG the SIMD path can
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dst := make([]byte, p.TensorBytes())
 		info, err := p.Process(data, dst)
