@@ -36,6 +36,7 @@ type Client struct {
 	cfg     Config
 	conn    *grpc.ClientConn
 	api     inferencepb.GRPCInferenceServiceClient
+	codec   inferCodec // of ModelInfer calls
 	metrics *metrics
 
 	model   atomic.Pointer[modelState] // nil until Model succeeds
@@ -66,6 +67,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 		cfg:     cfg,
 		conn:    conn,
 		api:     inferencepb.NewGRPCInferenceServiceClient(conn),
+		codec:   newInferCodec(),
 		metrics: m,
 		latency: make(map[string]*latencyEstimate, len(rpcNames)),
 	}

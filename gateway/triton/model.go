@@ -142,13 +142,11 @@ func servedVersion(versions []string) string {
 // then names classes class_N. An error is returned only when the call itself
 // failed for want of a server or of time (unavailable, deadline, canceled).
 func (c *Client) classificationLabels(ctx context.Context, st *modelState) ([]string, error) {
-	req := c.inferRequest(ctx, st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)})
-	req.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
+	msg := c.inferRequest(ctx, st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)})
+	msg.req.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
 		classificationParameter: {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: int64(st.classes)}},
 	}
-	resp, err := call(ctx, c, rpcModelInfer, func(ctx context.Context) (*inferencepb.ModelInferResponse, error) {
-		return c.api.ModelInfer(ctx, req)
-	})
+	resp, err := c.modelInfer(ctx, msg)
 	if err != nil {
 		switch gateway.KindOf(err) {
 		case gateway.KindUnavailable, gateway.KindDeadline, gateway.KindCanceled:
