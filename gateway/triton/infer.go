@@ -39,7 +39,14 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 	}
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	resp, err := c.modelInfer(ctx, c.inferRequest(ctx, st, in))
+	msg := c.inferRequest(ctx, st, in)
+	var resp *inferencepb.ModelInferResponse
+	var err error
+	if c.shm != nil {
+		resp, err = c.inferShared(ctx, msg, in.Data)
+	} else {
+		resp, err = c.modelInfer(ctx, msg)
+	}
 	if err != nil {
 		return gateway.Scores{}, err
 	}
@@ -48,6 +55,35 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 		return gateway.Scores{}, bad
 	}
 	return scores, nil
+}
+
+// inferShared sends msg, whose tensor is data, by shared memory when data
+// lies in a region Triton has registered, in the message otherwise. When
+// Triton answers that it does not know the region (it restarted), the regions
+// are registered again and the request is sent once more: by shared memory
+// when that worked, in the message when not.
+func (c *Client) inferShared(ctx context.Context, msg *inferMessage, data []byte) (*inferencepb.ModelInferResponse, error) {
+	p := c.shm
+	r, off, inRegion := p.locate(data)
+	if !inRegion {
+		return c.modelInfer(ctx, msg)
+	}
+	gen := p.gen.Load()
+	if !p.registered.Load() {
+		p.metrics.fallbacks.WithLabelValues(fallbackUnregistered).Inc()
+		return c.modelInfer(ctx, msg)
+	}
+	msg.useRegion(r, off, len(data))
+	resp, err := c.modelInfer(ctx, msg)
+	if err == nil || !regionLost(err, r) {
+		return resp, err
+	}
+	if c.recoverRegions(ctx, gen) == nil {
+		return c.modelInfer(ctx, msg)
+	}
+	p.metrics.fallbacks.WithLabelValues(fallbackUnregistered).Inc()
+	msg.useMessage(data)
+	return c.modelInfer(ctx, msg)
 }
 
 // checkBatch rejects a batch the model cannot take; the Classifier never
@@ -70,6 +106,7 @@ func (st *modelState) checkBatch(in gateway.Batch) error {
 // call), encoded by inferCodec: msg's tensors go to the wire from where they
 // are.
 func (c *Client) modelInfer(ctx context.Context, msg *inferMessage) (*inferencepb.ModelInferResponse, error) {
+	c.metrics.sent(msg.via())
 	return call(ctx, c, rpcModelInfer, func(ctx context.Context) (*inferencepb.ModelInferResponse, error) {
 		resp := new(inferencepb.ModelInferResponse)
 		err := c.conn.Invoke(ctx, inferencepb.GRPCInferenceService_ModelInfer_FullMethodName, msg, resp,

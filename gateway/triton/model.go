@@ -82,6 +82,13 @@ func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 		st.info.Labels = labels
 	}
 	c.model.Store(st)
+	if c.shm != nil {
+		// Every refresh checks that Triton still has the regions (a restarted
+		// Triton has none) and registers what it lacks.
+		if err := c.ensureRegistered(ctx); err != nil {
+			return gateway.ModelInfo{}, err
+		}
+	}
 	info := st.info
 	info.Labels = slices.Clone(st.info.Labels)
 	info.Input.Shape = slices.Clone(st.info.Input.Shape)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -246,7 +245,8 @@ func TestRestartForgetsSharedMemoryRegions(t *testing.T) {
 	if got := srv.SharedMemoryRegions(); len(got) != 0 {
 		t.Errorf("regions after a restart: %v, want none", got)
 	}
-	_, err := client.ModelInfer(callCtx(t), sharedRequest(m, 1, "r", 0, int64(len(item))), grpc.WaitForReady(true))
+	waitServing(t, client)
+	_, err := client.ModelInfer(callCtx(t), sharedRequest(m, 1, "r", 0, int64(len(item))))
 	wantCode(t, err, codes.NotFound)
 	if err := register(t, client, "r", "/obj", uint64(len(item))); err != nil {
 		t.Fatalf("register again after the restart: %v", err)
