@@ -362,7 +362,16 @@ func (c *Client) ensureRegisteredLocked(ctx context.Context) error {
 	})
 	if err != nil {
 		p.registered.Store(false)
-		return err
+		switch gateway.KindOf(err) {
+		case gateway.KindUnavailable, gateway.KindDeadline, gateway.KindCanceled:
+			return err
+		}
+		return &gateway.Error{
+			Kind: gateway.KindBadGateway,
+			Message: fmt.Sprintf("system shared memory: the inference server did not answer %s (%s): "+
+				"it must be Triton with its system_shared_memory extension, or set TRITON_SHARED_MEMORY=none", rpcShmStatus, gateway.PublicMessage(err)),
+			Err: err,
+		}
 	}
 	have := st.GetRegions()
 	var missing []*shmRegion

@@ -471,3 +471,17 @@ func TestSharedMemoryCloseWithATensorStillLent(t *testing.T) {
 		t.Error("AllocTensor lent memory after Close")
 	}
 }
+
+// A KServe server without the extension makes Model fail, saying so.
+func TestSharedMemoryServerWithoutTheExtension(t *testing.T) {
+	meta, cfg := stubModel()
+	addr := startStub(t, &stubServer{meta: meta, cfg: cfg})
+	c, _ := newTestClient(t, func() Config {
+		c := testConfig(addr, "stub")
+		c.Labels = []string{"a", "b", "c"}
+		withShm(1<<20, 1)(&c)
+		return c
+	}())
+	_, err := c.Model(callCtx(t))
+	wantKind(t, err, gateway.KindBadGateway, "did not answer SystemSharedMemoryStatus", "system_shared_memory extension", "TRITON_SHARED_MEMORY=none")
+}
