@@ -70,7 +70,12 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 
 	// The loader serves through the breaker but asks the client itself whether the
 	// model is ready: an open breaker is not a lost model.
-	model := newModelLoader(backend, probe, cfg.Limits, []gateway.ClassifierOption{gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences)}, obs, log)
+	opts := []gateway.ClassifierOption{gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences)}
+	if mem, ok := probe.(gateway.TensorMemory); ok && cfg.Triton.SharedMemory == triton.SharedMemorySystem {
+		// Images are preprocessed straight into Triton's shared memory.
+		opts = append(opts, gateway.WithTensorMemory(mem))
+	}
+	model := newModelLoader(backend, probe, cfg.Limits, opts, obs, log)
 	go model.run(ctx, cfg.ModelRefresh)
 
 	srv, err := httpapi.New(model, cfg.HTTP, reg, reg, log)
