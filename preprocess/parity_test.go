@@ -131,6 +131,16 @@ func TestPillowParity(t *testing.T) {
 			if len(want) != len(got) {
 				t.Fatalf("expected file has %d bytes, tensor %d", len(want), len(got))
 			}
+			// The scalar resampler, the SIMD one's reference, must give the same bytes,
+			// so Pillow's bounds below hold for both.
+			p.scalarResize = true
+			scalar := make([]byte, p.TensorBytes())
+			if _, err := p.Process(data, scalar); err != nil {
+				t.Fatalf("Process with the scalar resampler: %v", err)
+			}
+			if i := firstDiff(got, scalar); i >= 0 {
+				t.Fatalf("the %s resampler's byte %d is %d, the scalar resampler's %d", simdName(), i, got[i], scalar[i])
+			}
 			maxDiff, sum, worst := 0, 0, -1
 			for i := range got {
 				d := int(got[i]) - int(want[i])
@@ -167,7 +177,7 @@ func TestPillowParity(t *testing.T) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		s := stats[k]
-		t.Logf("%-26s %3d cases: max |diff| %2d, mean |diff| %.4f (JPEG decoder: %s)", k, s.cases, s.max, s.sum/float64(s.cases), jpegBackend)
+		t.Logf("%-26s %3d cases: max |diff| %2d, mean |diff| %.4f (JPEG decoder: %s, resampler: %s = scalar)", k, s.cases, s.max, s.sum/float64(s.cases), jpegBackend, simdName())
 	}
 }
 

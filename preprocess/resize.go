@@ -183,6 +183,15 @@ type resampler struct {
 	tmp         []byte  // horizontally resampled rows
 	acc         []int32 // vertical accumulators, one output row
 	xtab, ytab  []int   // nearest source positions
+	// The SIMD passes' tables (resize_avx2.go): where each output pixel's taps
+	// start, and the weights laid out for the vector registers.
+	starts []int32
+	groups []int32
+	wexp   []int32
+	row    []byte // one output row of the fused vertical pass
+	// scalar forces the portable Go passes even where SIMD ones exist: they are
+	// the reference the SIMD passes are tested against.
+	scalar bool
 }
 
 // resize resamples src to outW×outH with filter f, computes only the output window
@@ -190,9 +199,18 @@ type resampler struct {
 // row stride of dstStride bytes. The result equals Pillow's
 // img.resize((outW, outH), f).crop(win) for every pixel.
 func (r *resampler) resize(src view, outW, outH int, win rect, f Filter, dst []byte, dstOff, dstStride int) {
+	r.resizeNormalize(src, outW, outH, win, f, dst, dstOff, dstStride, nil, nil)
+}
+
+// resizeNormalize is resize that, given a normalizer and the tensor of a window
+// that fills it (win.w×win.h, packed rows: dstOff 0, dstStride 3*win.w), may write
+// the tensor directly from its last pass, the 8-bit window never stored; it
+// reports whether it did, and dst is then left untouched. Otherwise it resizes
+// into dst like resize, and the caller normalises.
+func (r *resampler) resizeNormalize(src view, outW, outH int, win rect, f Filter, dst []byte, dstOff, dstStride int, n *normalizer, tensor []byte) (normalized bool) {
 	if f == FilterNearest {
 		r.nearest(src, outW, outH, win, dst, dstOff, dstStride)
-		return
+		return false
 	}
 	filt := filters[f]
 	r.vert.compute(src.h, outH, win.y, win.h, filt)
@@ -201,6 +219,9 @@ func (r *resampler) resize(src view, outW, outH int, win rect, f Filter, dst []b
 	yLast := r.vert.bounds[2*(win.h-1)] + r.vert.bounds[2*(win.h-1)+1]
 	rows := yLast - yFirst
 	rowBytes := 3 * win.w
+	if !r.scalar && outH != src.h && r.transposedSIMD(src, outW, win, filt, yFirst, rows, dst, dstOff, dstStride) {
+		return false
+	}
 	r.tmp = grow(r.tmp, rows*rowBytes)
 
 	if outW == src.w {
@@ -216,16 +237,24 @@ func (r *resampler) resize(src view, outW, outH int, win rect, f Filter, dst []b
 		}
 	} else {
 		r.horiz.compute(src.w, outW, win.x, win.w, filt)
-		r.horizontal(src, yFirst, rows, rowBytes)
+		if r.scalar || !r.horizontalSIMD(src, yFirst, rows, rowBytes) {
+			r.horizontal(src, yFirst, rows, rowBytes)
+		}
 	}
 
 	if outH == src.h {
 		for y := range win.h {
 			copy(dst[dstOff+y*dstStride:dstOff+y*dstStride+rowBytes], r.tmp[(y+win.y-yFirst)*rowBytes:])
 		}
-		return
+		return false
 	}
-	r.vertical(yFirst, rowBytes, win.h, dst, dstOff, dstStride)
+	if !r.scalar && n != nil && r.verticalNormalizeSIMD(yFirst, win, n, tensor) {
+		return true
+	}
+	if r.scalar || !r.verticalSIMD(yFirst, rowBytes, win.h, dst, dstOff, dstStride) {
+		r.vertical(yFirst, rowBytes, win.h, dst, dstOff, dstStride)
+	}
+	return false
 }
 
 // horizontal is Pillow's ImagingResampleHorizontal_8bpc over the view's rows

@@ -36,6 +36,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${TRITON_CI_VENV:-$root/.triton-venv}
+# The real path: a venv reached through a symlink (a worktree sharing one) must
+# still be recognised in /proc/<pid>/exe, which names the resolved path.
+if [ -d "$venv" ]; then venv=$(cd "$venv" && pwd -P); fi
 run=${TRITON_CI_RUN_DIR:-$venv/run}
 reqs=$root/triton-ci/requirements.txt
 ci_model=$root/triton-ci/models/fish_classifier

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Convert the pretrained EfficientNet-Lite0 (ImageNet-1k) to ONNX, without PyTorch.
 
-Not served yet: this writes to the git-ignored .model-cache/efficientnet-lite0/,
-never into triton-models/fish_classifier/. Run it with `make model-efficientnet`.
+This script runs the converter with its full checks (ONNX Runtime against the
+numpy forward, the real photos) and writes to the git-ignored
+.model-cache/efficientnet-lite0/; run it with `make model-efficientnet`. The served
+triton-models/fish_classifier/1/model.onnx is built by triton-models/build_model.py
+(`make model`) with the same conversion code.
 It lives outside triton-models/ on purpose: Triton treats every folder of its
 model repository as a model, and a folder without a config.pbtxt makes
 `tritonserver --model-repository=triton-models --exit-on-error=true` (the

@@ -14,8 +14,10 @@ package triton
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +38,9 @@ type Client struct {
 	cfg     Config
 	conn    *grpc.ClientConn
 	api     inferencepb.GRPCInferenceServiceClient
+	codec   inferCodec // of ModelInfer calls
 	metrics *metrics
+	shm     *shmPool // nil unless Config.SharedMemory is "system"
 
 	model   atomic.Pointer[modelState] // nil until Model succeeds
 	latency map[string]*latencyEstimate
@@ -46,42 +50,77 @@ type Client struct {
 
 var _ gateway.Inferencer = (*Client)(nil)
 
-// New validates cfg and prepares a connection to Triton; it does no I/O: the
-// connection is made by the first call, and remade after failures, in the
-// background. Metrics are registered with reg (none when nil).
+// New validates cfg and prepares a connection to Triton; it does no network
+// I/O: the connection is made by the first call, and remade after failures, in
+// the background. With Config.SharedMemory "system" it creates and maps the
+// shared-memory regions (after removing those that killed gateways left in
+// /dev/shm); Model registers them with Triton. Metrics are registered with reg
+// (none when nil).
 func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	m, err := newMetrics(reg)
+	rpcs := rpcNames
+	if cfg.SharedMemory == SharedMemorySystem {
+		rpcs = append(slices.Clone(rpcNames), shmRPCNames...)
+	}
+	m, err := newMetrics(reg, rpcs)
 	if err != nil {
 		return nil, fmt.Errorf("triton: register metrics: %w", err)
 	}
+	var shm *shmPool
+	if cfg.SharedMemory == SharedMemorySystem {
+		sm, err := newShmMetrics(reg)
+		if err != nil {
+			return nil, fmt.Errorf("triton: register metrics: %w", err)
+		}
+		if shm, err = newShmPool(cfg, sm); err != nil {
+			return nil, err
+		}
+	}
 	conn, err := grpc.NewClient(cfg.Address, cfg.dialSettings().options()...)
 	if err != nil {
+		if shm != nil {
+			_ = shm.close()
+		}
 		return nil, fmt.Errorf("triton: Address %q: %w", cfg.Address, err)
 	}
 	c := &Client{
 		cfg:     cfg,
 		conn:    conn,
 		api:     inferencepb.NewGRPCInferenceServiceClient(conn),
+		codec:   newInferCodec(),
 		metrics: m,
-		latency: make(map[string]*latencyEstimate, len(rpcNames)),
+		shm:     shm,
+		latency: make(map[string]*latencyEstimate, len(rpcNames)+len(shmRPCNames)),
 	}
-	for _, rpc := range rpcNames {
+	for _, rpc := range append(slices.Clone(rpcNames), shmRPCNames...) {
 		c.latency[rpc] = new(latencyEstimate)
 	}
 	return c, nil
 }
 
+// shmCloseTimeout bounds the unregistration of the shared-memory regions at
+// Close.
+const shmCloseTimeout = 2 * time.Second
+
 // Close closes the connection; calls in progress fail and later calls answer
-// KindUnavailable. Closing twice does nothing.
+// KindUnavailable. With shared memory, it first unregisters the regions from
+// Triton (for at most 2s: a Triton that is down has lost them anyway), then
+// unmaps them and removes them from /dev/shm; the error says what failed.
+// Closing twice does nothing.
 func (c *Client) Close() error {
 	var err error
 	c.close.Do(func() {
+		var shmErr error
+		if c.shm != nil {
+			if shmErr = c.closeShm(shmCloseTimeout); shmErr != nil {
+				shmErr = fmt.Errorf("triton: close system shared memory: %w", shmErr)
+			}
+		}
 		c.closed.Store(true)
-		err = c.conn.Close()
+		err = errors.Join(shmErr, c.conn.Close())
 	})
 	return err
 }

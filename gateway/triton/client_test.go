@@ -351,11 +351,14 @@ func TestInferRequestSharesTheBatchBytes(t *testing.T) {
 	st := &modelState{inputName: "input", inputDatatype: "FP32", inputDims: []int64{3, 2, 2}, itemBytes: 48, batched: true, maxBatch: 4, outputName: "out", classes: 2}
 	c := &Client{cfg: Config{Model: "m"}}
 	data := make([]byte, 96)
-	req := c.inferRequest(t.Context(), st, gateway.Batch{Size: 2, Data: data})
-	if raw := req.GetRawInputContents()[0]; &raw[0] != &data[0] || len(raw) != len(data) {
+	msg := c.inferRequest(t.Context(), st, gateway.Batch{Size: 2, Data: data})
+	if len(msg.raw) != 1 || len(msg.req.GetRawInputContents()) != 0 {
+		t.Fatalf("%d raw contents beside the request, %d inside; want 1, 0", len(msg.raw), len(msg.req.GetRawInputContents()))
+	}
+	if raw := msg.raw[0]; &raw[0] != &data[0] || len(raw) != len(data) {
 		t.Error("raw_input_contents[0] is a copy of the batch, want the batch's own bytes")
 	}
-	if got := req.GetInputs()[0].GetShape(); !slices.Equal(got, []int64{2, 3, 2, 2}) {
+	if got := msg.req.GetInputs()[0].GetShape(); !slices.Equal(got, []int64{2, 3, 2, 2}) {
 		t.Errorf("shape %v, want [2 3 2 2]", got)
 	}
 }

@@ -69,6 +69,21 @@ type Config struct {
 	// ConnectBackoffMax caps gRPC's reconnection backoff (default 5s; tests
 	// use ~100ms to see a restarted server at once).
 	ConnectBackoffMax time.Duration
+
+	// SharedMemory is how input tensors reach Triton: SharedMemoryNone (or
+	// "") inside the gRPC message; SharedMemorySystem through POSIX
+	// shared-memory regions that the client creates in /dev/shm and registers
+	// with Triton, which then reads each tensor where preprocessing wrote it
+	// (see AllocTensor). Triton must run on the same host and see the same
+	// /dev/shm (Linux only).
+	SharedMemory string
+	// SharedMemoryBytes is the size of all regions together (default 64 MiB),
+	// reserved in /dev/shm at New.
+	SharedMemoryBytes int64
+	// SharedMemoryRegions is the number of regions sharing SharedMemoryBytes
+	// (default 1, at most 64); each holds whole tensors, so a batch larger
+	// than one region travels in the message.
+	SharedMemoryRegions int
 }
 
 // Validate reports every problem of the configuration at once, each naming its
@@ -104,6 +119,31 @@ func (c Config) Validate() error {
 	if c.Retries > 10 {
 		bad("Retries %d is more than 10: retries multiply the load on a failing server", c.Retries)
 	}
+	switch c.SharedMemory {
+	case "", SharedMemoryNone:
+	case SharedMemorySystem:
+		if !shmSupported {
+			bad("SharedMemory %q needs Linux (POSIX shared memory in /dev/shm); use %q", c.SharedMemory, SharedMemoryNone)
+		}
+	default:
+		bad("SharedMemory %q is not one of %q, %q", c.SharedMemory, SharedMemoryNone, SharedMemorySystem)
+	}
+	if c.SharedMemoryRegions < 0 || c.SharedMemoryRegions > MaxSharedMemoryRegions {
+		bad("SharedMemoryRegions %d is not in [0, %d] (0: the default, %d)", c.SharedMemoryRegions, MaxSharedMemoryRegions, DefaultSharedMemoryRegions)
+	}
+	if c.SharedMemoryBytes < 0 {
+		bad("SharedMemoryBytes %d is negative", c.SharedMemoryBytes)
+	} else if c.SharedMemoryBytes > 0 && c.SharedMemoryRegions >= 0 && c.SharedMemoryRegions <= MaxSharedMemoryRegions {
+		regions := c.SharedMemoryRegions
+		if regions == 0 {
+			regions = DefaultSharedMemoryRegions
+		}
+		if c.SharedMemoryBytes/int64(regions) < minRegionBytes {
+			bad("SharedMemoryBytes %d is less than %d bytes (a page) for each of %d regions", c.SharedMemoryBytes, minRegionBytes, regions)
+		} else if c.SharedMemoryBytes > maxSharedMemoryBytes {
+			bad("SharedMemoryBytes %d is more than %d (1 TiB)", c.SharedMemoryBytes, int64(maxSharedMemoryBytes))
+		}
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -138,6 +178,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConnectBackoffMax == 0 {
 		c.ConnectBackoffMax = DefaultConnectBackoffMax
+	}
+	if c.SharedMemory == "" {
+		c.SharedMemory = SharedMemoryNone
+	}
+	if c.SharedMemoryBytes == 0 {
+		c.SharedMemoryBytes = DefaultSharedMemoryBytes
+	}
+	if c.SharedMemoryRegions == 0 {
+		c.SharedMemoryRegions = DefaultSharedMemoryRegions
 	}
 	c.Labels = slices.Clone(c.Labels)
 	return c

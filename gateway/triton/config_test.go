@@ -37,6 +37,16 @@ func TestConfigValidate(t *testing.T) {
 		}, []string{"MaxRecvMsgBytes -1", "RetryBackoff -1s", "CallTimeout -1s", "ConnectBackoffMax -1s"}},
 		{"too many retries", func(c *Config) { c.Retries = 11 }, []string{"Retries 11"}},
 		{"every problem at once", func(c *Config) { *c = Config{Version: "x", Retries: 99} }, []string{"Address", "Model", "Version", "Retries"}},
+		{"shared memory off by name", func(c *Config) { c.SharedMemory = SharedMemoryNone }, nil},
+		{"unknown shared memory", func(c *Config) { c.SharedMemory = "cuda" }, []string{`SharedMemory "cuda" is not one of "none", "system"`}},
+		{"negative shared memory sizes", func(c *Config) {
+			c.SharedMemory, c.SharedMemoryBytes, c.SharedMemoryRegions = SharedMemorySystem, -1, -1
+		}, []string{"SharedMemoryBytes -1 is negative", "SharedMemoryRegions -1 is not in [0, 64]"}},
+		{"too many regions", func(c *Config) { c.SharedMemoryRegions = 65 }, []string{"SharedMemoryRegions 65"}},
+		{"regions smaller than a page", func(c *Config) {
+			c.SharedMemory, c.SharedMemoryBytes, c.SharedMemoryRegions = SharedMemorySystem, 8<<10, 4
+		}, []string{"SharedMemoryBytes 8192 is less than 4096 bytes (a page) for each of 4 regions"}},
+		{"shared memory over 1 TiB", func(c *Config) { c.SharedMemoryBytes = 1<<40 + 1 }, []string{"SharedMemoryBytes 1099511627777 is more than"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,10 +74,24 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+func TestSharedMemoryNeedsLinux(t *testing.T) {
+	err := Config{Address: "a:1", Model: "m", SharedMemory: SharedMemorySystem}.Validate()
+	if shmSupported {
+		if err != nil {
+			t.Errorf("Validate on Linux: %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), "needs Linux") {
+		t.Errorf("Validate elsewhere: %v, want an error saying it needs Linux", err)
+	}
+}
+
 func TestConfigDefaults(t *testing.T) {
 	got := Config{Address: "a:1", Model: "m"}.withDefaults()
 	if got.MaxRecvMsgBytes != 64<<20 || got.Retries != 2 || got.RetryBackoff != 25*time.Millisecond ||
-		got.CallTimeout != 10*time.Second || got.ConnectBackoffMax != 5*time.Second {
+		got.CallTimeout != 10*time.Second || got.ConnectBackoffMax != 5*time.Second ||
+		got.SharedMemory != SharedMemoryNone || got.SharedMemoryBytes != 64<<20 || got.SharedMemoryRegions != 1 {
 		t.Errorf("defaults: %+v", got)
 	}
 	if got := (Config{Retries: -1}).withDefaults().Retries; got != 0 {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
@@ -38,10 +39,14 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 	}
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	req := c.inferRequest(ctx, st, in)
-	resp, err := call(ctx, c, rpcModelInfer, func(ctx context.Context) (*inferencepb.ModelInferResponse, error) {
-		return c.api.ModelInfer(ctx, req)
-	})
+	msg := c.inferRequest(ctx, st, in)
+	var resp *inferencepb.ModelInferResponse
+	var err error
+	if c.shm != nil {
+		resp, err = c.inferShared(ctx, msg, in.Data)
+	} else {
+		resp, err = c.modelInfer(ctx, msg)
+	}
 	if err != nil {
 		return gateway.Scores{}, err
 	}
@@ -50,6 +55,35 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 		return gateway.Scores{}, bad
 	}
 	return scores, nil
+}
+
+// inferShared sends msg, whose tensor is data, by shared memory when data
+// lies in a region Triton has registered, in the message otherwise. When
+// Triton answers that it does not know the region (it restarted), the regions
+// are registered again and the request is sent once more: by shared memory
+// when that worked, in the message when not.
+func (c *Client) inferShared(ctx context.Context, msg *inferMessage, data []byte) (*inferencepb.ModelInferResponse, error) {
+	p := c.shm
+	r, off, inRegion := p.locate(data)
+	if !inRegion {
+		return c.modelInfer(ctx, msg)
+	}
+	gen := p.gen.Load()
+	if !p.registered.Load() {
+		p.metrics.fallbacks.WithLabelValues(fallbackUnregistered).Inc()
+		return c.modelInfer(ctx, msg)
+	}
+	msg.useRegion(r, off, len(data))
+	resp, err := c.modelInfer(ctx, msg)
+	if err == nil || !regionLost(err, r) {
+		return resp, err
+	}
+	if c.recoverRegions(ctx, gen) == nil {
+		return c.modelInfer(ctx, msg)
+	}
+	p.metrics.fallbacks.WithLabelValues(fallbackUnregistered).Inc()
+	msg.useMessage(data)
+	return c.modelInfer(ctx, msg)
 }
 
 // checkBatch rejects a batch the model cannot take; the Classifier never
@@ -68,9 +102,25 @@ func (st *modelState) checkBatch(in gateway.Batch) error {
 	return nil
 }
 
+// modelInfer makes the ModelInfer call of msg (with the retry policy, see
+// call), encoded by inferCodec: msg's tensors go to the wire from where they
+// are.
+func (c *Client) modelInfer(ctx context.Context, msg *inferMessage) (*inferencepb.ModelInferResponse, error) {
+	c.metrics.sent(msg.via())
+	return call(ctx, c, rpcModelInfer, func(ctx context.Context) (*inferencepb.ModelInferResponse, error) {
+		resp := new(inferencepb.ModelInferResponse)
+		err := c.conn.Invoke(ctx, inferencepb.GRPCInferenceService_ModelInfer_FullMethodName, msg, resp,
+			grpc.StaticMethod(), grpc.ForceCodecV2(c.codec))
+		if err != nil {
+			return nil, err
+		}
+		return resp, nil
+	})
+}
+
 // inferRequest builds the ModelInfer request of a checked batch; its raw
 // contents are in.Data itself, not a copy.
-func (c *Client) inferRequest(ctx context.Context, st *modelState, in gateway.Batch) *inferencepb.ModelInferRequest {
+func (c *Client) inferRequest(ctx context.Context, st *modelState, in gateway.Batch) *inferMessage {
 	shape := st.inputDims
 	if st.batched {
 		shape = append([]int64{int64(in.Size)}, st.inputDims...)
@@ -81,7 +131,7 @@ func (c *Client) inferRequest(ctx context.Context, st *modelState, in gateway.Ba
 			id = v[0]
 		}
 	}
-	return &inferencepb.ModelInferRequest{
+	req := &inferencepb.ModelInferRequest{
 		ModelName: c.cfg.Model,
 		// The configured version, not the one Model resolved: with "" Triton
 		// keeps serving whichever version is current, across model updates.
@@ -92,9 +142,9 @@ func (c *Client) inferRequest(ctx context.Context, st *modelState, in gateway.Ba
 			Datatype: st.inputDatatype,
 			Shape:    shape,
 		}},
-		Outputs:          []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: st.outputName}},
-		RawInputContents: [][]byte{in.Data},
+		Outputs: []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: st.outputName}},
 	}
+	return &inferMessage{req: req, raw: [][]byte{in.Data}}
 }
 
 // decodeScores checks an answer for a batch of size items and reads its

@@ -33,11 +33,13 @@ var rpcDurationBuckets = []float64{
 type metrics struct {
 	rpcDuration *prometheus.HistogramVec // rpc, code
 	retries     *prometheus.CounterVec   // rpc
+	inputs      *prometheus.CounterVec   // via
 }
 
 // newMetrics builds the collectors and registers them with reg (none when reg
-// is nil). Clients that share a registry share the collectors.
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// is nil). Clients that share a registry share the collectors. rpcs are the
+// RPCs whose retry counters start at zero.
+func newMetrics(reg prometheus.Registerer, rpcs []string) (*metrics, error) {
 	rpcDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "triton_rpc_duration_seconds",
 		Help:    "Duration of each attempt of a gRPC call to Triton, by method and gRPC status code.",
@@ -47,6 +49,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "triton_retries_total",
 		Help: "gRPC calls to Triton attempted again after an UNAVAILABLE answer, by method.",
 	}, []string{"rpc"})
+	inputs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "triton_infer_inputs_total",
+		Help: "ModelInfer calls sent to Triton, by the way the input tensor travelled: message (raw_input_contents) or system_shared_memory (a registered region).",
+	}, []string{"via"})
 	if reg != nil {
 		var err error
 		if rpcDuration, err = promreg.Register(reg, rpcDuration); err != nil {
@@ -55,12 +61,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		if retries, err = promreg.Register(reg, retries); err != nil {
 			return nil, err
 		}
+		if inputs, err = promreg.Register(reg, inputs); err != nil {
+			return nil, err
+		}
 	}
-	for _, rpc := range rpcNames {
+	for _, rpc := range rpcs {
 		retries.WithLabelValues(rpc) // a zero series from the start, for rate()
 	}
-	return &metrics{rpcDuration: rpcDuration, retries: retries}, nil
+	inputs.WithLabelValues(viaMessage)
+	return &metrics{rpcDuration: rpcDuration, retries: retries, inputs: inputs}, nil
 }
+
+func (m *metrics) sent(via string) { m.inputs.WithLabelValues(via).Inc() }
 
 func (m *metrics) observe(rpc string, code codes.Code, d time.Duration) {
 	m.rpcDuration.WithLabelValues(rpc, code.String()).Observe(d.Seconds())

@@ -82,6 +82,13 @@ func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 		st.info.Labels = labels
 	}
 	c.model.Store(st)
+	if c.shm != nil {
+		// Every refresh checks that Triton still has the regions (a restarted
+		// Triton has none) and registers what it lacks.
+		if err := c.ensureRegistered(ctx); err != nil {
+			return gateway.ModelInfo{}, err
+		}
+	}
 	info := st.info
 	info.Labels = slices.Clone(st.info.Labels)
 	info.Input.Shape = slices.Clone(st.info.Input.Shape)
@@ -142,13 +149,11 @@ func servedVersion(versions []string) string {
 // then names classes class_N. An error is returned only when the call itself
 // failed for want of a server or of time (unavailable, deadline, canceled).
 func (c *Client) classificationLabels(ctx context.Context, st *modelState) ([]string, error) {
-	req := c.inferRequest(ctx, st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)})
-	req.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
+	msg := c.inferRequest(ctx, st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)})
+	msg.req.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
 		classificationParameter: {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: int64(st.classes)}},
 	}
-	resp, err := call(ctx, c, rpcModelInfer, func(ctx context.Context) (*inferencepb.ModelInferResponse, error) {
-		return c.api.ModelInfer(ctx, req)
-	})
+	resp, err := c.modelInfer(ctx, msg)
 	if err != nil {
 		switch gateway.KindOf(err) {
 		case gateway.KindUnavailable, gateway.KindDeadline, gateway.KindCanceled:

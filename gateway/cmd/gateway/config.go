@@ -33,6 +33,9 @@ type config struct {
 	// MaxConcurrentInferences bounds the requests holding tensors at once
 	// (gateway.WithMaxConcurrentInferences); 0: no bound.
 	MaxConcurrentInferences int
+	// PprofAddr is where net/http/pprof is served, on a listener of its own;
+	// "": nowhere (see pprof.go).
+	PprofAddr string
 
 	HTTP    httpapi.Config
 	Limits  preprocess.Limits
@@ -55,6 +58,12 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c.ModelRefresh = e.Duration("MODEL_REFRESH_INTERVAL", 30*time.Second, time.Second, 24*time.Hour)
 	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute)
 	c.MaxConcurrentInferences = e.Int("MAX_CONCURRENT_INFERENCES", 32, 0, 100000)
+	c.PprofAddr = e.String("PPROF_ADDR", "")
+	if c.PprofAddr != "" {
+		if err := checkPprofAddr(c.PprofAddr, c.ListenAddr); err != nil {
+			e.fail("PPROF_ADDR", "%v", err)
+		}
+	}
 
 	httpDefaults := httpapi.DefaultConfig()
 	c.HTTP = httpapi.Config{
@@ -86,6 +95,10 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		// How soon a restarted Triton is noticed: gRPC's reconnect backoff grows to
 		// this cap.
 		ConnectBackoffMax: e.Duration("TRITON_CONNECT_BACKOFF_MAX", 5*time.Second, 10*time.Millisecond, 5*time.Minute),
+		// Tensors through Triton's system shared memory: opt-in, same host only.
+		SharedMemory:        e.Enum("TRITON_SHARED_MEMORY", triton.SharedMemoryNone, triton.SharedMemoryNone, triton.SharedMemorySystem),
+		SharedMemoryBytes:   e.Int64("TRITON_SHARED_MEMORY_BYTES", triton.DefaultSharedMemoryBytes, 4<<10, 1<<40),
+		SharedMemoryRegions: e.Int("TRITON_SHARED_MEMORY_REGIONS", triton.DefaultSharedMemoryRegions, 1, triton.MaxSharedMemoryRegions),
 	}
 	c.ONNX = onnx.Config{
 		LibraryPath:     e.String("ONNXRUNTIME_LIB", defaultONNXRuntimeLib),
@@ -120,6 +133,18 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	for _, v := range []interface{ Validate() error }{c.HTTP, c.Limits, c.Breaker} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if c.Triton.SharedMemory == triton.SharedMemorySystem {
+		if c.Backend != "triton" {
+			errs = append(errs, errors.New("TRITON_SHARED_MEMORY: system is Triton's shared memory; it needs BACKEND=triton"))
+		}
+		if runtime.GOOS != "linux" {
+			errs = append(errs, fmt.Errorf("TRITON_SHARED_MEMORY: system needs Linux (POSIX shared memory in /dev/shm), not %s", runtime.GOOS))
+		}
+		if per := c.Triton.SharedMemoryBytes / int64(c.Triton.SharedMemoryRegions); per < 4<<10 {
+			errs = append(errs, fmt.Errorf("TRITON_SHARED_MEMORY_BYTES: %d bytes leave less than a 4096-byte page to each of the %d TRITON_SHARED_MEMORY_REGIONS",
+				c.Triton.SharedMemoryBytes, c.Triton.SharedMemoryRegions))
 		}
 	}
 	if c.Fallback == "onnx" && c.Backend != "triton" {

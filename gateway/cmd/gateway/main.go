@@ -70,7 +70,12 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 
 	// The loader serves through the breaker but asks the client itself whether the
 	// model is ready: an open breaker is not a lost model.
-	model := newModelLoader(backend, probe, cfg.Limits, []gateway.ClassifierOption{gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences)}, obs, log)
+	opts := []gateway.ClassifierOption{gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences)}
+	if mem, ok := probe.(gateway.TensorMemory); ok && cfg.Triton.SharedMemory == triton.SharedMemorySystem {
+		// Images are preprocessed straight into Triton's shared memory.
+		opts = append(opts, gateway.WithTensorMemory(mem))
+	}
+	model := newModelLoader(backend, probe, cfg.Limits, opts, obs, log)
 	go model.run(ctx, cfg.ModelRefresh)
 
 	srv, err := httpapi.New(model, cfg.HTTP, reg, reg, log)
@@ -80,6 +85,15 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on GATEWAY_LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	var profiling *pprofServer
+	if cfg.PprofAddr != "" {
+		if profiling, err = listenPprof(cfg.PprofAddr, log); err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer profiling.close()
+		go profiling.serve()
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "backend", cfg.Backend, "model", cfg.Triton.Model,
 		"try", fmt.Sprintf("curl -F file=@fish.jpg http://%s/predict", ln.Addr()))
@@ -94,6 +108,10 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	log.Info("shutting down: refusing new connections, finishing accepted requests", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// The profiling listener stops alongside the drain, never delaying it.
+	profilingStopped := make(chan struct{})
+	go func() { profiling.shutdown(shutdownCtx); close(profilingStopped) }()
+	defer func() { <-profilingStopped }()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -103,6 +121,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("serve returned", "err", err)
 	}
+	<-profilingStopped
 	log.Info("stopped")
 	return nil
 }

@@ -156,6 +156,32 @@ var wireMessages = map[protoreflect.FullName][]wireField{
 		{1, "preferred_batch_size", "repeated int32"},
 		{2, "max_queue_delay_microseconds", "uint64"},
 	},
+	// The system shared-memory extension, checked against the descriptors of
+	// tritonclient's grpc_service_pb2 shipped with Triton 2.51 (nvidia-pytriton
+	// 0.7.0) and against that server (gateway/cmd/gateway's real-Triton test).
+	"inference.SystemSharedMemoryStatusRequest": {
+		{1, "name", "string"},
+	},
+	"inference.SystemSharedMemoryStatusResponse": {
+		{1, "regions", "map<string, inference.SystemSharedMemoryStatusResponse.RegionStatus>"},
+	},
+	"inference.SystemSharedMemoryStatusResponse.RegionStatus": {
+		{1, "name", "string"},
+		{2, "key", "string"},
+		{3, "offset", "uint64"},
+		{4, "byte_size", "uint64"},
+	},
+	"inference.SystemSharedMemoryRegisterRequest": {
+		{1, "name", "string"},
+		{2, "key", "string"},
+		{3, "offset", "uint64"},
+		{4, "byte_size", "uint64"},
+	},
+	"inference.SystemSharedMemoryRegisterResponse": {},
+	"inference.SystemSharedMemoryUnregisterRequest": {
+		{1, "name", "string"},
+	},
+	"inference.SystemSharedMemoryUnregisterResponse": {},
 }
 
 // wireEnums lists every enum value by name and number.
@@ -186,6 +212,9 @@ var wireMethods = []struct {
 	{"/inference.GRPCInferenceService/ModelMetadata", GRPCInferenceService_ModelMetadata_FullMethodName, "inference.ModelMetadataRequest", "inference.ModelMetadataResponse"},
 	{"/inference.GRPCInferenceService/ModelInfer", GRPCInferenceService_ModelInfer_FullMethodName, "inference.ModelInferRequest", "inference.ModelInferResponse"},
 	{"/inference.GRPCInferenceService/ModelConfig", GRPCInferenceService_ModelConfig_FullMethodName, "inference.ModelConfigRequest", "inference.ModelConfigResponse"},
+	{"/inference.GRPCInferenceService/SystemSharedMemoryStatus", GRPCInferenceService_SystemSharedMemoryStatus_FullMethodName, "inference.SystemSharedMemoryStatusRequest", "inference.SystemSharedMemoryStatusResponse"},
+	{"/inference.GRPCInferenceService/SystemSharedMemoryRegister", GRPCInferenceService_SystemSharedMemoryRegister_FullMethodName, "inference.SystemSharedMemoryRegisterRequest", "inference.SystemSharedMemoryRegisterResponse"},
+	{"/inference.GRPCInferenceService/SystemSharedMemoryUnregister", GRPCInferenceService_SystemSharedMemoryUnregister_FullMethodName, "inference.SystemSharedMemoryUnregisterRequest", "inference.SystemSharedMemoryUnregisterResponse"},
 }
 
 // protoFiles are the descriptors of both generated files.
@@ -376,6 +405,13 @@ func TestGeneratedTypesUseTheProtocolNames(t *testing.T) {
 		{&ModelOutput{}, "inference.ModelOutput"},
 		{&ModelDynamicBatching{}, "inference.ModelDynamicBatching"},
 		{&ModelParameter{}, "inference.ModelParameter"},
+		{&SystemSharedMemoryStatusRequest{}, "inference.SystemSharedMemoryStatusRequest"},
+		{&SystemSharedMemoryStatusResponse{}, "inference.SystemSharedMemoryStatusResponse"},
+		{&SystemSharedMemoryStatusResponse_RegionStatus{}, "inference.SystemSharedMemoryStatusResponse.RegionStatus"},
+		{&SystemSharedMemoryRegisterRequest{}, "inference.SystemSharedMemoryRegisterRequest"},
+		{&SystemSharedMemoryRegisterResponse{}, "inference.SystemSharedMemoryRegisterResponse"},
+		{&SystemSharedMemoryUnregisterRequest{}, "inference.SystemSharedMemoryUnregisterRequest"},
+		{&SystemSharedMemoryUnregisterResponse{}, "inference.SystemSharedMemoryUnregisterResponse"},
 	}
 	for _, c := range cases {
 		if got := c.msg.ProtoReflect().Descriptor().FullName(); got != c.want {

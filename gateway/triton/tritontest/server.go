@@ -2,8 +2,9 @@
 // for tests of the gateway's Triton adapter on machines without Triton.
 //
 // Start listens on a real loopback TCP socket (127.0.0.1, a free port) and
-// serves one Model: health, server and model metadata, model configuration and
-// inference. Inference is a deterministic function of the input tensor's bytes
+// serves one Model: health, server and model metadata, model configuration,
+// inference, and the system shared-memory extension (regions are objects of
+// /dev/shm on this host, read when a request names them; see shm.go). Inference is a deterministic function of the input tensor's bytes
 // (see Logits), so a test can tell which tensor the gateway sent; requests are
 // validated with Triton's rules and error codes. Faults can be switched on and
 // off while the server runs (SetFault): latency, hangs, error codes, a number of
@@ -102,6 +103,12 @@ type RecordedInfer struct {
 	// Request is the request exactly as decoded; shapes, datatypes and
 	// RawInputContents are in it. Treat it as read-only.
 	Request *inferencepb.ModelInferRequest
+	// Input is the input tensor's bytes as the server read them: the raw
+	// contents, or a copy of the shared-memory region's bytes taken when the
+	// request arrived; nil when the request was refused before. SharedMemory
+	// says which region they came from (nil: raw_input_contents).
+	Input        []byte
+	SharedMemory *SharedMemoryInput
 	// Metadata holds the request's gRPC headers.
 	Metadata metadata.MD
 	// Timeout is the time that was left until the call's deadline when the
@@ -122,6 +129,7 @@ type options struct {
 	fault         Fault
 	serverVersion string
 	grpcOptions   []grpc.ServerOption
+	shmDir        string
 }
 
 // WithFault starts the server with a fault already set, as SetFault would.
@@ -159,13 +167,13 @@ func Start(tb testing.TB, m Model, opts ...Option) *Server {
 	if err := m.validate(); err != nil {
 		tb.Fatalf("tritontest: model %q cannot be served: %v", m.Name, err)
 	}
-	o := options{serverVersion: ServerVersion}
+	o := options{serverVersion: ServerVersion, shmDir: DefaultSharedMemoryDir}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	s := &Server{
 		tb:      tb,
-		service: &service{model: m.clone(), serverVersion: o.serverVersion},
+		service: &service{model: m.clone(), serverVersion: o.serverVersion, shmDir: o.shmDir, regions: map[string]*region{}},
 	}
 	s.service.grpcOptions = o.grpcOptions
 	s.service.setFault(o.fault)
@@ -207,9 +215,10 @@ func (s *Server) serve(lis net.Listener) {
 
 // Stop stops serving at once, like a crashed server: the listener closes (new
 // connections are refused), open connections are closed and the calls in
-// progress fail on the client with UNAVAILABLE. It returns once every handler
-// and goroutine of the server has ended. Stopping a stopped server does
-// nothing.
+// progress fail on the client with UNAVAILABLE; the registered shared-memory
+// regions are forgotten, as a server process's are when it ends. It returns
+// once every handler and goroutine of the server has ended. Stopping a
+// stopped server does nothing.
 func (s *Server) Stop() {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
@@ -219,10 +228,12 @@ func (s *Server) Stop() {
 	s.grpcServer.Stop()
 	<-s.serveDone
 	s.grpcServer, s.serveDone = nil, nil
+	s.service.dropRegions()
 }
 
 // Restart serves again on the same address after Stop, keeping the fault, the
-// recorded requests and the counters; clients reconnect on their own. On a
+// recorded requests and the counters, but no shared-memory region; clients
+// reconnect on their own. On a
 // running server it does nothing. It fails the test when the address cannot be
 // taken again within a few seconds.
 func (s *Server) Restart() {
@@ -276,6 +287,10 @@ func (s *Server) LastRequest() (r RecordedInfer, ok bool) {
 // hold); InferCount is not reset.
 func (s *Server) ResetRequests() { s.service.resetRequests() }
 
+// SharedMemoryRegisterCount is the number of SystemSharedMemoryRegister
+// calls received, whatever their outcome.
+func (s *Server) SharedMemoryRegisterCount() int64 { return s.service.shmCalls.Load() }
+
 // InferCount is the number of ModelInfer calls received, whatever their outcome.
 func (s *Server) InferCount() int64 { return s.service.inferCount.Load() }
 
@@ -293,11 +308,15 @@ type service struct {
 
 	inferCount atomic.Int64
 	inFlight   atomic.Int64
+	shmCalls   atomic.Int64 // SystemSharedMemoryRegister calls
+
+	shmDir string // where region keys are opened
 
 	mu           sync.Mutex
 	fault        Fault
 	failuresLeft int // of fault.FailCount
 	records      []*RecordedInfer
+	regions      map[string]*region
 }
 
 func (s *service) setFault(f Fault) {
@@ -342,6 +361,13 @@ func (s *service) arrive(ctx context.Context, req *inferencepb.ModelInferRequest
 		}
 	}
 	return rec, f, fail
+}
+
+// received records the input tensor a request carried.
+func (s *service) received(rec *RecordedInfer, input []byte, where *SharedMemoryInput) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec.Input, rec.SharedMemory = input, where
 }
 
 func (s *service) finish(rec *RecordedInfer, code codes.Code) {

@@ -114,22 +114,25 @@ func (s *service) ModelInfer(ctx context.Context, req *inferencepb.ModelInferReq
 		}
 		return nil, status.Error(fault.Code, msg)
 	}
-	batch, classify, err := s.validate(req)
+	batch, classify, input, where, err := s.validate(req)
 	if err != nil {
 		return nil, err
 	}
-	resp = s.infer(req, batch, classify)
+	s.received(rec, input, where)
+	resp = s.infer(req, input, batch, classify)
 	malform(resp, fault)
 	return resp, nil
 }
 
 // validate checks a request against the model with Triton's rules and
-// INVALID_ARGUMENT messages. It returns the batch size and the number of
-// classes asked for by the classification extension (0: raw scores).
-func (s *service) validate(req *inferencepb.ModelInferRequest) (batch int, classify int64, err error) {
+// INVALID_ARGUMENT messages. It returns the batch size, the number of classes
+// asked for by the classification extension (0: raw scores) and the input
+// tensor's bytes, from raw_input_contents or from the shared-memory region
+// the input names (where says which).
+func (s *service) validate(req *inferencepb.ModelInferRequest) (batch int, classify int64, input []byte, where *SharedMemoryInput, err error) {
 	m := s.model
-	invalid := func(format string, args ...any) (int, int64, error) {
-		return 0, 0, status.Errorf(codes.InvalidArgument, format, args...)
+	invalid := func(format string, args ...any) (int, int64, []byte, *SharedMemoryInput, error) {
+		return 0, 0, nil, nil, status.Errorf(codes.InvalidArgument, format, args...)
 	}
 
 	if len(req.GetInputs()) != 1 {
@@ -159,7 +162,17 @@ func (s *service) validate(req *inferencepb.ModelInferRequest) (batch int, class
 	}
 
 	raw := req.GetRawInputContents()
-	if in.GetContents() != nil {
+	shared, where, isShared, err := s.sharedInput(in, batch*m.ItemSize())
+	if err != nil {
+		return 0, 0, nil, nil, err
+	}
+	// Stricter than Triton 2.51, which accepts raw contents beside a region
+	// (and reads one of the two): a client that sends both has a bug.
+	if isShared && (len(raw) > 0 || in.GetContents() != nil) {
+		return invalid("input '%s' for model '%s' names a shared memory region and also carries contents", in.GetName(), m.Name)
+	}
+	input = shared
+	if !isShared && in.GetContents() != nil {
 		if len(raw) > 0 {
 			return invalid("contents field must not be specified when using raw_input_contents for '%s' for model '%s'",
 				in.GetName(), m.Name)
@@ -167,12 +180,15 @@ func (s *service) validate(req *inferencepb.ModelInferRequest) (batch int, class
 		return invalid("input '%s' for model '%s' carries typed contents: this server accepts raw_input_contents only",
 			in.GetName(), m.Name)
 	}
-	if len(raw) != 1 {
-		return invalid("expected 1 raw_input_contents (one per input) but got %d for model '%s'", len(raw), m.Name)
-	}
-	if wantBytes := batch * m.ItemSize(); len(raw[0]) != wantBytes {
-		return invalid("unexpected total byte size %d for input '%s', expecting %d for model '%s'",
-			len(raw[0]), in.GetName(), wantBytes, m.Name)
+	if !isShared {
+		if len(raw) != 1 {
+			return invalid("expected 1 raw_input_contents (one per input) but got %d for model '%s'", len(raw), m.Name)
+		}
+		if wantBytes := batch * m.ItemSize(); len(raw[0]) != wantBytes {
+			return invalid("unexpected total byte size %d for input '%s', expecting %d for model '%s'",
+				len(raw[0]), in.GetName(), wantBytes, m.Name)
+		}
+		input = raw[0]
 	}
 
 	seen := map[string]bool{}
@@ -193,7 +209,7 @@ func (s *service) validate(req *inferencepb.ModelInferRequest) (batch int, class
 			classify = n.Int64Param
 		}
 	}
-	return batch, classify, nil
+	return batch, classify, input, where, nil
 }
 
 // formatShape writes a shape the way Triton's messages do: [-1,3,224,224].
@@ -206,9 +222,9 @@ func formatShape(shape []int64) string {
 }
 
 // infer runs the deterministic model on a validated request.
-func (s *service) infer(req *inferencepb.ModelInferRequest, batch int, classify int64) *inferencepb.ModelInferResponse {
+func (s *service) infer(req *inferencepb.ModelInferRequest, raw []byte, batch int, classify int64) *inferencepb.ModelInferResponse {
 	m := s.model
-	raw, size := req.GetRawInputContents()[0], m.ItemSize()
+	size := m.ItemSize()
 	scores := make([][]float32, batch)
 	for b := range batch {
 		scores[b] = Logits(m, raw[b*size:(b+1)*size])

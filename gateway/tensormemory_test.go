@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"context"
+	"image/color"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/fish-classifier/fish-classifier/preprocess"
+)
+
+// arenaMemory lends bytes of one arena, a fixed number of times, and records
+// what is lent and given back.
+type arenaMemory struct {
+	arena []byte
+	mu    sync.Mutex
+	left  int // loans it still grants
+	lent  []int
+	freed int
+	next  int
+}
+
+func (a *arenaMemory) AllocTensor(n int) ([]byte, func(), bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.left == 0 || a.next+n > len(a.arena) {
+		return nil, nil, false
+	}
+	a.left--
+	buf := a.arena[a.next : a.next+n : a.next+n]
+	a.next += n
+	a.lent = append(a.lent, n)
+	return buf, func() { a.mu.Lock(); a.freed++; a.mu.Unlock() }, true
+}
+
+// inArena is a backend that reports whether each batch lay in the arena.
+type inArena struct {
+	*fakeBackend
+	arena []byte
+	mu    sync.Mutex
+	in    []bool
+}
+
+func (b *inArena) Infer(ctx context.Context, in Batch) (Scores, error) {
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(in.Data)))
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b.arena)))
+	b.mu.Lock()
+	b.in = append(b.in, start >= base && start+uintptr(len(in.Data)) <= base+uintptr(len(b.arena)))
+	b.mu.Unlock()
+	return b.fakeBackend.Infer(ctx, in)
+}
+
+func TestClassifierPreprocessesIntoLentMemory(t *testing.T) {
+	mem := &arenaMemory{arena: make([]byte, 1<<20), left: 1}
+	backend := &inArena{fakeBackend: newFake(2), arena: mem.arena}
+	c, err := NewClassifier(context.Background(), backend, preprocess.DefaultLimits(), nil, WithTensorMemory(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := [][]byte{
+		solidPNG(t, color.NRGBA{1, 0, 0, 255}),
+		[]byte("not an image"),
+		solidPNG(t, color.NRGBA{2, 0, 0, 255}),
+		solidPNG(t, color.NRGBA{0, 0, 0, 255}),
+	}
+	// The first request gets the loan (all four images), the second does not
+	// and uses the Classifier's own buffer.
+	for round, wantIn := range []bool{true, false} {
+		backend.in = nil
+		results, errs := c.ClassifyBatch(context.Background(), images, 1)
+		for i, want := range []string{"tuna", "", "eel", "cod"} {
+			if want == "" {
+				if errs[i] == nil {
+					t.Errorf("round %d: the bad image was classified", round)
+				}
+				continue
+			}
+			if errs[i] != nil || results[i].Predictions[0].Label != want {
+				t.Errorf("round %d, image %d: %v %+v, want %s", round, i, errs[i], results[i].Predictions, want)
+			}
+		}
+		if len(backend.in) != 2 || backend.in[0] != wantIn || backend.in[1] != wantIn {
+			t.Errorf("round %d: batches in the lent memory: %v, want [%v %v]", round, backend.in, wantIn, wantIn)
+		}
+	}
+	item := c.state.Load().itemBytes
+	if len(mem.lent) != 1 || mem.lent[0] != 4*item || mem.freed != 1 {
+		t.Errorf("lent %v, freed %d; want one loan of %d bytes, given back", mem.lent, mem.freed, 4*item)
+	}
+}
