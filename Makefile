@@ -37,7 +37,7 @@ test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the re
 	scripts/setup-test.sh
 
 .PHONY: test
-test: test-deps model ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub, then the Python tests (converter, the Python peer's preprocessing, compare_pillow's report).
+test: test-deps model ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub, then the Python tests (converter, triton-models, the Python peer's preprocessing, compare_pillow's report).
 	$(GO) test -race -count=1 $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/ ./gateway/onnx/
 	cd converters/efficientnet && ../../$(VPY) -m unittest --quiet
