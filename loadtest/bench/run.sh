@@ -17,6 +17,8 @@
 #               is ~0.5 ms of little CPU (overhead-tiny.*: the goal's definition,
 #               as gateway/internal/overhead measures it against a test server)
 #   saturation  Go gateway vs the Python gateways, closed loop at SAT_C connections
+#   sizes       the same closed loop (SIZES_C connections) with one photo at a time:
+#               preprocess/testdata/bench/photo_640x480, _1024x768 and _4032x3024.jpg
 #   fixed       Go gateway vs the Python gateways, fixed rate (RATE; default half the
 #               stock-Pillow Python gateway's saturation throughput measured just before)
 #   rss         RSS_C connections (closed loop) to each gateway; then the Go gateway
@@ -34,6 +36,7 @@
 #   ROUNDS (5 / 1), DURATION (10s / 3s), WARMUP (3s / 1s), PAUSE (1s)
 #   OVERHEAD_RATE (50)   requests/s of the overhead step (each target in turn)
 #   SAT_C (16)           connections of the saturation step
+#   SIZES_C (8), SIZES_ROUNDS (3 / 1)  connections and rounds of the sizes step
 #   RATE (auto)          requests/s of the fixed-rate step
 #   RSS_C (200)          connections of the rss step
 #   EMB_C ("1 8")        concurrencies of the embedded step;  BATCH (8)
@@ -52,14 +55,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 mode=${1:-full}
 case $mode in
-full) : "${ROUNDS:=5}" "${DURATION:=10s}" "${WARMUP:=3s}" "${STEPS:=check overhead saturation fixed rss embedded pillow}" ;;
-quick) : "${ROUNDS:=1}" "${DURATION:=3s}" "${WARMUP:=1s}" "${STEPS:=check overhead saturation fixed rss embedded}" ;;
+full) : "${ROUNDS:=5}" "${DURATION:=10s}" "${WARMUP:=3s}" "${SIZES_ROUNDS:=3}" "${STEPS:=check overhead saturation sizes fixed rss embedded pillow}" ;;
+quick) : "${ROUNDS:=1}" "${DURATION:=3s}" "${WARMUP:=1s}" "${SIZES_ROUNDS:=1}" "${STEPS:=check overhead saturation sizes fixed rss embedded}" ;;
 *)
 	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
-: "${PAUSE:=1s}" "${OVERHEAD_RATE:=50}" "${SAT_C:=16}" "${RATE:=auto}" "${RSS_C:=200}" "${EMB_C:=1 8}" "${BATCH:=8}"
+: "${PAUSE:=1s}" "${OVERHEAD_RATE:=50}" "${SAT_C:=16}" "${SIZES_C:=8}" "${RATE:=auto}" "${RSS_C:=200}" "${EMB_C:=1 8}" "${BATCH:=8}"
 : "${PY_WORKERS:=2}" "${SIMD_PEER:=1}" "${GO_MAX_IN_FLIGHT:=256}" "${SERVER_CPUS:=}" "${BENCH_CPUS:=}"
 out=${OUT:-$root/loadtest/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out/logs"
@@ -200,7 +203,7 @@ step() {
 } >"$out/meta.txt"
 
 # ------------------------------------------------------------ Triton steps
-if has_step check || has_step overhead || has_step saturation || has_step fixed || has_step rss; then
+if has_step check || has_step overhead || has_step saturation || has_step sizes || has_step fixed || has_step rss; then
 	log "starting Triton"
 	"${server_pin[@]}" scripts/triton-ci.sh start >"$out/logs/triton-start.txt" 2>&1 ||
 		{ cat "$out/logs/triton-start.txt" >&2; die "Triton did not start"; }
@@ -237,6 +240,13 @@ if has_step check || has_step overhead || has_step saturation || has_step fixed 
 	fi
 	if has_step saturation; then
 		step saturation max -label "saturation: Go vs the Python gateways" -c "$SAT_C" "${common[@]}" "${gw[@]}"
+	fi
+	if has_step sizes; then
+		for size in 640x480 1024x768 4032x3024; do
+			step "sizes-$size" max -label "one photo, $size: Go vs the Python gateways" -c "$SIZES_C" \
+				-rounds "$SIZES_ROUNDS" -duration "$DURATION" -warmup "$WARMUP" -pause "$PAUSE" \
+				-images "$root/preprocess/testdata/bench/photo_$size.jpg" "${gw[@]}"
+		done
 	fi
 	if has_step fixed; then
 		rate=$RATE
@@ -287,7 +297,7 @@ if has_step pillow; then
 fi
 
 echo "loadavg at end: $(cat /proc/loadavg)" >>"$out/meta.txt"
-for f in check overhead overhead-tiny saturation fixed-rate rss rss-default embedded-c* pillow; do
+for f in check overhead overhead-tiny saturation sizes-* fixed-rate rss rss-default embedded-c* pillow; do
 	for g in "$out"/$f.txt; do
 		[ -f "$g" ] || continue
 		echo "=== $(basename "$g" .txt)"
