@@ -30,10 +30,11 @@ package preprocess
 #define FC_PRECISION_BITS 22
 
 // fc_hpass: for each of rows rows (row r's stored pixel 0 at pix + row0 + r*row_step),
-// output pixel x (0 <= x < out_w), written at dst + r*dst_stride + x*dst_pixel, is the sum over groups[x]*4 taps of weight * the
-// RGB pixel at base + starts[x] + 3*tap. wexp holds, per output pixel and tap, the
-// weight repeated in three int32 lanes and a zero lane (16 int32 per group of four
-// taps), output pixel after output pixel. Four rows (then two, then one) are
+// output pixel x (0 <= x < out_w), written at dst + r*dst_stride + x*dst_pixel, is
+// the sum over groups[x]*4 taps of weight * the RGB pixel at base + starts[x] +
+// 3*tap. wexp holds, per output pixel and tap, the weight repeated in three int32
+// lanes and a zero lane (16 int32 per group of four taps), output pixel after
+// output pixel. Four rows (then two, then one) are
 // computed together, so each weight and each start is loaded once for all.
 __attribute__((target("avx2")))
 static void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
