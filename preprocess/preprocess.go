@@ -187,10 +187,10 @@ func (p *Preprocessor) decode(data []byte, h Header, s *scratch) (err error) {
 	}()
 	switch h.Format {
 	case FormatJPEG:
-		e := p.dctEighths(h)
+		e, dw, dh := p.dctScale(h)
 		var need region
 		if !p.fullDecode {
-			need = p.spec.neededRegion((h.Width*e+7)/8, (h.Height*e+7)/8, h.Orientation)
+			need = p.spec.neededRegion(dw, dh, h.Orientation)
 		}
 		_, err := decodeJPEGRegion(data, h.Width, h.Height, e, need, &s.img)
 		return err
@@ -240,14 +240,26 @@ func (p *Preprocessor) resize(src view, s *scratch, tensor []byte) (normalized b
 	t := p.spec.target(src.w, src.h)
 	stride := 3 * p.spec.Width
 	if p.spec.Resize == ResizeLetterbox {
-		fill := p.spec.Fill
-		for i := 0; i < len(s.resized); i += 3 {
-			s.resized[i], s.resized[i+1], s.resized[i+2] = fill[0], fill[1], fill[2]
-		}
+		p.fillLetterbox(s.resized)
 		s.rs.resize(src, t.w, t.h, t.win, p.spec.Filter, s.resized, t.dstY*stride+3*t.dstX, stride)
 		return false
 	}
 	return s.rs.resizeNormalize(src, t.w, t.h, t.win, p.spec.Filter, s.resized, 0, stride, p.norm, tensor)
+}
+
+// fillLetterbox paints a packed RGB tensor-sized picture with the letterbox colour.
+func (p *Preprocessor) fillLetterbox(pix []byte) {
+	fill := p.spec.Fill
+	for i := 0; i < len(pix); i += 3 {
+		pix[i], pix[i+1], pix[i+2] = fill[0], fill[1], fill[2]
+	}
+}
+
+// dctScale returns dctEighths and the size of the picture libjpeg decodes at that
+// scale (ceil of the stored size × eighths/8).
+func (p *Preprocessor) dctScale(h Header) (eighths, w, ht int) {
+	e := p.dctEighths(h)
+	return e, (h.Width*e + 7) / 8, (h.Height*e + 7) / 8
 }
 
 // dctEighths chooses the JPEG DCT scale, in eighths: the smallest of 1/8, 1/4 and

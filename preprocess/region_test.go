@@ -51,8 +51,8 @@ func TestRegionDecodeMatchesFullDecode(t *testing.T) {
 						}
 					}
 					h, _ := p.Probe(data)
-					e := p.dctEighths(h)
-					if r := spec.neededRegion((h.Width*e+7)/8, (h.Height*e+7)/8, h.Orientation); r != (region{}) {
+					_, dw, dh := p.dctScale(h)
+					if r := spec.neededRegion(dw, dh, h.Orientation); r != (region{}) {
 						cropped++
 					}
 				}

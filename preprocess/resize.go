@@ -155,6 +155,13 @@ func (c *coeffs) compute(inSize, outSize, first, n int, f filterFunc) {
 	}
 }
 
+// span returns the source positions [first, last) that the output positions of c
+// read together: Pillow's ybox_first..ybox_last for the vertical pass.
+func (c *coeffs) span() (first, last int) {
+	n := len(c.bounds) / 2
+	return c.bounds[0], c.bounds[2*(n-1)] + c.bounds[2*(n-1)+1]
+}
+
 func grow[T any](s []T, n int) []T {
 	if cap(s) < n {
 		return make([]T, n)
@@ -214,9 +221,7 @@ func (r *resampler) resizeNormalize(src view, outW, outH int, win rect, f Filter
 	}
 	filt := filters[f]
 	r.vert.compute(src.h, outH, win.y, win.h, filt)
-	// The source rows the vertical pass reads: Pillow's ybox_first..ybox_last.
-	yFirst := r.vert.bounds[0]
-	yLast := r.vert.bounds[2*(win.h-1)] + r.vert.bounds[2*(win.h-1)+1]
+	yFirst, yLast := r.vert.span()
 	rows := yLast - yFirst
 	rowBytes := 3 * win.w
 	if !r.scalar && outH != src.h && r.transposedSIMD(src, outW, win, filt, yFirst, rows, dst, dstOff, dstStride) {

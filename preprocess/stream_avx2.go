@@ -29,8 +29,7 @@ func (p *Preprocessor) processStreaming(data []byte, h Header, s *scratch, tenso
 	if !haveSIMD || p.scalarResize || h.Format != FormatJPEG || h.Orientation > 4 || p.spec.Filter == FilterNearest {
 		return false, false, nil
 	}
-	e := p.dctEighths(h)
-	dw, dh := (h.Width*e+7)/8, (h.Height*e+7)/8
+	e, dw, dh := p.dctScale(h)
 	if dw*dh < p.streamMinPixels {
 		return false, false, nil
 	}
@@ -43,8 +42,7 @@ func (p *Preprocessor) processStreaming(data []byte, h Header, s *scratch, tenso
 	filt := filters[p.spec.Filter]
 	win := t.win
 	r.vert.compute(dh, t.h, win.y, win.h, filt)
-	yFirst := r.vert.bounds[0]
-	yLast := r.vert.bounds[2*(win.h-1)] + r.vert.bounds[2*(win.h-1)+1]
+	yFirst, yLast := r.vert.span()
 	rowBytes := 3 * win.w
 	r.tmp = grow(r.tmp, (yLast-yFirst)*rowBytes)
 	r.horiz.compute(dw, t.w, win.x, win.w, filt)
@@ -107,10 +105,7 @@ func (p *Preprocessor) processStreaming(data []byte, h Header, s *scratch, tenso
 
 	stride3 := 3 * p.spec.Width
 	if p.spec.Resize == ResizeLetterbox {
-		fill := p.spec.Fill
-		for i := 0; i < len(s.resized); i += 3 {
-			s.resized[i], s.resized[i+1], s.resized[i+2] = fill[0], fill[1], fill[2]
-		}
+		p.fillLetterbox(s.resized)
 	} else if r.verticalNormalizeSIMD(yFirst, win, p.norm, tensor) {
 		info.Stages.Resize = resizing + time.Since(decoded)
 		return true, true, nil
