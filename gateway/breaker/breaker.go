@@ -23,13 +23,14 @@
 //
 // The backend's errors are sorted by gateway.KindOf:
 //
-//   - Failures (server faults): KindUnavailable, KindDeadline, KindInternal
-//     (including any error without a kind), KindBadGateway, KindOverloaded (the
-//     backend shedding load), and any kind not listed here.
+//   - Failures (server faults): KindUnavailable (including the backend's "model
+//     not found", which the Triton adapter maps to unavailable: the model is
+//     missing or unloaded there), KindDeadline, KindInternal (including any error
+//     without a kind), KindBadGateway, KindOverloaded (the backend shedding load),
+//     and any kind not listed here.
 //   - Successes: no error, and caller faults — KindInvalid (including the
-//     backend's "model not found" or invalid-argument answer), KindTooLarge,
-//     KindUnsupportedMedia, KindUnprocessable. The backend answered; the request
-//     was at fault.
+//     backend's invalid-argument answer), KindTooLarge, KindUnsupportedMedia,
+//     KindUnprocessable. The backend answered; the request was at fault.
 //   - Excluded: a client that went away — KindCanceled (context.Canceled), or
 //     any error at all from a call whose context was canceled, since a backend
 //     may report a torn-down call as internal or unavailable. A deadline that

@@ -9,7 +9,7 @@ package smoke_test
 // embedded ONNX Runtime backend on a free loopback port, send it valid photos at
 // a fixed rate with vegeta, and require every answer to be a correct
 // prediction. Latency percentiles and throughput are logged, never asserted
-// (PERFORMANCE.md: speed is shown by benchmarks, not timed tests); a CI machine
+// (speed is shown by benchmarks, docs/performance.md, not by timed tests); a CI machine
 // running `go test -race ./...` beside it is busy and noisy.
 //
 //	go test -count=1 -v ./loadtest/smoke/

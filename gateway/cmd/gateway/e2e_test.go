@@ -475,7 +475,7 @@ func TestE2EBreaker(t *testing.T) {
 }
 
 // TestE2EClientDisconnect: clients that go away while Triton hangs are
-// neither counted nor logged as server errors (ARCHITECTURE: "a client that
+// neither counted nor logged as server errors (the API's rule: "a client that
 // went away is neither counted nor logged as a server error"). The gateway
 // watches the connection of a request that waits on Triton: each disconnect
 // cancels the gRPC call at once (Triton's call ends CANCELED, long before

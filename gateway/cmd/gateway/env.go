@@ -14,7 +14,8 @@ type env struct {
 	lookup func(string) (string, bool)
 	errs   []error
 	// seen records each variable read with its effective value, for the start-up
-	// log line; secret ones are masked.
+	// log line. No setting is a secret today; one that becomes one must be masked
+	// before it is logged.
 	seen []setting
 }
 

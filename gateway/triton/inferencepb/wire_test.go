@@ -28,8 +28,8 @@ type wireField struct {
 	typ    string
 }
 
-// wireMessages is the protocol, copied from PROTOCOL.md (itself read from
-// Triton's grpc_service.proto and model_config.proto). A field with a wrong
+// wireMessages is the protocol as Triton's grpc_service.proto and
+// model_config.proto define it (field numbers, names, types and cardinality). A field with a wrong
 // number, name, type or cardinality in our .proto files is a silent
 // incompatibility with a real Triton; this table makes it a test failure.
 var wireMessages = map[protoreflect.FullName][]wireField{
