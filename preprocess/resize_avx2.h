@@ -1,0 +1,27 @@
+// The AVX2 resampling kernels of package preprocess (resize_avx2.c), called from
+// resize_avx2.go, which says what they compute and why they are in C.
+#ifndef FC_RESIZE_AVX2_H
+#define FC_RESIZE_AVX2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// fc_norm describes the tensor the fused vertical pass writes (normalize.go).
+// (No pointers in it: cgo may not pass Go memory holding Go pointers.)
+typedef struct {
+	int dtype;             // 0 FP32, 1 FP16, 2 UINT8
+	int nhwc;              // 1: NHWC, 0: NCHW
+	int src_chan[3];       // tensor channel c reads byte src_chan[c] of a pixel
+	int width, height;     // of the tensor
+} fc_norm;
+
+void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
+                   const int32_t *starts, const int32_t *groups, const int32_t *wexp, int out_w,
+                   uint8_t *dst, ptrdiff_t dst_stride, ptrdiff_t dst_pixel);
+void fc_vpass_avx2(const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
+                   const int32_t *k, int ksize, int out_rows, uint8_t *dst, ptrdiff_t dst_stride);
+void fc_vpass_norm_avx2(const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
+                        const int32_t *k, int ksize, int out_rows, const fc_norm *nm,
+                        const uint32_t *lut32, const uint16_t *lut16, uint8_t *row_buf, uint8_t *tensor);
+
+#endif
