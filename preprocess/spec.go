@@ -273,7 +273,7 @@ type Limits struct {
 // and a 32 MiB file, and nothing smaller than 8 pixels a side. A full-size 40 MP
 // decode holds 120 MB of RGB pixels, which bounds one request's peak memory.
 func DefaultLimits() Limits {
-	return Limits{MaxBytes: 32 << 20, MaxPixels: 40_000_000, MaxSide: 16384, MinSide: 8}
+	return Limits{MaxBytes: 16 << 20, MaxPixels: 50_000_000, MaxSide: 16384, MinSide: 8}
 }
 
 // Validate reports every problem of the Limits at once.

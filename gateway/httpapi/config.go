@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -36,19 +37,20 @@ type Config struct {
 	DefaultTopK int
 }
 
-// DefaultConfig returns limits suited to one gateway replica in front of one
-// model: 32 MiB bodies (the preprocessing's default per-image byte limit), 30 s
-// to read or write, 10 s per request, 32 concurrent predictions whose bodies
-// hold at most 64 MiB together (two of the largest, or about twenty phone
-// photos), 1024 connections, 32 images per batch, top 5.
+// DefaultConfig returns the gateway's defaults (the README's configuration table
+// lists them, and a test holds the two together): 32 MiB bodies (twice the
+// preprocessing's default image limit, room for a multipart envelope), 30 s to
+// read or write, 60 s idle, 10 s per request, 4 concurrent predictions per core
+// whose bodies hold at most 64 MiB together (two of the largest, or about twenty
+// phone photos), 1024 connections, 32 images per batch, top 5.
 func DefaultConfig() Config {
 	return Config{
 		BodyLimit:              32 << 20,
 		ReadTimeout:            30 * time.Second,
 		WriteTimeout:           30 * time.Second,
-		IdleTimeout:            120 * time.Second,
+		IdleTimeout:            60 * time.Second,
 		RequestTimeout:         10 * time.Second,
-		MaxInFlight:            32,
+		MaxInFlight:            4 * runtime.GOMAXPROCS(0),
 		MaxUploadBytesInFlight: 64 << 20,
 		MaxConnections:         1024,
 		MaxBatchItems:          32,

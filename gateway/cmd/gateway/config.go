@@ -65,36 +65,39 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		}
 	}
 
-	httpDefaults := httpapi.DefaultConfig()
+	// Every default is the package's own (DefaultConfig, DefaultLimits, Default*
+	// constants); this file only names the variables and their bounds.
+	hd := httpapi.DefaultConfig()
 	c.HTTP = httpapi.Config{
-		BodyLimit:              e.Int("HTTP_BODY_LIMIT_BYTES", 32<<20, 1<<10, 1<<30),
-		ReadTimeout:            e.Duration("HTTP_READ_TIMEOUT", 30*time.Second, 100*time.Millisecond, time.Hour),
-		WriteTimeout:           e.Duration("HTTP_WRITE_TIMEOUT", 30*time.Second, 100*time.Millisecond, time.Hour),
-		IdleTimeout:            e.Duration("HTTP_IDLE_TIMEOUT", 60*time.Second, time.Second, time.Hour),
-		RequestTimeout:         e.Duration("REQUEST_TIMEOUT", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
-		MaxInFlight:            e.Int("MAX_IN_FLIGHT", 4*runtime.GOMAXPROCS(0), 1, 100000),
-		MaxUploadBytesInFlight: e.Int("MAX_UPLOAD_BYTES_IN_FLIGHT", httpDefaults.MaxUploadBytesInFlight, 1<<10, 1<<40),
-		MaxConnections:         e.Int("HTTP_MAX_CONNECTIONS", httpDefaults.MaxConnections, 1, 1<<20),
-		MaxBatchItems:          e.Int("MAX_BATCH_ITEMS", 32, 1, 4096),
-		DefaultTopK:            e.Int("DEFAULT_TOP_K", 5, 1, 1000),
+		BodyLimit:              e.Int("HTTP_BODY_LIMIT_BYTES", hd.BodyLimit, 1<<10, 1<<30),
+		ReadTimeout:            e.Duration("HTTP_READ_TIMEOUT", hd.ReadTimeout, 100*time.Millisecond, time.Hour),
+		WriteTimeout:           e.Duration("HTTP_WRITE_TIMEOUT", hd.WriteTimeout, 100*time.Millisecond, time.Hour),
+		IdleTimeout:            e.Duration("HTTP_IDLE_TIMEOUT", hd.IdleTimeout, time.Second, time.Hour),
+		RequestTimeout:         e.Duration("REQUEST_TIMEOUT", hd.RequestTimeout, 10*time.Millisecond, 10*time.Minute),
+		MaxInFlight:            e.Int("MAX_IN_FLIGHT", hd.MaxInFlight, 1, 100000),
+		MaxUploadBytesInFlight: e.Int("MAX_UPLOAD_BYTES_IN_FLIGHT", hd.MaxUploadBytesInFlight, 1<<10, 1<<40),
+		MaxConnections:         e.Int("HTTP_MAX_CONNECTIONS", hd.MaxConnections, 1, 1<<20),
+		MaxBatchItems:          e.Int("MAX_BATCH_ITEMS", hd.MaxBatchItems, 1, 4096),
+		DefaultTopK:            e.Int("DEFAULT_TOP_K", hd.DefaultTopK, 1, 1000),
 	}
+	ld := preprocess.DefaultLimits()
 	c.Limits = preprocess.Limits{
-		MaxBytes:  e.Int64("IMAGE_MAX_BYTES", 16<<20, 1, 1<<30),
-		MaxPixels: e.Int64("IMAGE_MAX_PIXELS", 50_000_000, 1, 1<<32),
-		MaxSide:   e.Int("IMAGE_MAX_SIDE", 16384, 1, 65535),
-		MinSide:   e.Int("IMAGE_MIN_SIDE", 8, 1, 65535),
+		MaxBytes:  e.Int64("IMAGE_MAX_BYTES", ld.MaxBytes, 1, 1<<30),
+		MaxPixels: e.Int64("IMAGE_MAX_PIXELS", ld.MaxPixels, 1, 1<<32),
+		MaxSide:   e.Int("IMAGE_MAX_SIDE", ld.MaxSide, 1, 65535),
+		MinSide:   e.Int("IMAGE_MIN_SIDE", ld.MinSide, 1, 65535),
 	}
 	c.Triton = triton.Config{
 		Address:         e.String("TRITON_URL", "localhost:8001"),
 		Model:           e.String("MODEL_NAME", "fish_classifier"),
 		Version:         e.String("MODEL_VERSION", ""),
-		MaxRecvMsgBytes: e.Int("TRITON_MAX_RECV_BYTES", 64<<20, 4<<20, 2<<30-1),
-		Retries:         e.Int("TRITON_RETRIES", 2, 0, 10),
-		RetryBackoff:    e.Duration("TRITON_RETRY_BACKOFF", 25*time.Millisecond, time.Millisecond, 10*time.Second),
-		CallTimeout:     e.Duration("TRITON_CALL_TIMEOUT", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
+		MaxRecvMsgBytes: e.Int("TRITON_MAX_RECV_BYTES", triton.DefaultMaxRecvMsgBytes, 4<<20, 2<<30-1),
+		Retries:         e.Int("TRITON_RETRIES", triton.DefaultRetries, 0, 10),
+		RetryBackoff:    e.Duration("TRITON_RETRY_BACKOFF", triton.DefaultRetryBackoff, time.Millisecond, 10*time.Second),
+		CallTimeout:     e.Duration("TRITON_CALL_TIMEOUT", triton.DefaultCallTimeout, 10*time.Millisecond, 10*time.Minute),
 		// How soon a restarted Triton is noticed: gRPC's reconnect backoff grows to
 		// this cap.
-		ConnectBackoffMax: e.Duration("TRITON_CONNECT_BACKOFF_MAX", 5*time.Second, 10*time.Millisecond, 5*time.Minute),
+		ConnectBackoffMax: e.Duration("TRITON_CONNECT_BACKOFF_MAX", triton.DefaultConnectBackoffMax, 10*time.Millisecond, 5*time.Minute),
 		// Tensors through Triton's system shared memory: opt-in, same host only.
 		SharedMemory:        e.Enum("TRITON_SHARED_MEMORY", triton.SharedMemoryNone, triton.SharedMemoryNone, triton.SharedMemorySystem),
 		SharedMemoryBytes:   e.Int64("TRITON_SHARED_MEMORY_BYTES", triton.DefaultSharedMemoryBytes, 4<<10, 1<<40),
@@ -114,11 +117,11 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	}
 	c.Breaker = breaker.Settings{
 		Name:                "triton",
-		ConsecutiveFailures: e.Int("BREAKER_CONSECUTIVE_FAILURES", 5, 1, 1000),
+		ConsecutiveFailures: e.Int("BREAKER_CONSECUTIVE_FAILURES", breaker.DefaultConsecutiveFailures, 1, 1000),
 		FailureRatio:        e.Float("BREAKER_FAILURE_RATIO", 0, 0, 1),
 		MinRequests:         e.Int("BREAKER_MIN_REQUESTS", 0, 0, 1000000),
-		OpenTimeout:         e.Duration("BREAKER_OPEN_TIMEOUT", 10*time.Second, 10*time.Millisecond, time.Hour),
-		HalfOpenMaxRequests: e.Int("BREAKER_HALF_OPEN_REQUESTS", 1, 1, 1000),
+		OpenTimeout:         e.Duration("BREAKER_OPEN_TIMEOUT", breaker.DefaultOpenTimeout, 10*time.Millisecond, time.Hour),
+		HalfOpenMaxRequests: e.Int("BREAKER_HALF_OPEN_REQUESTS", breaker.DefaultHalfOpenMaxRequests, 1, 1000),
 		Interval:            e.Duration("BREAKER_INTERVAL", 60*time.Second, 0, 24*time.Hour),
 	}
 	if c.Limits.MinSide > c.Limits.MaxSide {
