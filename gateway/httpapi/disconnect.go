@@ -230,11 +230,12 @@ func watchedOf(c *fiber.Ctx) *watchedConn {
 
 // requestContext returns the context of the backend call of a request: it
 // ends after RequestTimeout, and is cancelled with errClientGone as soon as
-// the client closes its connection. done must be called before the handler
-// returns (defer it): it stops watching and, when the client went away, makes
-// the answer close the connection.
+// the client closes its connection, and carries the request's id
+// (gateway.WithRequestID) for the backend. done must be called before the
+// handler returns (defer it): it stops watching and, when the client went
+// away, makes the answer close the connection.
 func (s *Server) requestContext(c *fiber.Ctx) (ctx context.Context, done func()) {
-	parent := c.UserContext()
+	parent := gateway.WithRequestID(c.UserContext(), stateOf(c).id)
 	w := watchedOf(c)
 	if w == nil {
 		return context.WithTimeout(parent, s.cfg.RequestTimeout)

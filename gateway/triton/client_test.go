@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
@@ -351,7 +350,7 @@ func TestInferRequestSharesTheBatchBytes(t *testing.T) {
 	st := &modelState{inputName: "input", inputDatatype: "FP32", inputDims: []int64{3, 2, 2}, itemBytes: 48, batched: true, maxBatch: 4, outputName: "out", classes: 2}
 	c := &Client{cfg: Config{Model: "m"}}
 	data := make([]byte, 96)
-	msg := c.inferRequest(t.Context(), st, gateway.Batch{Size: 2, Data: data})
+	msg := c.inferRequest(st, gateway.Batch{Size: 2, Data: data}, "")
 	if len(msg.raw) != 1 || len(msg.req.GetRawInputContents()) != 0 {
 		t.Fatalf("%d raw contents beside the request, %d inside; want 1, 0", len(msg.raw), len(msg.req.GetRawInputContents()))
 	}
@@ -365,13 +364,36 @@ func TestInferRequestSharesTheBatchBytes(t *testing.T) {
 
 func TestInferRequestID(t *testing.T) {
 	e := startEnv(t, smallModel(), nil)
-	ctx := metadata.AppendToOutgoingContext(callCtx(t), RequestIDHeader, "req-42")
-	if _, err := e.client.Infer(ctx, batchOf(tritontest.ItemForClass(e.model, 3))); err != nil {
-		t.Fatal(err)
-	}
-	if rec, _ := e.srv.LastRequest(); rec.ID != "req-42" {
-		t.Errorf("request id %q, want req-42", rec.ID)
-	}
+	item := tritontest.ItemForClass(e.model, 3)
+
+	t.Run("the context's id as the request's id and x-request-id", func(t *testing.T) {
+		ctx := gateway.WithRequestID(callCtx(t), "req-42")
+		if _, err := e.client.Infer(ctx, batchOf(item, item)); err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := e.srv.LastRequest()
+		if rec.ID != "req-42" {
+			t.Errorf("request id %q, want req-42", rec.ID)
+		}
+		if got := rec.Metadata.Get(RequestIDHeader); !slices.Equal(got, []string{"req-42"}) {
+			t.Errorf("x-request-id metadata %v, want [req-42]", got)
+		}
+	})
+	t.Run("none without one in the context", func(t *testing.T) {
+		if _, err := e.client.Infer(callCtx(t), batchOf(item)); err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := e.srv.LastRequest()
+		if rec.ID != "" || len(rec.Metadata.Get(RequestIDHeader)) != 0 {
+			t.Errorf("request id %q, x-request-id %v; want none", rec.ID, rec.Metadata.Get(RequestIDHeader))
+		}
+	})
+	t.Run("an answer for another id is refused", func(t *testing.T) {
+		e.srv.SetFault(tritontest.Fault{WrongID: true})
+		t.Cleanup(func() { e.srv.SetFault(tritontest.Fault{}) })
+		_, err := e.client.Infer(gateway.WithRequestID(callCtx(t), "req-43"), batchOf(item))
+		wantKind(t, err, gateway.KindBadGateway, `id "req-43-crossed" for request "req-43"`)
+	})
 }
 
 func TestInferRejectsBatchesTheModelCannotTake(t *testing.T) {

@@ -59,7 +59,7 @@ func TestInferCodecWritesTheBytesProtoWould(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			data := patterned(tc.items * st.itemBytes)
-			msg := c.inferRequest(t.Context(), st, gateway.Batch{Size: tc.items, Data: data})
+			msg := c.inferRequest(st, gateway.Batch{Size: tc.items, Data: data}, "")
 			if tc.edit != nil {
 				msg = tc.edit(msg)
 			}
@@ -92,7 +92,7 @@ func TestInferCodecHandsGRPCTheTensorItself(t *testing.T) {
 	st := benchModel()
 	c := &Client{cfg: Config{Model: "fish_classifier"}}
 	data := patterned(8 * st.itemBytes)
-	out, err := newInferCodec().Marshal(c.inferRequest(t.Context(), st, gateway.Batch{Size: 8, Data: data}))
+	out, err := newInferCodec().Marshal(c.inferRequest(st, gateway.Batch{Size: 8, Data: data}, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,15 +16,21 @@ import (
 	"github.com/fish-classifier/fish-classifier/internal/float16"
 )
 
-// RequestIDHeader is the gRPC metadata key whose value, when the caller put
-// one in ctx's outgoing metadata, becomes the inference request's id, so that
-// Triton's logs and traces name the gateway's request.
+// RequestIDHeader is the gRPC metadata key that carries the request id of the
+// call's context (gateway.RequestID) to the inference server, beside the
+// ModelInferRequest's id.
 const RequestIDHeader = "x-request-id"
 
 // Infer sends the batch to Triton in one ModelInfer call, its tensor bytes as
 // they are (raw_input_contents), and returns the model's scores, one row per
 // item, after checking the answer's output, datatype, shape and size. It uses
 // the model Model read last; before any, it fails with KindUnavailable.
+//
+// The request id of ctx (gateway.RequestID), when there is one, becomes the
+// ModelInferRequest's id, which Triton logs and echoes in its answer, and goes
+// as x-request-id metadata too. Every call made for one HTTP request, a batch
+// split in several calls included, carries that request's id. An answer
+// echoing another id is a crossed answer: KindBadGateway.
 func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, error) {
 	st := c.model.Load()
 	if st == nil {
@@ -37,9 +43,13 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 	if err := st.checkBatch(in); err != nil {
 		return gateway.Scores{}, err
 	}
+	id, hasID := gateway.RequestID(ctx)
+	if hasID {
+		ctx = metadata.AppendToOutgoingContext(ctx, RequestIDHeader, id)
+	}
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	msg := c.inferRequest(ctx, st, in)
+	msg := c.inferRequest(st, in, id)
 	var resp *inferencepb.ModelInferResponse
 	var err error
 	if c.shm != nil {
@@ -49,6 +59,9 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 	}
 	if err != nil {
 		return gateway.Scores{}, err
+	}
+	if hasID && resp.GetId() != id {
+		return gateway.Scores{}, badGateway("id %q for request %q", resp.GetId(), id)
 	}
 	scores, bad := st.decodeScores(resp, in.Size)
 	if bad != nil {
@@ -118,18 +131,12 @@ func (c *Client) modelInfer(ctx context.Context, msg *inferMessage) (*inferencep
 	})
 }
 
-// inferRequest builds the ModelInfer request of a checked batch; its raw
-// contents are in.Data itself, not a copy.
-func (c *Client) inferRequest(ctx context.Context, st *modelState, in gateway.Batch) *inferMessage {
+// inferRequest builds the ModelInfer request of a checked batch, with the
+// request id id ("": none); its raw contents are in.Data itself, not a copy.
+func (c *Client) inferRequest(st *modelState, in gateway.Batch, id string) *inferMessage {
 	shape := st.inputDims
 	if st.batched {
 		shape = append([]int64{int64(in.Size)}, st.inputDims...)
-	}
-	var id string
-	if md, ok := metadata.FromOutgoingContext(ctx); ok {
-		if v := md.Get(RequestIDHeader); len(v) > 0 {
-			id = v[0]
-		}
 	}
 	req := &inferencepb.ModelInferRequest{
 		ModelName: c.cfg.Model,

@@ -1,7 +1,6 @@
 package triton
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -49,7 +48,7 @@ func BenchmarkInferMarshal(b *testing.B) {
 				b.SetBytes(int64(len(batch.Data)))
 				b.ReportAllocs()
 				for b.Loop() {
-					m := c.inferRequest(context.Background(), st, batch)
+					m := c.inferRequest(st, batch, "")
 					var msg any = m
 					if cd.name == "proto" { // the request as the client built it before
 						m.req.RawInputContents, m.raw = m.raw, nil

@@ -149,7 +149,7 @@ func servedVersion(versions []string) string {
 // then names classes class_N. An error is returned only when the call itself
 // failed for want of a server or of time (unavailable, deadline, canceled).
 func (c *Client) classificationLabels(ctx context.Context, st *modelState) ([]string, error) {
-	msg := c.inferRequest(ctx, st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)})
+	msg := c.inferRequest(st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)}, "")
 	msg.req.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
 		classificationParameter: {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: int64(st.classes)}},
 	}

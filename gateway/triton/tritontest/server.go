@@ -85,6 +85,8 @@ type Fault struct {
 	// FP32); MissingOutput answers no output tensor and no raw contents;
 	// ShortRawOutput drops the last 4 bytes of the raw contents.
 	WrongShape, WrongDatatype, MissingOutput, ShortRawOutput bool
+	// WrongID answers an id other than the request's (a crossed answer).
+	WrongID bool
 
 	// ModelNotReady makes ModelReady answer false and ModelInfer,
 	// ModelMetadata and ModelConfig fail with NOT_FOUND "... has no available

@@ -664,6 +664,11 @@ func TestFaults(t *testing.T) {
 				t.Errorf("got %d outputs and %d raw contents, want none", len(resp.GetOutputs()), len(resp.GetRawOutputContents()))
 			}
 		}},
+		{name: "wrong id", fault: tritontest.Fault{WrongID: true}, check: func(t *testing.T, resp *inferencepb.ModelInferResponse) {
+			if resp.GetId() != "req-1-crossed" || len(resp.GetOutputs()) != 1 {
+				t.Errorf("got id %q with %d outputs, want \"req-1-crossed\" with 1", resp.GetId(), len(resp.GetOutputs()))
+			}
+		}},
 		{name: "short raw output", fault: tritontest.Fault{ShortRawOutput: true}, check: func(t *testing.T, resp *inferencepb.ModelInferResponse) {
 			out := resp.GetOutputs()[0]
 			if out.GetDatatype() != "FP32" || !slices.Equal(out.GetShape(), []int64{1, 9}) || len(resp.GetRawOutputContents()[0]) != 32 {

@@ -303,4 +303,7 @@ func malform(resp *inferencepb.ModelInferResponse, f Fault) {
 	if f.MissingOutput {
 		resp.Outputs, resp.RawOutputContents = nil, nil
 	}
+	if f.WrongID {
+		resp.Id += "-crossed"
+	}
 }
