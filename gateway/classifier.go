@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -21,14 +23,14 @@ type Classifier struct {
 	state   atomic.Pointer[classifierState]
 	// decodeSlots bounds the images being preprocessed at once, across all
 	// requests, to the cores. Decoding is CPU-bound, so more at once only
-	// adds memory: each holds its full decoded picture (2.4 MB for 1024x768,
-	// 37 MB for 12 MP). Requests beyond wait here holding only their bytes.
-	decodeSlots chan struct{}
+	// adds memory (a decoded picture is 2.4 MB for 1024x768). Requests beyond
+	// wait here holding only their bytes.
+	decodeSlots *Slots
 	// tensorSlots bounds the requests that hold a batch buffer (preprocessing
 	// into it or waiting on the backend with it) to MaxConcurrentInferences;
 	// nil: no bound. Each holds 602 KB per image for a 224x224 FP32 model,
 	// plus the gRPC message built from it.
-	tensorSlots chan struct{}
+	tensorSlots *Slots
 	// memory, when set, lends the batch buffers (WithTensorMemory).
 	memory TensorMemory
 }
@@ -42,11 +44,7 @@ type ClassifierOption func(*Classifier)
 // backend batches at once (Triton's max_batch_size), more concurrency adds
 // only memory and queueing inside the backend.
 func WithMaxConcurrentInferences(n int) ClassifierOption {
-	return func(c *Classifier) {
-		if n > 0 {
-			c.tensorSlots = make(chan struct{}, n)
-		}
-	}
+	return func(c *Classifier) { c.tensorSlots = NewSlots(n) }
 }
 
 // WithTensorMemory has images preprocessed into memory m lends (the Triton
@@ -70,7 +68,7 @@ func NewClassifier(ctx context.Context, backend Inferencer, limits preprocess.Li
 	if obs == nil {
 		obs = NopObserver{}
 	}
-	c := &Classifier{backend: backend, limits: limits, obs: obs, decodeSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	c := &Classifier{backend: backend, limits: limits, obs: obs, decodeSlots: NewSlots(runtime.GOMAXPROCS(0))}
 	for _, o := range opts {
 		o(c)
 	}
@@ -122,33 +120,29 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 	results := make([]Result, len(images))
 	errs := make([]error, len(images))
 	if c.tensorSlots != nil {
-		start := time.Now()
-		select {
-		case c.tensorSlots <- struct{}{}:
-			defer func() { <-c.tensorSlots }()
-			c.obs.Waited(SlotInference, time.Since(start))
-		case <-ctx.Done():
-			err := &Error{Kind: KindOf(ctx.Err()), Message: "waiting for an inference slot: " + ctx.Err().Error(), Err: ctx.Err()}
+		waited, err := c.tensorSlots.Acquire(ctx)
+		if err != nil {
+			err := &Error{Kind: KindOf(err), Message: "waiting for an inference slot: " + err.Error(), Err: err}
 			for i := range errs {
 				errs[i] = err
 			}
 			return results, errs
 		}
+		defer c.tensorSlots.Release()
+		c.obs.Waited(SlotInference, waited)
 	}
 	buf, release := c.batchBuffer(st, len(images))
 	defer release()
 
 	// Image i is preprocessed into slot i.
 	preprocess := func(i int) {
-		start := time.Now()
-		select {
-		case c.decodeSlots <- struct{}{}:
-			c.obs.Waited(SlotDecode, time.Since(start))
-		case <-ctx.Done():
-			errs[i] = ctx.Err()
+		waited, err := c.decodeSlots.Acquire(ctx)
+		if err != nil {
+			errs[i] = err
 			return
 		}
-		defer func() { <-c.decodeSlots }()
+		defer c.decodeSlots.Release()
+		c.obs.Waited(SlotDecode, waited)
 		if err := ctx.Err(); err != nil {
 			errs[i] = err
 			return
@@ -163,23 +157,16 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 		results[i].Timings.Resize = info.Stages.Resize
 		results[i].Timings.Normalize = info.Stages.Normalize
 	}
-	if workers := min(len(images), runtime.GOMAXPROCS(0)); workers <= 1 {
-		for i := range images {
-			preprocess(i)
-		}
+	if len(images) == 1 {
+		preprocess(0)
 	} else {
-		next := atomic.Int64{}
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := int(next.Add(1) - 1); i < len(images); i = int(next.Add(1) - 1) {
-					preprocess(i)
-				}
-			}()
+		// One goroutine per core at most; decodeSlots bounds all requests together.
+		var g errgroup.Group
+		g.SetLimit(runtime.GOMAXPROCS(0))
+		for i := range images {
+			g.Go(func() error { preprocess(i); return nil })
 		}
-		wg.Wait()
+		_ = g.Wait() // each image's error is in errs
 	}
 
 	// Move the good tensors to the front, in order (each moves down or stays),

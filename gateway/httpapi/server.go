@@ -16,7 +16,6 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 )
@@ -48,7 +47,7 @@ type Server struct {
 	app     *fiber.App
 	// slots is the in-flight semaphore of the predict routes (MaxInFlight);
 	// budget bounds the bytes their bodies hold (MaxUploadBytesInFlight).
-	slots  *semaphore.Weighted
+	slots  *gateway.Slots
 	budget *uploadBudget
 	// routes maps "METHOD /path" to the route template, to label requests that
 	// never reached a route; uploads marks the predict routes.
@@ -91,7 +90,7 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 		cfg:     cfg,
 		log:     log,
 		metrics: m,
-		slots:   semaphore.NewWeighted(int64(cfg.MaxInFlight)),
+		slots:   gateway.NewSlots(cfg.MaxInFlight),
 		budget:  newUploadBudget(int64(cfg.MaxUploadBytesInFlight), m.uploadBytes),
 		routes:  map[string]string{},
 		uploads: map[string]bool{},

@@ -77,7 +77,7 @@ func (s *Server) guardUpload(h uploadHandler) fiber.Handler {
 			return err
 		}
 		st := stateOf(c)
-		if !s.slots.TryAcquire(1) {
+		if !s.slots.TryAcquire() {
 			s.metrics.shed.WithLabelValues(st.endpoint).Inc()
 			return &gateway.Error{
 				Kind:       gateway.KindOverloaded,
@@ -88,7 +88,7 @@ func (s *Server) guardUpload(h uploadHandler) fiber.Handler {
 		s.metrics.inFlight.Inc()
 		defer func() {
 			s.metrics.inFlight.Dec()
-			s.slots.Release(1)
+			s.slots.Release()
 		}()
 		body, release, err := s.readUpload(c)
 		if err != nil {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	ort "github.com/yalue/onnxruntime_go"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
@@ -80,7 +79,7 @@ type Backend struct {
 	threads int
 	metrics *metrics
 	// runs bounds the inferences running at once (Config.MaxConcurrentRuns).
-	runs *semaphore.Weighted
+	runs *gateway.Slots
 
 	mu      sync.RWMutex // Infer holds it shared, Close exclusively
 	closed  bool
@@ -143,7 +142,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
 		runs = max(2, runtime.GOMAXPROCS(0)/threads)
 	}
 	b := &Backend{spec: spec, dtype: ortType(spec.info.Input.Datatype), threads: threads, idle: make(map[int][]*slot),
-		runs: semaphore.NewWeighted(int64(runs))}
+		runs: gateway.NewSlots(runs)}
 
 	// The model's signature does not depend on the optimisations: read it from
 	// a cheap single-thread session without them.
@@ -315,10 +314,10 @@ func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, 
 	case len(in.Data) != in.Size*s.itemBytes:
 		return gateway.Scores{}, gateway.Errorf(gateway.KindInternal, "onnx: batch of %d items holds %d bytes, want %d (%d per item)", in.Size, len(in.Data), in.Size*s.itemBytes, s.itemBytes)
 	}
-	if err := b.runs.Acquire(ctx, 1); err != nil {
+	if _, err := b.runs.Acquire(ctx); err != nil {
 		return gateway.Scores{}, ctxError(err)
 	}
-	defer b.runs.Release(1)
+	defer b.runs.Release()
 
 	b.mu.RLock()
 	defer b.mu.RUnlock()

@@ -521,7 +521,7 @@ func TestConcurrentRunsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if !b.runs.TryAcquire(1) { // the one run allowed, held by "another request"
+	if !b.runs.TryAcquire() { // the one run allowed, held by "another request"
 		t.Fatal("the bound of 1 is already taken")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
@@ -530,7 +530,7 @@ func TestConcurrentRunsBounded(t *testing.T) {
 	if _, err := b.Infer(ctx, gateway.Batch{Size: 1, Data: one}); gateway.KindOf(err) != gateway.KindDeadline {
 		t.Fatalf("Infer while the bound is taken: %v, want a deadline error", err)
 	}
-	b.runs.Release(1)
+	b.runs.Release()
 	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: one}); err != nil {
 		t.Fatalf("Infer once the bound is free: %v", err)
 	}
@@ -540,8 +540,13 @@ func TestConcurrentRunsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	want := int64(max(2, runtime.GOMAXPROCS(0)))
-	if !d.runs.TryAcquire(want) || d.runs.TryAcquire(1) {
-		t.Errorf("default bound with 1 intra-op thread is not max(2, GOMAXPROCS) (%d)", want)
+	want := max(2, runtime.GOMAXPROCS(0))
+	for i := range want {
+		if !d.runs.TryAcquire() {
+			t.Fatalf("default bound with 1 intra-op thread: only %d runs, want max(2, GOMAXPROCS) = %d", i, want)
+		}
+	}
+	if d.runs.TryAcquire() {
+		t.Errorf("default bound with 1 intra-op thread: more than max(2, GOMAXPROCS) = %d runs", want)
 	}
 }
