@@ -126,12 +126,12 @@ model-efficientnet: $(VENV)/.installed-efficientnet ## The converter with its fu
 .PHONY: generate
 generate: fixtures venv ## Regenerate everything that is generated and committed.
 	$(VPY) triton-models/build_model.py --reference
-	$(GO) generate ./gateway/triton/inferencepb
+	$(GO) generate ./gateway/kserve
 	$(GO) generate ./monitoring/dashboard
 	$(VPY) loadtest/make_images.py
 	scripts/fetch-swagger-ui.sh
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating changes a committed file.
-	@git diff --exit-code --stat -- preprocess/testdata gateway/triton/inferencepb triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/triton/inferencepb triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+	@git diff --exit-code --stat -- preprocess/testdata gateway/kserve triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/kserve triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi

@@ -25,8 +25,8 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
@@ -411,13 +411,13 @@ func TestTritonCIModelConfigMatchesProduction(t *testing.T) {
 	root := repoRoot(t)
 	// Our ModelConfig message holds the fields the gateway reads; instance
 	// groups are not among them and are checked in the text.
-	read := func(path string) (*inferencepb.ModelConfig, string) {
+	read := func(path string) (*kserve.ModelConfig, string) {
 		t.Helper()
 		raw, err := os.ReadFile(filepath.Join(root, path))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var c inferencepb.ModelConfig
+		var c kserve.ModelConfig
 		if err := (prototext.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, &c); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 // Description is a model configuration checked and read for the gateway.
@@ -33,7 +33,7 @@ type Description struct {
 	Batched                  bool    // max_batch_size > 0: tensors carry a batch dimension
 	MaxBatch                 int
 	// Output: the first, or the one the output_name parameter names.
-	Output     *inferencepb.ModelOutput
+	Output     *kserve.ModelOutput
 	OutputName string
 	OutputDims []int64 // without the batch dimension
 	Classes    int
@@ -44,7 +44,7 @@ type Description struct {
 // scores are FP32 or FP16 with one non-1 dimension (the classes), a
 // non-negative max_batch_size, and a preprocessing contract
 // (gateway.ContractFromParameters) that holds.
-func Describe(mc *inferencepb.ModelConfig) (*Description, error) {
+func Describe(mc *kserve.ModelConfig) (*Description, error) {
 	if mc == nil {
 		return nil, errors.New("no model configuration")
 	}
@@ -67,9 +67,9 @@ func Describe(mc *inferencepb.ModelConfig) (*Description, error) {
 	input := gateway.TensorInfo{Name: in.GetName(), Datatype: inDatatype, Shape: slices.Clone(in.GetDims())}
 	var layout gateway.InputLayout
 	switch in.GetFormat() {
-	case inferencepb.ModelInput_FORMAT_NCHW:
+	case kserve.ModelInput_FORMAT_NCHW:
 		layout = gateway.LayoutNCHW
-	case inferencepb.ModelInput_FORMAT_NHWC:
+	case kserve.ModelInput_FORMAT_NHWC:
 		layout = gateway.LayoutNHWC
 	}
 	spec, logits, err := gateway.ContractFromParameters(input, layout, params)
@@ -91,7 +91,7 @@ func Describe(mc *inferencepb.ModelConfig) (*Description, error) {
 
 	out := mc.GetOutput()[0]
 	if name := params[gateway.ParamOutputName]; name != "" {
-		i := slices.IndexFunc(mc.GetOutput(), func(o *inferencepb.ModelOutput) bool { return o.GetName() == name })
+		i := slices.IndexFunc(mc.GetOutput(), func(o *kserve.ModelOutput) bool { return o.GetName() == name })
 		if i < 0 {
 			return nil, fmt.Errorf("parameter %s names output %q, which the model does not have", gateway.ParamOutputName, name)
 		}
@@ -136,12 +136,12 @@ func Describe(mc *inferencepb.ModelConfig) (*Description, error) {
 // of Triton's ModelConfig). Triton's full message has fields the gateway's
 // subset lacks (instance_group, version_policy, model_warmup...): they are
 // skipped. A missing file's error wraps os.ErrNotExist.
-func ReadFile(path string) (*inferencepb.ModelConfig, error) {
+func ReadFile(path string) (*kserve.ModelConfig, error) {
 	text, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	mc := new(inferencepb.ModelConfig)
+	mc := new(kserve.ModelConfig)
 	if err := (prototext.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(text, mc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -171,11 +171,11 @@ func ReadLabels(path string) ([]string, error) {
 
 // WireDatatype is the KServe datatype string of a configuration data type
 // (TYPE_FP32 → "FP32", TYPE_STRING → "BYTES").
-func WireDatatype(t inferencepb.DataType) string {
+func WireDatatype(t kserve.DataType) string {
 	switch t {
-	case inferencepb.DataType_TYPE_STRING:
+	case kserve.DataType_TYPE_STRING:
 		return "BYTES"
-	case inferencepb.DataType_TYPE_INVALID:
+	case kserve.DataType_TYPE_INVALID:
 		return "INVALID"
 	}
 	return strings.TrimPrefix(t.String(), "TYPE_")

@@ -9,18 +9,18 @@ import (
 	"testing"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
-func config() *inferencepb.ModelConfig {
-	return &inferencepb.ModelConfig{
+func config() *kserve.ModelConfig {
+	return &kserve.ModelConfig{
 		Platform:     "onnxruntime_onnx",
 		MaxBatchSize: 8,
-		Input: []*inferencepb.ModelInput{{Name: "input", DataType: inferencepb.DataType_TYPE_FP32,
-			Format: inferencepb.ModelInput_FORMAT_NCHW, Dims: []int64{3, 224, 224}}},
-		Output: []*inferencepb.ModelOutput{
-			{Name: "logits", DataType: inferencepb.DataType_TYPE_FP32, Dims: []int64{9}},
-			{Name: "probs", DataType: inferencepb.DataType_TYPE_FP16, Dims: []int64{1, 5}},
+		Input: []*kserve.ModelInput{{Name: "input", DataType: kserve.DataType_TYPE_FP32,
+			Format: kserve.ModelInput_FORMAT_NCHW, Dims: []int64{3, 224, 224}}},
+		Output: []*kserve.ModelOutput{
+			{Name: "logits", DataType: kserve.DataType_TYPE_FP32, Dims: []int64{9}},
+			{Name: "probs", DataType: kserve.DataType_TYPE_FP16, Dims: []int64{1, 5}},
 		},
 	}
 }
@@ -35,24 +35,24 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("Describe = %+v", d)
 	}
 	c := config()
-	c.Parameters = map[string]*inferencepb.ModelParameter{gateway.ParamOutputName: {StringValue: "probs"}}
+	c.Parameters = map[string]*kserve.ModelParameter{gateway.ParamOutputName: {StringValue: "probs"}}
 	if d, err := Describe(c); err != nil || d.OutputName != "probs" || d.Classes != 5 || d.Info.Output.Datatype != "FP16" {
 		t.Errorf("output_name=probs: %+v, %v", d, err)
 	}
 
 	bad := []struct {
 		name   string
-		mutate func(*inferencepb.ModelConfig)
+		mutate func(*kserve.ModelConfig)
 		want   string
 	}{
-		{"two inputs", func(c *inferencepb.ModelConfig) { c.Input = append(c.Input, c.Input[0]) }, "2 inputs"},
-		{"no output", func(c *inferencepb.ModelConfig) { c.Output = nil }, "no output"},
-		{"negative batch", func(c *inferencepb.ModelConfig) { c.MaxBatchSize = -1 }, "negative"},
-		{"variable dims", func(c *inferencepb.ModelConfig) { c.Input[0].Dims = []int64{3, -1, 224} }, "-1"},
-		{"string output", func(c *inferencepb.ModelConfig) { c.Output[0].DataType = inferencepb.DataType_TYPE_STRING }, "BYTES"},
-		{"two class dims", func(c *inferencepb.ModelConfig) { c.Output[0].Dims = []int64{3, 9} }, "[classes]"},
-		{"unknown output_name", func(c *inferencepb.ModelConfig) {
-			c.Parameters = map[string]*inferencepb.ModelParameter{gateway.ParamOutputName: {StringValue: "nope"}}
+		{"two inputs", func(c *kserve.ModelConfig) { c.Input = append(c.Input, c.Input[0]) }, "2 inputs"},
+		{"no output", func(c *kserve.ModelConfig) { c.Output = nil }, "no output"},
+		{"negative batch", func(c *kserve.ModelConfig) { c.MaxBatchSize = -1 }, "negative"},
+		{"variable dims", func(c *kserve.ModelConfig) { c.Input[0].Dims = []int64{3, -1, 224} }, "-1"},
+		{"string output", func(c *kserve.ModelConfig) { c.Output[0].DataType = kserve.DataType_TYPE_STRING }, "BYTES"},
+		{"two class dims", func(c *kserve.ModelConfig) { c.Output[0].Dims = []int64{3, 9} }, "[classes]"},
+		{"unknown output_name", func(c *kserve.ModelConfig) {
+			c.Parameters = map[string]*kserve.ModelParameter{gateway.ParamOutputName: {StringValue: "nope"}}
 		}, "nope"},
 	}
 	for _, tt := range bad {

@@ -21,8 +21,8 @@ import (
 	"strconv"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 )
 
 // BackendName is the ModelInfo.Backend of this package.
@@ -110,7 +110,7 @@ func readRepository(cfg Config) (*modelSpec, error) {
 		}
 	}
 
-	out := mc.GetOutput()[slices.IndexFunc(mc.GetOutput(), func(o *inferencepb.ModelOutput) bool { return o.GetName() == spec.outputName })]
+	out := mc.GetOutput()[slices.IndexFunc(mc.GetOutput(), func(o *kserve.ModelOutput) bool { return o.GetName() == spec.outputName })]
 	if lf := out.GetLabelFilename(); lf != "" {
 		labels, err := modelconfig.ReadLabels(filepath.Join(dir, lf))
 		if err != nil {
@@ -126,7 +126,7 @@ func readRepository(cfg Config) (*modelSpec, error) {
 
 // describe checks a model configuration the way the Triton adapter does
 // (gateway/triton/model.go) and builds the model's description from it.
-func describe(model string, mc *inferencepb.ModelConfig) (*modelSpec, error) {
+func describe(model string, mc *kserve.ModelConfig) (*modelSpec, error) {
 	if mc.GetName() != "" && mc.GetName() != model {
 		return nil, fmt.Errorf("name %q differs from the model directory %q", mc.GetName(), model)
 	}

@@ -28,7 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 // Client is a gateway.Inferencer backed by Triton. It is safe for concurrent
@@ -37,7 +37,7 @@ import (
 type Client struct {
 	cfg     Config
 	conn    *grpc.ClientConn
-	api     inferencepb.GRPCInferenceServiceClient
+	api     kserve.GRPCInferenceServiceClient
 	codec   inferCodec // of ModelInfer calls
 	metrics *metrics
 	shm     *shmPool // nil unless Config.SharedMemory is "system"
@@ -89,7 +89,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	c := &Client{
 		cfg:     cfg,
 		conn:    conn,
-		api:     inferencepb.NewGRPCInferenceServiceClient(conn),
+		api:     kserve.NewGRPCInferenceServiceClient(conn),
 		codec:   newInferCodec(),
 		metrics: m,
 		shm:     shm,
@@ -131,8 +131,8 @@ func (c *Client) Close() error {
 func (c *Client) Ready(ctx context.Context) error {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	server, err := call(ctx, c, rpcServerReady, func(ctx context.Context) (*inferencepb.ServerReadyResponse, error) {
-		return c.api.ServerReady(ctx, &inferencepb.ServerReadyRequest{})
+	server, err := call(ctx, c, rpcServerReady, func(ctx context.Context) (*kserve.ServerReadyResponse, error) {
+		return c.api.ServerReady(ctx, &kserve.ServerReadyRequest{})
 	})
 	if err != nil {
 		return err
@@ -140,8 +140,8 @@ func (c *Client) Ready(ctx context.Context) error {
 	if !server.GetReady() {
 		return &gateway.Error{Kind: gateway.KindUnavailable, Message: "inference server is not ready", RetryAfter: unavailableRetryAfter}
 	}
-	model, err := call(ctx, c, rpcModelReady, func(ctx context.Context) (*inferencepb.ModelReadyResponse, error) {
-		return c.api.ModelReady(ctx, &inferencepb.ModelReadyRequest{Name: c.cfg.Model, Version: c.cfg.Version})
+	model, err := call(ctx, c, rpcModelReady, func(ctx context.Context) (*kserve.ModelReadyResponse, error) {
+		return c.api.ModelReady(ctx, &kserve.ModelReadyRequest{Name: c.cfg.Model, Version: c.cfg.Version})
 	})
 	if err != nil {
 		return err

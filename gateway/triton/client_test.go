@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
@@ -162,7 +162,7 @@ func TestModelVariants(t *testing.T) {
 			name: "NHWC",
 			edit: func(m *tritontest.Model) {
 				m.Input.Dims = []int64{224, 224, 3}
-				m.Input.Format = inferencepb.ModelInput_FORMAT_NHWC
+				m.Input.Format = kserve.ModelInput_FORMAT_NHWC
 			},
 			check: func(t *testing.T, info gateway.ModelInfo) {
 				s := info.Preprocess

@@ -10,21 +10,21 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 // inferMessage is a ModelInfer request whose tensors travel apart from the
 // message: req has no raw_input_contents, raw holds them in order. inferCodec
 // writes it as the single message it stands for.
 type inferMessage struct {
-	req *inferencepb.ModelInferRequest
+	req *kserve.ModelInferRequest
 	raw [][]byte
 }
 
 // full returns the request inferMessage stands for, raw contents included
 // (sharing their bytes), for tests and for code that wants a plain message.
-func (m *inferMessage) full() *inferencepb.ModelInferRequest {
-	r := proto.Clone(m.req).(*inferencepb.ModelInferRequest)
+func (m *inferMessage) full() *kserve.ModelInferRequest {
+	r := proto.Clone(m.req).(*kserve.ModelInferRequest)
 	r.RawInputContents = m.raw
 	return r
 }
@@ -32,7 +32,7 @@ func (m *inferMessage) full() *inferencepb.ModelInferRequest {
 // rawInputContentsField is raw_input_contents' field number in
 // ModelInferRequest (7): the last field, so a message encoded without it and
 // followed by its elements is the message encoded with them.
-var rawInputContentsField = (&inferencepb.ModelInferRequest{}).ProtoReflect().Descriptor().
+var rawInputContentsField = (&kserve.ModelInferRequest{}).ProtoReflect().Descriptor().
 	Fields().ByName("raw_input_contents").Number()
 
 // inferCodec is the gRPC codec of ModelInfer calls. grpc-go's default codec

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 // patterned returns n bytes that differ from position to position.
@@ -26,13 +26,13 @@ func TestInferCodecWritesTheBytesProtoWould(t *testing.T) {
 	codec := newInferCodec()
 	classify := func(m *inferMessage) *inferMessage {
 		m.req.Id = "req-1"
-		m.req.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
-			classificationParameter: {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: 17}},
+		m.req.Outputs[0].Parameters = map[string]*kserve.InferParameter{
+			classificationParameter: {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: 17}},
 		}
 		return m
 	}
 	twoInputs := func(m *inferMessage) *inferMessage {
-		m.req.Inputs = append(m.req.Inputs, &inferencepb.ModelInferRequest_InferInputTensor{Name: "second", Datatype: "UINT8", Shape: []int64{3}})
+		m.req.Inputs = append(m.req.Inputs, &kserve.ModelInferRequest_InferInputTensor{Name: "second", Datatype: "UINT8", Shape: []int64{3}})
 		m.raw = append(m.raw, []byte{1, 2, 3})
 		return m
 	}
@@ -77,7 +77,7 @@ func TestInferCodecWritesTheBytesProtoWould(t *testing.T) {
 			if got := out.Materialize(); !bytes.Equal(got, want) {
 				t.Fatalf("codec wrote %d bytes that differ from proto's %d", len(got), len(want))
 			}
-			var back inferencepb.ModelInferRequest
+			var back kserve.ModelInferRequest
 			if err := proto.Unmarshal(out.Materialize(), &back); err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +116,7 @@ func TestInferCodecHandsGRPCTheTensorItself(t *testing.T) {
 
 func TestInferCodecLeavesOtherMessagesToProto(t *testing.T) {
 	codec := newInferCodec()
-	resp := &inferencepb.ModelInferResponse{ModelName: "m", RawOutputContents: [][]byte{patterned(100)}}
+	resp := &kserve.ModelInferResponse{ModelName: "m", RawOutputContents: [][]byte{patterned(100)}}
 	out, err := codec.Marshal(resp)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestInferCodecLeavesOtherMessagesToProto(t *testing.T) {
 	if !bytes.Equal(out.Materialize(), want) {
 		t.Error("a plain message is encoded otherwise than by proto")
 	}
-	var back inferencepb.ModelInferResponse
+	var back kserve.ModelInferResponse
 	if err := codec.Unmarshal(out, &back); err != nil || !proto.Equal(&back, resp) {
 		t.Errorf("Unmarshal: %v, equal %v", err, proto.Equal(&back, resp))
 	}
@@ -133,7 +133,7 @@ func TestInferCodecLeavesOtherMessagesToProto(t *testing.T) {
 	if codec.Name() != "proto" {
 		t.Errorf("Name %q: the content-subtype must stay proto's", codec.Name())
 	}
-	for _, bad := range []any{(*inferMessage)(nil), &inferMessage{}, &inferMessage{req: &inferencepb.ModelInferRequest{RawInputContents: [][]byte{{1}}}, raw: [][]byte{{2}}}} {
+	for _, bad := range []any{(*inferMessage)(nil), &inferMessage{}, &inferMessage{req: &kserve.ModelInferRequest{RawInputContents: [][]byte{{1}}}, raw: [][]byte{{2}}}} {
 		if _, err := codec.Marshal(bad); err == nil {
 			t.Errorf("Marshal(%+v) succeeded, want an error", bad)
 		}

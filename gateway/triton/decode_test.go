@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -39,9 +39,9 @@ func fp16Bytes(h ...uint16) []byte {
 	return b
 }
 
-func answer(name, datatype string, shape []int64, raw []byte) *inferencepb.ModelInferResponse {
-	return &inferencepb.ModelInferResponse{
-		Outputs:           []*inferencepb.ModelInferResponse_InferOutputTensor{{Name: name, Datatype: datatype, Shape: shape}},
+func answer(name, datatype string, shape []int64, raw []byte) *kserve.ModelInferResponse {
+	return &kserve.ModelInferResponse{
+		Outputs:           []*kserve.ModelInferResponse_InferOutputTensor{{Name: name, Datatype: datatype, Shape: shape}},
 		RawOutputContents: [][]byte{raw},
 	}
 }
@@ -53,7 +53,7 @@ func TestDecodeScores(t *testing.T) {
 	tests := []struct {
 		name   string
 		st     *modelState
-		resp   *inferencepb.ModelInferResponse
+		resp   *kserve.ModelInferResponse
 		size   int
 		want   []float32
 		wantIn string // "" success
@@ -64,17 +64,17 @@ func TestDecodeScores(t *testing.T) {
 		{"unbatched [classes]", unbatched, answer("logits", "FP32", []int64{3}, six[:12]), 1, []float32{1, 2, 3}, ""},
 		{"unbatched [1, classes]", unbatched, answer("logits", "FP32", []int64{1, 3}, six[:12]), 1, []float32{1, 2, 3}, ""},
 		{"FP16 converted", batched, answer("logits", "FP16", []int64{1, 3}, fp16Bytes(0x3c00, 0xc000, 0x3555)), 1, []float32{1, -2, 0.333251953125}, ""},
-		{"the output found by name among several", batched, &inferencepb.ModelInferResponse{
-			Outputs: []*inferencepb.ModelInferResponse_InferOutputTensor{
+		{"the output found by name among several", batched, &kserve.ModelInferResponse{
+			Outputs: []*kserve.ModelInferResponse_InferOutputTensor{
 				{Name: "features", Datatype: "FP32", Shape: []int64{1, 1}},
 				{Name: "logits", Datatype: "FP32", Shape: []int64{1, 3}},
 			},
 			RawOutputContents: [][]byte{fp32Bytes(9), six[:12]},
 		}, 1, []float32{1, 2, 3}, ""},
-		{"typed fp32_contents", batched, &inferencepb.ModelInferResponse{
-			Outputs: []*inferencepb.ModelInferResponse_InferOutputTensor{{
+		{"typed fp32_contents", batched, &kserve.ModelInferResponse{
+			Outputs: []*kserve.ModelInferResponse_InferOutputTensor{{
 				Name: "logits", Datatype: "FP32", Shape: []int64{1, 3},
-				Contents: &inferencepb.InferTensorContents{Fp32Contents: []float32{7, 8, 9}},
+				Contents: &kserve.InferTensorContents{Fp32Contents: []float32{7, 8, 9}},
 			}},
 		}, 1, []float32{7, 8, 9}, ""},
 
@@ -91,21 +91,21 @@ func TestDecodeScores(t *testing.T) {
 		{"INT64", batched, answer("logits", "INT64", []int64{1, 3}, make([]byte, 24)), 1, nil, `datatype "INT64"`},
 		{"BYTES", batched, answer("logits", "BYTES", []int64{1, 3}, make([]byte, 12)), 1, nil, `datatype "BYTES"`},
 		{"no output of that name", batched, answer("probs", "FP32", []int64{1, 3}, six[:12]), 1, nil, `no output "logits" (1 outputs)`},
-		{"no outputs", batched, &inferencepb.ModelInferResponse{}, 1, nil, "no output"},
-		{"no raw contents", batched, &inferencepb.ModelInferResponse{
-			Outputs: []*inferencepb.ModelInferResponse_InferOutputTensor{{Name: "logits", Datatype: "FP32", Shape: []int64{1, 3}}},
+		{"no outputs", batched, &kserve.ModelInferResponse{}, 1, nil, "no output"},
+		{"no raw contents", batched, &kserve.ModelInferResponse{
+			Outputs: []*kserve.ModelInferResponse_InferOutputTensor{{Name: "logits", Datatype: "FP32", Shape: []int64{1, 3}}},
 		}, 1, nil, "without contents"},
-		{"raw contents for the first output only", batched, &inferencepb.ModelInferResponse{
-			Outputs: []*inferencepb.ModelInferResponse_InferOutputTensor{
+		{"raw contents for the first output only", batched, &kserve.ModelInferResponse{
+			Outputs: []*kserve.ModelInferResponse_InferOutputTensor{
 				{Name: "features", Datatype: "FP32", Shape: []int64{1, 3}},
 				{Name: "logits", Datatype: "FP32", Shape: []int64{1, 3}},
 			},
 			RawOutputContents: [][]byte{six[:12]},
 		}, 1, nil, "without contents"},
-		{"typed contents of the wrong length", batched, &inferencepb.ModelInferResponse{
-			Outputs: []*inferencepb.ModelInferResponse_InferOutputTensor{{
+		{"typed contents of the wrong length", batched, &kserve.ModelInferResponse{
+			Outputs: []*kserve.ModelInferResponse_InferOutputTensor{{
 				Name: "logits", Datatype: "FP32", Shape: []int64{1, 3},
-				Contents: &inferencepb.InferTensorContents{Fp32Contents: []float32{7}},
+				Contents: &kserve.InferTensorContents{Fp32Contents: []float32{7}},
 			}},
 		}, 1, nil, "1 fp32_contents, want 3"},
 	}
@@ -131,13 +131,13 @@ func TestDecodeScores(t *testing.T) {
 
 // randomAnswer is an answer of random structure, often close to a valid
 // one, so that every check is reached.
-func randomAnswer(rng *rand.Rand) *inferencepb.ModelInferResponse {
+func randomAnswer(rng *rand.Rand) *kserve.ModelInferResponse {
 	names := []string{"logits", "probs", ""}
 	datatypes := []string{"FP32", "FP16", "INT64", "BYTES", "", "fp32"}
 	dims := []int64{-1, 0, 1, 2, 3, 4, math.MaxInt64, math.MinInt64, 1 << 32}
-	resp := &inferencepb.ModelInferResponse{}
+	resp := &kserve.ModelInferResponse{}
 	for range rng.IntN(3) {
-		out := &inferencepb.ModelInferResponse_InferOutputTensor{
+		out := &kserve.ModelInferResponse_InferOutputTensor{
 			Name:     names[rng.IntN(len(names))],
 			Datatype: datatypes[rng.IntN(len(datatypes))],
 		}
@@ -145,7 +145,7 @@ func randomAnswer(rng *rand.Rand) *inferencepb.ModelInferResponse {
 			out.Shape = append(out.Shape, dims[rng.IntN(len(dims))])
 		}
 		if rng.IntN(4) == 0 {
-			out.Contents = &inferencepb.InferTensorContents{Fp32Contents: make([]float32, rng.IntN(20))}
+			out.Contents = &kserve.InferTensorContents{Fp32Contents: make([]float32, rng.IntN(20))}
 		}
 		resp.Outputs = append(resp.Outputs, out)
 	}
@@ -186,7 +186,7 @@ func FuzzDecodeScores(f *testing.F) {
 	seed, _ := proto.Marshal(answer("logits", "FP32", []int64{2, 1, 3}, fp32Bytes(1, 2, 3, 4, 5, 6)))
 	f.Add(seed, uint8(2))
 	f.Fuzz(func(t *testing.T, wire []byte, size uint8) {
-		resp := &inferencepb.ModelInferResponse{}
+		resp := &kserve.ModelInferResponse{}
 		if proto.Unmarshal(wire, resp) != nil || size == 0 {
 			return
 		}
@@ -202,12 +202,12 @@ func FuzzDecodeScores(f *testing.F) {
 func TestRandomAnswersOverTheWire(t *testing.T) {
 	meta, cfg := stubModel()
 	rng := rand.New(rand.NewPCG(3, 4))
-	answers := make(chan *inferencepb.ModelInferResponse, 1)
-	addr := startStub(t, &stubServer{meta: meta, cfg: cfg, infer: func(*inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
+	answers := make(chan *kserve.ModelInferResponse, 1)
+	addr := startStub(t, &stubServer{meta: meta, cfg: cfg, infer: func(*kserve.ModelInferRequest) (*kserve.ModelInferResponse, error) {
 		return <-answers, nil
 	}})
 	c, _ := newTestClient(t, testConfig(addr, "stub"))
-	answers <- &inferencepb.ModelInferResponse{} // the classification call: no labels
+	answers <- &kserve.ModelInferResponse{} // the classification call: no labels
 	if _, err := c.Model(callCtx(t)); err != nil {
 		t.Fatalf("Model: %v", err)
 	}
@@ -232,12 +232,12 @@ func TestRandomAnswersOverTheWire(t *testing.T) {
 
 func TestOutputNamedByParameterWithFP16Scores(t *testing.T) {
 	meta, cfg := stubModel()
-	var last atomic.Pointer[inferencepb.ModelInferRequest]
-	addr := startStub(t, &stubServer{meta: meta, cfg: cfg, infer: func(req *inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
+	var last atomic.Pointer[kserve.ModelInferRequest]
+	addr := startStub(t, &stubServer{meta: meta, cfg: cfg, infer: func(req *kserve.ModelInferRequest) (*kserve.ModelInferResponse, error) {
 		last.Store(req)
 		if req.GetOutputs()[0].GetParameters()["classification"] != nil {
-			return &inferencepb.ModelInferResponse{
-				Outputs:           []*inferencepb.ModelInferResponse_InferOutputTensor{{Name: "probs", Datatype: "BYTES", Shape: []int64{1, 3}}},
+			return &kserve.ModelInferResponse{
+				Outputs:           []*kserve.ModelInferResponse_InferOutputTensor{{Name: "probs", Datatype: "BYTES", Shape: []int64{1, 3}}},
 				RawOutputContents: [][]byte{bytesTensor("0.5:2:pike", "0.3:0:eel: the long one", "0.2:1:carp")},
 			}, nil
 		}
@@ -285,12 +285,12 @@ func bytesTensor(elems ...string) []byte {
 
 func TestParseClassification(t *testing.T) {
 	st := &modelState{outputName: "logits", classes: 3}
-	bytesAnswer := func(raw []byte) *inferencepb.ModelInferResponse {
+	bytesAnswer := func(raw []byte) *kserve.ModelInferResponse {
 		return answer("logits", "BYTES", []int64{1, 3}, raw)
 	}
 	tests := []struct {
 		name string
-		resp *inferencepb.ModelInferResponse
+		resp *kserve.ModelInferResponse
 		want []string
 	}{
 		{"every class labelled", bytesAnswer(bytesTensor("-0.1:1:b", "-0.2:0:a", "-3.5:2:c")), []string{"a", "b", "c"}},
@@ -307,7 +307,7 @@ func TestParseClassification(t *testing.T) {
 		{"length past the end", bytesAnswer(binary.LittleEndian.AppendUint32(nil, math.MaxUint32)), nil},
 		{"scores instead of strings", answer("logits", "FP32", []int64{1, 3}, fp32Bytes(1, 2, 3)), nil},
 		{"another output", answer("probs", "BYTES", []int64{1, 3}, bytesTensor("1:0:a", "0:1:b", "0:2:c")), nil},
-		{"no raw contents", &inferencepb.ModelInferResponse{Outputs: bytesAnswer(nil).Outputs}, nil},
+		{"no raw contents", &kserve.ModelInferResponse{Outputs: bytesAnswer(nil).Outputs}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -323,25 +323,25 @@ func TestParseClassification(t *testing.T) {
 func TestDescribeRejects(t *testing.T) {
 	tests := []struct {
 		name   string
-		edit   func(*inferencepb.ModelConfig)
+		edit   func(*kserve.ModelConfig)
 		wantIn string
 	}{
-		{"no input", func(c *inferencepb.ModelConfig) { c.Input = nil }, "0 inputs, want exactly 1"},
-		{"two inputs", func(c *inferencepb.ModelConfig) { c.Input = append(c.Input, c.Input[0]) }, "2 inputs"},
-		{"no output", func(c *inferencepb.ModelConfig) { c.Output = nil }, "no output"},
-		{"output_name names no output", func(c *inferencepb.ModelConfig) {
-			c.Parameters[gateway.ParamOutputName] = &inferencepb.ModelParameter{StringValue: "scores"}
+		{"no input", func(c *kserve.ModelConfig) { c.Input = nil }, "0 inputs, want exactly 1"},
+		{"two inputs", func(c *kserve.ModelConfig) { c.Input = append(c.Input, c.Input[0]) }, "2 inputs"},
+		{"no output", func(c *kserve.ModelConfig) { c.Output = nil }, "no output"},
+		{"output_name names no output", func(c *kserve.ModelConfig) {
+			c.Parameters[gateway.ParamOutputName] = &kserve.ModelParameter{StringValue: "scores"}
 		}, `output_name names output "scores"`},
-		{"output of two dimensions", func(c *inferencepb.ModelConfig) { c.Output[1].Dims = []int64{3, 3} }, "dims [3 3]"},
-		{"variable output", func(c *inferencepb.ModelConfig) { c.Output[1].Dims = []int64{-1} }, "dims [-1]"},
-		{"integer output", func(c *inferencepb.ModelConfig) { c.Output[1].DataType = inferencepb.DataType_TYPE_INT64 }, "is INT64"},
-		{"variable input", func(c *inferencepb.ModelConfig) { c.Input[0].Dims = []int64{3, -1, -1} }, "Width -1"},
-		{"input of 4 channels", func(c *inferencepb.ModelConfig) { c.Input[0].Dims = []int64{4, 2, 2} }, "4 channels"},
-		{"string input", func(c *inferencepb.ModelConfig) { c.Input[0].DataType = inferencepb.DataType_TYPE_STRING }, `"BYTES"`},
-		{"bad preprocessing parameter", func(c *inferencepb.ModelConfig) {
-			c.Parameters["preprocess_filter"] = &inferencepb.ModelParameter{StringValue: "lanczos"}
+		{"output of two dimensions", func(c *kserve.ModelConfig) { c.Output[1].Dims = []int64{3, 3} }, "dims [3 3]"},
+		{"variable output", func(c *kserve.ModelConfig) { c.Output[1].Dims = []int64{-1} }, "dims [-1]"},
+		{"integer output", func(c *kserve.ModelConfig) { c.Output[1].DataType = kserve.DataType_TYPE_INT64 }, "is INT64"},
+		{"variable input", func(c *kserve.ModelConfig) { c.Input[0].Dims = []int64{3, -1, -1} }, "Width -1"},
+		{"input of 4 channels", func(c *kserve.ModelConfig) { c.Input[0].Dims = []int64{4, 2, 2} }, "4 channels"},
+		{"string input", func(c *kserve.ModelConfig) { c.Input[0].DataType = kserve.DataType_TYPE_STRING }, `"BYTES"`},
+		{"bad preprocessing parameter", func(c *kserve.ModelConfig) {
+			c.Parameters["preprocess_filter"] = &kserve.ModelParameter{StringValue: "lanczos"}
 		}, "preprocess_filter"},
-		{"negative max_batch_size", func(c *inferencepb.ModelConfig) { c.MaxBatchSize = -1 }, "max_batch_size -1"},
+		{"negative max_batch_size", func(c *kserve.ModelConfig) { c.MaxBatchSize = -1 }, "max_batch_size -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -365,7 +365,7 @@ func TestDescribeRejects(t *testing.T) {
 
 func TestDescribeLayoutAndVersion(t *testing.T) {
 	meta, cfg := stubModel()
-	cfg.Input[0].Format = inferencepb.ModelInput_FORMAT_NONE
+	cfg.Input[0].Format = kserve.ModelInput_FORMAT_NONE
 	cfg.Input[0].Dims = []int64{5, 6, 3} // inferred NHWC
 	meta.Versions = []string{"2", "10", "9"}
 	meta.Platform = ""

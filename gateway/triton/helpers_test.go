@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 )
 
@@ -122,21 +122,21 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 // stubServer serves fixed metadata and configuration and answers ModelInfer
 // with infer, for answers tritontest never gives.
 type stubServer struct {
-	inferencepb.UnimplementedGRPCInferenceServiceServer
-	meta  *inferencepb.ModelMetadataResponse
-	cfg   *inferencepb.ModelConfig
-	infer func(*inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error)
+	kserve.UnimplementedGRPCInferenceServiceServer
+	meta  *kserve.ModelMetadataResponse
+	cfg   *kserve.ModelConfig
+	infer func(*kserve.ModelInferRequest) (*kserve.ModelInferResponse, error)
 }
 
-func (s *stubServer) ModelMetadata(context.Context, *inferencepb.ModelMetadataRequest) (*inferencepb.ModelMetadataResponse, error) {
+func (s *stubServer) ModelMetadata(context.Context, *kserve.ModelMetadataRequest) (*kserve.ModelMetadataResponse, error) {
 	return s.meta, nil
 }
 
-func (s *stubServer) ModelConfig(context.Context, *inferencepb.ModelConfigRequest) (*inferencepb.ModelConfigResponse, error) {
-	return &inferencepb.ModelConfigResponse{Config: s.cfg}, nil
+func (s *stubServer) ModelConfig(context.Context, *kserve.ModelConfigRequest) (*kserve.ModelConfigResponse, error) {
+	return &kserve.ModelConfigResponse{Config: s.cfg}, nil
 }
 
-func (s *stubServer) ModelInfer(_ context.Context, req *inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
+func (s *stubServer) ModelInfer(_ context.Context, req *kserve.ModelInferRequest) (*kserve.ModelInferResponse, error) {
 	return s.infer(req)
 }
 
@@ -148,7 +148,7 @@ func startStub(t testing.TB, s *stubServer) string {
 		t.Fatalf("listen: %v", err)
 	}
 	gs := grpc.NewServer()
-	inferencepb.RegisterGRPCInferenceServiceServer(gs, s)
+	kserve.RegisterGRPCInferenceServiceServer(gs, s)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	return lis.Addr().String()
@@ -156,21 +156,21 @@ func startStub(t testing.TB, s *stubServer) string {
 
 // stubModel is a small model with two outputs, of which the parameter
 // output_name picks the second, "probs" of dims [1, 3].
-func stubModel() (*inferencepb.ModelMetadataResponse, *inferencepb.ModelConfig) {
-	meta := &inferencepb.ModelMetadataResponse{Name: "stub", Versions: []string{"7"}, Platform: "onnxruntime_onnx"}
-	cfg := &inferencepb.ModelConfig{
+func stubModel() (*kserve.ModelMetadataResponse, *kserve.ModelConfig) {
+	meta := &kserve.ModelMetadataResponse{Name: "stub", Versions: []string{"7"}, Platform: "onnxruntime_onnx"}
+	cfg := &kserve.ModelConfig{
 		Name:         "stub",
 		Backend:      "onnxruntime",
 		MaxBatchSize: 4,
-		Input: []*inferencepb.ModelInput{{
-			Name: "pixels", DataType: inferencepb.DataType_TYPE_FP32,
-			Format: inferencepb.ModelInput_FORMAT_NCHW, Dims: []int64{3, 2, 2},
+		Input: []*kserve.ModelInput{{
+			Name: "pixels", DataType: kserve.DataType_TYPE_FP32,
+			Format: kserve.ModelInput_FORMAT_NCHW, Dims: []int64{3, 2, 2},
 		}},
-		Output: []*inferencepb.ModelOutput{
-			{Name: "features", DataType: inferencepb.DataType_TYPE_FP32, Dims: []int64{16}},
-			{Name: "probs", DataType: inferencepb.DataType_TYPE_FP16, Dims: []int64{1, 3}},
+		Output: []*kserve.ModelOutput{
+			{Name: "features", DataType: kserve.DataType_TYPE_FP32, Dims: []int64{16}},
+			{Name: "probs", DataType: kserve.DataType_TYPE_FP16, Dims: []int64{1, 3}},
 		},
-		Parameters: map[string]*inferencepb.ModelParameter{
+		Parameters: map[string]*kserve.ModelParameter{
 			gateway.ParamOutputName: {StringValue: "probs"},
 			"output_kind":           {StringValue: "probabilities"},
 		},

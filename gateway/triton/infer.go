@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 	"github.com/fish-classifier/fish-classifier/internal/float16"
 )
 
@@ -50,7 +50,7 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 	msg := c.inferRequest(st, in, id)
-	var resp *inferencepb.ModelInferResponse
+	var resp *kserve.ModelInferResponse
 	var err error
 	if c.shm != nil {
 		resp, err = c.inferShared(ctx, msg, in.Data)
@@ -75,7 +75,7 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 // Triton answers that it does not know the region (it restarted), the regions
 // are registered again and the request is sent once more: by shared memory
 // when that worked, in the message when not.
-func (c *Client) inferShared(ctx context.Context, msg *inferMessage, data []byte) (*inferencepb.ModelInferResponse, error) {
+func (c *Client) inferShared(ctx context.Context, msg *inferMessage, data []byte) (*kserve.ModelInferResponse, error) {
 	p := c.shm
 	r, off, inRegion := p.locate(data)
 	if !inRegion {
@@ -118,11 +118,11 @@ func (st *modelState) checkBatch(in gateway.Batch) error {
 // modelInfer makes the ModelInfer call of msg (with the retry policy, see
 // call), encoded by inferCodec: msg's tensors go to the wire from where they
 // are.
-func (c *Client) modelInfer(ctx context.Context, msg *inferMessage) (*inferencepb.ModelInferResponse, error) {
+func (c *Client) modelInfer(ctx context.Context, msg *inferMessage) (*kserve.ModelInferResponse, error) {
 	c.metrics.sent(msg.via())
-	return call(ctx, c, rpcModelInfer, func(ctx context.Context) (*inferencepb.ModelInferResponse, error) {
-		resp := new(inferencepb.ModelInferResponse)
-		err := c.conn.Invoke(ctx, inferencepb.GRPCInferenceService_ModelInfer_FullMethodName, msg, resp,
+	return call(ctx, c, rpcModelInfer, func(ctx context.Context) (*kserve.ModelInferResponse, error) {
+		resp := new(kserve.ModelInferResponse)
+		err := c.conn.Invoke(ctx, kserve.GRPCInferenceService_ModelInfer_FullMethodName, msg, resp,
 			grpc.StaticMethod(), grpc.ForceCodecV2(c.codec))
 		if err != nil {
 			return nil, err
@@ -138,18 +138,18 @@ func (c *Client) inferRequest(st *modelState, in gateway.Batch, id string) *infe
 	if st.batched {
 		shape = append([]int64{int64(in.Size)}, st.inputDims...)
 	}
-	req := &inferencepb.ModelInferRequest{
+	req := &kserve.ModelInferRequest{
 		ModelName: c.cfg.Model,
 		// The configured version, not the one Model resolved: with "" Triton
 		// keeps serving whichever version is current, across model updates.
 		ModelVersion: c.cfg.Version,
 		Id:           id,
-		Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{
+		Inputs: []*kserve.ModelInferRequest_InferInputTensor{{
 			Name:     st.inputName,
 			Datatype: st.inputDatatype,
 			Shape:    shape,
 		}},
-		Outputs: []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: st.outputName}},
+		Outputs: []*kserve.ModelInferRequest_InferRequestedOutputTensor{{Name: st.outputName}},
 	}
 	return &inferMessage{req: req, raw: [][]byte{in.Data}}
 }
@@ -157,9 +157,9 @@ func (c *Client) inferRequest(st *modelState, in gateway.Batch, id string) *infe
 // decodeScores checks an answer for a batch of size items and reads its
 // scores. Whatever the answer holds, it returns scores or a KindBadGateway
 // error, never panics.
-func (st *modelState) decodeScores(resp *inferencepb.ModelInferResponse, size int) (gateway.Scores, *gateway.Error) {
+func (st *modelState) decodeScores(resp *kserve.ModelInferResponse, size int) (gateway.Scores, *gateway.Error) {
 	outs := resp.GetOutputs()
-	i := slices.IndexFunc(outs, func(o *inferencepb.ModelInferResponse_InferOutputTensor) bool {
+	i := slices.IndexFunc(outs, func(o *kserve.ModelInferResponse_InferOutputTensor) bool {
 		return o.GetName() == st.outputName
 	})
 	if i < 0 {

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 )
 
 // Backend is the ModelInfo.Backend of this adapter.
@@ -43,14 +43,14 @@ type modelState struct {
 func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	meta, err := call(ctx, c, rpcModelMetadata, func(ctx context.Context) (*inferencepb.ModelMetadataResponse, error) {
-		return c.api.ModelMetadata(ctx, &inferencepb.ModelMetadataRequest{Name: c.cfg.Model, Version: c.cfg.Version})
+	meta, err := call(ctx, c, rpcModelMetadata, func(ctx context.Context) (*kserve.ModelMetadataResponse, error) {
+		return c.api.ModelMetadata(ctx, &kserve.ModelMetadataRequest{Name: c.cfg.Model, Version: c.cfg.Version})
 	})
 	if err != nil {
 		return gateway.ModelInfo{}, err
 	}
-	cfgResp, err := call(ctx, c, rpcModelConfig, func(ctx context.Context) (*inferencepb.ModelConfigResponse, error) {
-		return c.api.ModelConfig(ctx, &inferencepb.ModelConfigRequest{Name: c.cfg.Model, Version: c.cfg.Version})
+	cfgResp, err := call(ctx, c, rpcModelConfig, func(ctx context.Context) (*kserve.ModelConfigResponse, error) {
+		return c.api.ModelConfig(ctx, &kserve.ModelConfigRequest{Name: c.cfg.Model, Version: c.cfg.Version})
 	})
 	if err != nil {
 		return gateway.ModelInfo{}, err
@@ -98,7 +98,7 @@ func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 
 // describe builds the model's state from Triton's metadata and configuration,
 // reporting what makes the model unusable.
-func describe(cfg Config, meta *inferencepb.ModelMetadataResponse, mc *inferencepb.ModelConfig) (*modelState, error) {
+func describe(cfg Config, meta *kserve.ModelMetadataResponse, mc *kserve.ModelConfig) (*modelState, error) {
 	d, err := modelconfig.Describe(mc)
 	if err != nil {
 		return nil, err
@@ -150,8 +150,8 @@ func servedVersion(versions []string) string {
 // failed for want of a server or of time (unavailable, deadline, canceled).
 func (c *Client) classificationLabels(ctx context.Context, st *modelState) ([]string, error) {
 	msg := c.inferRequest(st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)}, "")
-	msg.req.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
-		classificationParameter: {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: int64(st.classes)}},
+	msg.req.Outputs[0].Parameters = map[string]*kserve.InferParameter{
+		classificationParameter: {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: int64(st.classes)}},
 	}
 	resp, err := c.modelInfer(ctx, msg)
 	if err != nil {
@@ -167,8 +167,8 @@ func (c *Client) classificationLabels(ctx context.Context, st *modelState) ([]st
 // parseClassification reads labels by index from a classification answer for
 // one item; nil unless it names every class exactly once and at least one
 // label. Classes the answer leaves unlabelled get "".
-func parseClassification(resp *inferencepb.ModelInferResponse, st *modelState) []string {
-	i := slices.IndexFunc(resp.GetOutputs(), func(o *inferencepb.ModelInferResponse_InferOutputTensor) bool {
+func parseClassification(resp *kserve.ModelInferResponse, st *modelState) []string {
+	i := slices.IndexFunc(resp.GetOutputs(), func(o *kserve.ModelInferResponse_InferOutputTensor) bool {
 		return o.GetName() == st.outputName
 	})
 	if i < 0 || i >= len(resp.GetRawOutputContents()) || resp.GetOutputs()[i].GetDatatype() != "BYTES" {

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
@@ -38,7 +38,7 @@ func TestRealTritonRequestID(t *testing.T) {
 		defer conn.Close()
 		req := c.inferRequest(st, gateway.Batch{Size: 1, Data: zeros[:st.itemBytes]}, "abc-123").req
 		req.RawInputContents = [][]byte{zeros[:st.itemBytes]}
-		resp, err := inferencepb.NewGRPCInferenceServiceClient(conn).ModelInfer(callCtx(t), req)
+		resp, err := kserve.NewGRPCInferenceServiceClient(conn).ModelInfer(callCtx(t), req)
 		if err != nil {
 			t.Fatalf("ModelInfer: %v", err)
 		}

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/internal/promreg"
 )
 
@@ -301,10 +301,10 @@ var _ gateway.TensorMemory = (*Client)(nil)
 // useRegion makes msg's input name bytes [off, off+n) of region r instead of
 // carrying them.
 func (msg *inferMessage) useRegion(r *shmRegion, off, n int) {
-	msg.req.Inputs[0].Parameters = map[string]*inferencepb.InferParameter{
-		paramRegion:   {ParameterChoice: &inferencepb.InferParameter_StringParam{StringParam: r.name}},
-		paramOffset:   {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: int64(off)}},
-		paramByteSize: {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: int64(n)}},
+	msg.req.Inputs[0].Parameters = map[string]*kserve.InferParameter{
+		paramRegion:   {ParameterChoice: &kserve.InferParameter_StringParam{StringParam: r.name}},
+		paramOffset:   {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: int64(off)}},
+		paramByteSize: {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: int64(n)}},
 	}
 	msg.raw = nil
 }
@@ -357,8 +357,8 @@ func (c *Client) ensureRegisteredLocked(ctx context.Context) error {
 	if p.closed.Load() {
 		return &gateway.Error{Kind: gateway.KindUnavailable, Message: "inference server unavailable: the client is closed"}
 	}
-	st, err := call(ctx, c, rpcShmStatus, func(ctx context.Context) (*inferencepb.SystemSharedMemoryStatusResponse, error) {
-		return c.api.SystemSharedMemoryStatus(ctx, &inferencepb.SystemSharedMemoryStatusRequest{})
+	st, err := call(ctx, c, rpcShmStatus, func(ctx context.Context) (*kserve.SystemSharedMemoryStatusResponse, error) {
+		return c.api.SystemSharedMemoryStatus(ctx, &kserve.SystemSharedMemoryStatusRequest{})
 	})
 	if err != nil {
 		p.registered.Store(false)
@@ -408,8 +408,8 @@ func (c *Client) ensureRegisteredLocked(ctx context.Context) error {
 
 // register registers one region.
 func (c *Client) register(ctx context.Context, r *shmRegion) error {
-	_, err := call(ctx, c, rpcShmRegister, func(ctx context.Context) (*inferencepb.SystemSharedMemoryRegisterResponse, error) {
-		return c.api.SystemSharedMemoryRegister(ctx, &inferencepb.SystemSharedMemoryRegisterRequest{
+	_, err := call(ctx, c, rpcShmRegister, func(ctx context.Context) (*kserve.SystemSharedMemoryRegisterResponse, error) {
+		return c.api.SystemSharedMemoryRegister(ctx, &kserve.SystemSharedMemoryRegisterRequest{
 			Name: r.name, Key: r.key(), Offset: 0, ByteSize: uint64(r.size()),
 		})
 	})
@@ -436,8 +436,8 @@ func (c *Client) register(ctx context.Context, r *shmRegion) error {
 // unregister unregisters one region by name (Triton answers success for an
 // unknown name).
 func (c *Client) unregister(ctx context.Context, name string) error {
-	_, err := call(ctx, c, rpcShmUnregister, func(ctx context.Context) (*inferencepb.SystemSharedMemoryUnregisterResponse, error) {
-		return c.api.SystemSharedMemoryUnregister(ctx, &inferencepb.SystemSharedMemoryUnregisterRequest{Name: name})
+	_, err := call(ctx, c, rpcShmUnregister, func(ctx context.Context) (*kserve.SystemSharedMemoryUnregisterResponse, error) {
+		return c.api.SystemSharedMemoryUnregister(ctx, &kserve.SystemSharedMemoryUnregisterRequest{Name: name})
 	})
 	return err
 }
@@ -447,7 +447,7 @@ func (c *Client) unregister(ctx context.Context, name string) error {
 // was killed, and New (here or in another gateway) removed its objects. Our
 // own registration succeeding shows that Triton and this process see the same
 // /dev/shm, so a missing object is really gone.
-func (c *Client) unregisterStale(ctx context.Context, have map[string]*inferencepb.SystemSharedMemoryStatusResponse_RegionStatus) {
+func (c *Client) unregisterStale(ctx context.Context, have map[string]*kserve.SystemSharedMemoryStatusResponse_RegionStatus) {
 	p := c.shm
 	ours := p.names()
 	for name, r := range have {

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 )
 
@@ -285,7 +285,7 @@ func TestSharedMemoryUnregisteredElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := inferencepb.NewGRPCInferenceServiceClient(conn).SystemSharedMemoryUnregister(callCtx(t), &inferencepb.SystemSharedMemoryUnregisterRequest{}); err != nil {
+	if _, err := kserve.NewGRPCInferenceServiceClient(conn).SystemSharedMemoryUnregister(callCtx(t), &kserve.SystemSharedMemoryUnregisterRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	buf, free := allocItems(t, e, 1)
@@ -392,9 +392,9 @@ func TestSharedMemoryStaleRegionsOfAKilledGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	api := inferencepb.NewGRPCInferenceServiceClient(conn)
+	api := kserve.NewGRPCInferenceServiceClient(conn)
 	for _, name := range []string{deadName, live.path[len(shmDir)+1:]} {
-		if _, err := api.SystemSharedMemoryRegister(callCtx(t), &inferencepb.SystemSharedMemoryRegisterRequest{Name: name, Key: "/" + name, ByteSize: minRegionBytes}); err != nil {
+		if _, err := api.SystemSharedMemoryRegister(callCtx(t), &kserve.SystemSharedMemoryRegisterRequest{Name: name, Key: "/" + name, ByteSize: minRegionBytes}); err != nil {
 			t.Fatal(err)
 		}
 	}

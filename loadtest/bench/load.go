@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 // sample is what one request measured.
@@ -190,8 +190,8 @@ func checkAnswer(body []byte, batch int) (pre time.Duration, problem string) {
 type grpcRunner struct {
 	name   string
 	conn   *grpc.ClientConn
-	api    inferencepb.GRPCInferenceServiceClient
-	reqs   []*inferencepb.ModelInferRequest
+	api    kserve.GRPCInferenceServiceClient
+	reqs   []*kserve.ModelInferRequest
 	output string
 }
 
@@ -203,14 +203,14 @@ func newGRPCRunner(name, addr, model, input, output string, tensors [][]byte) (*
 	if err != nil {
 		return nil, err
 	}
-	r := &grpcRunner{name: name, conn: conn, api: inferencepb.NewGRPCInferenceServiceClient(conn), output: output}
+	r := &grpcRunner{name: name, conn: conn, api: kserve.NewGRPCInferenceServiceClient(conn), output: output}
 	for _, t := range tensors {
-		r.reqs = append(r.reqs, &inferencepb.ModelInferRequest{
+		r.reqs = append(r.reqs, &kserve.ModelInferRequest{
 			ModelName: model,
-			Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{
+			Inputs: []*kserve.ModelInferRequest_InferInputTensor{{
 				Name: input, Datatype: "FP32", Shape: []int64{1, 3, 224, 224},
 			}},
-			Outputs:          []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: output}},
+			Outputs:          []*kserve.ModelInferRequest_InferRequestedOutputTensor{{Name: output}},
 			RawInputContents: [][]byte{t},
 		})
 	}

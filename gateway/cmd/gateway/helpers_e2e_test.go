@@ -34,7 +34,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 	"github.com/fish-classifier/fish-classifier/preprocess"
@@ -583,7 +583,7 @@ func truncatedJPEG(t testing.TB) []byte {
 func classSpec(t testing.TB, m tritontest.Model) preprocess.Spec {
 	t.Helper()
 	layout := gateway.LayoutNCHW
-	if m.Input.Format == inferencepb.ModelInput_FORMAT_NHWC {
+	if m.Input.Format == kserve.ModelInput_FORMAT_NHWC {
 		layout = gateway.LayoutNHWC
 	}
 	spec, _, err := gateway.ContractFromParameters(

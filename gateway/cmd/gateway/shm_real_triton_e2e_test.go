@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
@@ -52,12 +52,12 @@ func TestE2ERealTritonSharedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	api := inferencepb.NewGRPCInferenceServiceClient(conn)
-	tritonRegions := func() map[string]*inferencepb.SystemSharedMemoryStatusResponse_RegionStatus {
+	api := kserve.NewGRPCInferenceServiceClient(conn)
+	tritonRegions := func() map[string]*kserve.SystemSharedMemoryStatusResponse_RegionStatus {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		st, err := api.SystemSharedMemoryStatus(ctx, &inferencepb.SystemSharedMemoryStatusRequest{}, grpc.WaitForReady(true))
+		st, err := api.SystemSharedMemoryStatus(ctx, &kserve.SystemSharedMemoryStatusRequest{}, grpc.WaitForReady(true))
 		if err != nil {
 			t.Fatalf("SystemSharedMemoryStatus: %v", err)
 		}

@@ -32,9 +32,9 @@ import (
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/breaker"
 	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/prom"
 	"github.com/fish-classifier/fish-classifier/gateway/triton"
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
@@ -218,7 +218,7 @@ func server(tb testing.TB) *tritontest.Server {
 // directClient is a plain generated KServe v2 client over its own connection:
 // what a program that calls the inference server itself would use. It sets the
 // message size limits the gateway's client sets (a request is 602 KB).
-func directClient(tb testing.TB, addr string) inferencepb.GRPCInferenceServiceClient {
+func directClient(tb testing.TB, addr string) kserve.GRPCInferenceServiceClient {
 	tb.Helper()
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -228,21 +228,21 @@ func directClient(tb testing.TB, addr string) inferencepb.GRPCInferenceServiceCl
 		tb.Fatalf("grpc.NewClient(%s): %v", addr, err)
 	}
 	tb.Cleanup(func() { _ = conn.Close() })
-	return inferencepb.NewGRPCInferenceServiceClient(conn)
+	return kserve.NewGRPCInferenceServiceClient(conn)
 }
 
 // directCall sends one ready-made tensor (batch 1) with ModelInfer, the request
 // built the way the gateway builds it: raw little-endian bytes, one output
 // asked for.
-func directCall(api inferencepb.GRPCInferenceServiceClient, m tritontest.Model, tensor []byte) call {
+func directCall(api kserve.GRPCInferenceServiceClient, m tritontest.Model, tensor []byte) call {
 	shape := append([]int64{1}, m.Input.Dims...)
 	return func(ctx context.Context) (time.Time, time.Duration, error) {
-		resp, err := api.ModelInfer(ctx, &inferencepb.ModelInferRequest{
+		resp, err := api.ModelInfer(ctx, &kserve.ModelInferRequest{
 			ModelName: m.Name,
-			Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{
+			Inputs: []*kserve.ModelInferRequest_InferInputTensor{{
 				Name: m.Input.Name, Datatype: m.Input.Datatype, Shape: shape,
 			}},
-			Outputs:          []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: m.Output.Name}},
+			Outputs:          []*kserve.ModelInferRequest_InferRequestedOutputTensor{{Name: m.Output.Name}},
 			RawInputContents: [][]byte{tensor},
 		})
 		done := time.Now()

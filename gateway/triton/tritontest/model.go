@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 // TensorSpec describes one tensor of the served model the way its configuration
@@ -24,7 +24,7 @@ type TensorSpec struct {
 	Dims []int64
 	// Format is the image layout of an input: ModelInput_FORMAT_NCHW or
 	// ModelInput_FORMAT_NHWC. Outputs leave it FORMAT_NONE.
-	Format inferencepb.ModelInput_Format
+	Format kserve.ModelInput_Format
 }
 
 // Model is the one model a Server serves: its identity, its configuration as
@@ -77,7 +77,7 @@ func DefaultModel() Model {
 			Name:     "input",
 			Datatype: "FP32",
 			Dims:     []int64{3, 224, 224},
-			Format:   inferencepb.ModelInput_FORMAT_NCHW,
+			Format:   kserve.ModelInput_FORMAT_NCHW,
 		},
 		Output: TensorSpec{
 			Name:     "logits",
@@ -182,11 +182,11 @@ func (m Model) validate() error {
 		bad("Input.Dims %v: want 3 positive dimensions", in.Dims)
 	} else {
 		switch {
-		case in.Format == inferencepb.ModelInput_FORMAT_NCHW && in.Dims[0] != 3:
+		case in.Format == kserve.ModelInput_FORMAT_NCHW && in.Dims[0] != 3:
 			bad("Input.Dims %v: NCHW wants 3 channels first", in.Dims)
-		case in.Format == inferencepb.ModelInput_FORMAT_NHWC && in.Dims[2] != 3:
+		case in.Format == kserve.ModelInput_FORMAT_NHWC && in.Dims[2] != 3:
 			bad("Input.Dims %v: NHWC wants 3 channels last", in.Dims)
-		case in.Format != inferencepb.ModelInput_FORMAT_NCHW && in.Format != inferencepb.ModelInput_FORMAT_NHWC:
+		case in.Format != kserve.ModelInput_FORMAT_NCHW && in.Format != kserve.ModelInput_FORMAT_NHWC:
 			bad("Input.Format %v is not NCHW or NHWC", in.Format)
 		case m.itemElements() > maxItemElements:
 			bad("Input.Dims %v: more than %d elements", in.Dims, maxItemElements)
@@ -230,30 +230,30 @@ func (m Model) withBatch(b int64, dims []int64) []int64 {
 }
 
 // configDataType maps a wire datatype to the configuration's enum.
-func configDataType(datatype string) inferencepb.DataType {
+func configDataType(datatype string) kserve.DataType {
 	switch datatype {
 	case "FP32":
-		return inferencepb.DataType_TYPE_FP32
+		return kserve.DataType_TYPE_FP32
 	case "FP16":
-		return inferencepb.DataType_TYPE_FP16
+		return kserve.DataType_TYPE_FP16
 	case "UINT8":
-		return inferencepb.DataType_TYPE_UINT8
+		return kserve.DataType_TYPE_UINT8
 	}
-	return inferencepb.DataType_TYPE_INVALID
+	return kserve.DataType_TYPE_INVALID
 }
 
 // metadata is what ModelMetadata answers: wire datatypes, batch dimension -1.
-func (m Model) metadata() *inferencepb.ModelMetadataResponse {
-	return &inferencepb.ModelMetadataResponse{
+func (m Model) metadata() *kserve.ModelMetadataResponse {
+	return &kserve.ModelMetadataResponse{
 		Name:     m.Name,
 		Versions: []string{m.Version},
 		Platform: m.Platform,
-		Inputs: []*inferencepb.ModelMetadataResponse_TensorMetadata{{
+		Inputs: []*kserve.ModelMetadataResponse_TensorMetadata{{
 			Name:     m.Input.Name,
 			Datatype: m.Input.Datatype,
 			Shape:    m.withBatch(-1, m.Input.Dims),
 		}},
-		Outputs: []*inferencepb.ModelMetadataResponse_TensorMetadata{{
+		Outputs: []*kserve.ModelMetadataResponse_TensorMetadata{{
 			Name:     m.Output.Name,
 			Datatype: m.Output.Datatype,
 			Shape:    m.withBatch(-1, m.Output.Dims),
@@ -262,19 +262,19 @@ func (m Model) metadata() *inferencepb.ModelMetadataResponse {
 }
 
 // config is what ModelConfig answers: enum datatypes, dims without batch.
-func (m Model) config() *inferencepb.ModelConfig {
-	c := &inferencepb.ModelConfig{
+func (m Model) config() *kserve.ModelConfig {
+	c := &kserve.ModelConfig{
 		Name:         m.Name,
 		Platform:     m.Platform,
 		Backend:      m.Backend,
 		MaxBatchSize: int32(m.MaxBatchSize),
-		Input: []*inferencepb.ModelInput{{
+		Input: []*kserve.ModelInput{{
 			Name:     m.Input.Name,
 			DataType: configDataType(m.Input.Datatype),
 			Format:   m.Input.Format,
 			Dims:     slices.Clone(m.Input.Dims),
 		}},
-		Output: []*inferencepb.ModelOutput{{
+		Output: []*kserve.ModelOutput{{
 			Name:     m.Output.Name,
 			DataType: configDataType(m.Output.Datatype),
 			Dims:     slices.Clone(m.Output.Dims),
@@ -284,14 +284,14 @@ func (m Model) config() *inferencepb.ModelConfig {
 		c.Output[0].LabelFilename = LabelFileName
 	}
 	if m.MaxBatchSize > 0 {
-		c.SchedulingChoice = &inferencepb.ModelConfig_DynamicBatching{
-			DynamicBatching: &inferencepb.ModelDynamicBatching{},
+		c.SchedulingChoice = &kserve.ModelConfig_DynamicBatching{
+			DynamicBatching: &kserve.ModelDynamicBatching{},
 		}
 	}
 	if len(m.Parameters) > 0 {
-		c.Parameters = make(map[string]*inferencepb.ModelParameter, len(m.Parameters))
+		c.Parameters = make(map[string]*kserve.ModelParameter, len(m.Parameters))
 		for k, v := range m.Parameters {
-			c.Parameters[k] = &inferencepb.ModelParameter{StringValue: v}
+			c.Parameters[k] = &kserve.ModelParameter{StringValue: v}
 		}
 	}
 	return c

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/internal/float16"
 )
 
@@ -80,7 +80,7 @@ func ChannelMeans(m Model, item []byte) [3]float64 {
 // channelIndexer returns the function that gives the channel of an item's i-th
 // element.
 func channelIndexer(m Model) func(i int) int {
-	if m.Input.Format == inferencepb.ModelInput_FORMAT_NHWC {
+	if m.Input.Format == kserve.ModelInput_FORMAT_NHWC {
 		return func(i int) int { return i % 3 }
 	}
 	plane := m.itemElements() / 3

@@ -4,14 +4,14 @@ import (
 	"math"
 	"testing"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 func TestItemWithMeansHitsTheMeans(t *testing.T) {
 	base := DefaultModel()
 	base.Input.Dims = []int64{3, 5, 7}
 	nhwc := base
-	nhwc.Input = TensorSpec{Name: "input", Datatype: "FP32", Dims: []int64{5, 7, 3}, Format: inferencepb.ModelInput_FORMAT_NHWC}
+	nhwc.Input = TensorSpec{Name: "input", Datatype: "FP32", Dims: []int64{5, 7, 3}, Format: kserve.ModelInput_FORMAT_NHWC}
 
 	tests := []struct {
 		name     string

@@ -31,7 +31,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 // ServerName and ServerVersion are what ServerMetadata reports by default.
@@ -104,7 +104,7 @@ type RecordedInfer struct {
 	ModelName, ModelVersion, ID string
 	// Request is the request exactly as decoded; shapes, datatypes and
 	// RawInputContents are in it. Treat it as read-only.
-	Request *inferencepb.ModelInferRequest
+	Request *kserve.ModelInferRequest
 	// Input is the input tensor's bytes as the server read them: the raw
 	// contents, or a copy of the shared-memory region's bytes taken when the
 	// request arrived; nil when the request was refused before. SharedMemory
@@ -206,7 +206,7 @@ func (s *Server) serve(lis net.Listener) {
 		grpc.WaitForHandlers(true),
 	}, s.service.grpcOptions...)
 	gs := grpc.NewServer(opts...)
-	inferencepb.RegisterGRPCInferenceServiceServer(gs, s.service)
+	kserve.RegisterGRPCInferenceServiceServer(gs, s.service)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -302,7 +302,7 @@ func (s *Server) InFlight() int { return int(s.service.inFlight.Load()) }
 
 // service implements the gRPC API; the Server owns its lifecycle.
 type service struct {
-	inferencepb.UnimplementedGRPCInferenceServiceServer
+	kserve.UnimplementedGRPCInferenceServiceServer
 
 	model         Model // never modified after Start
 	serverVersion string
@@ -336,7 +336,7 @@ func (s *service) currentFault() Fault {
 
 // arrive records a ModelInfer call, and decides, under the same lock, which
 // fault it meets and whether it is one of the FailCount failures.
-func (s *service) arrive(ctx context.Context, req *inferencepb.ModelInferRequest) (*RecordedInfer, Fault, bool) {
+func (s *service) arrive(ctx context.Context, req *kserve.ModelInferRequest) (*RecordedInfer, Fault, bool) {
 	rec := &RecordedInfer{
 		ModelName:    req.GetModelName(),
 		ModelVersion: req.GetModelVersion(),

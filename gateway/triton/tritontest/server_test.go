@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 )
 
@@ -33,10 +33,10 @@ import (
 
 // dial connects a client to the server the way the gateway does, with a short
 // reconnect backoff so that recovery tests are quick.
-func dial(t testing.TB, addr string) inferencepb.GRPCInferenceServiceClient {
+func dial(t testing.TB, addr string) kserve.GRPCInferenceServiceClient {
 	t.Helper()
 	conn := dialConn(t, addr)
-	return inferencepb.NewGRPCInferenceServiceClient(conn)
+	return kserve.NewGRPCInferenceServiceClient(conn)
 }
 
 func dialConn(t testing.TB, addr string) *grpc.ClientConn {
@@ -65,18 +65,18 @@ func callCtx(t testing.TB) context.Context {
 }
 
 // inferRequest asks for the model's output on a batch of items.
-func inferRequest(m tritontest.Model, items ...[]byte) *inferencepb.ModelInferRequest {
+func inferRequest(m tritontest.Model, items ...[]byte) *kserve.ModelInferRequest {
 	shape := slices.Clone(m.Input.Dims)
 	if m.MaxBatchSize > 0 {
 		shape = append([]int64{int64(len(items))}, shape...)
 	}
-	return &inferencepb.ModelInferRequest{
+	return &kserve.ModelInferRequest{
 		ModelName: m.Name,
 		Id:        "req-1",
-		Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{
+		Inputs: []*kserve.ModelInferRequest_InferInputTensor{{
 			Name: m.Input.Name, Datatype: m.Input.Datatype, Shape: shape,
 		}},
-		Outputs:          []*inferencepb.ModelInferRequest_InferRequestedOutputTensor{{Name: m.Output.Name}},
+		Outputs:          []*kserve.ModelInferRequest_InferRequestedOutputTensor{{Name: m.Output.Name}},
 		RawInputContents: [][]byte{bytes.Join(items, nil)},
 	}
 }
@@ -165,12 +165,12 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 // waitServing waits until client reaches the server again: right after a
 // restart, a call may still be sent on the connection the server closed, and
 // fail UNAVAILABLE, before the client notices and reconnects.
-func waitServing(t testing.TB, client inferencepb.GRPCInferenceServiceClient) {
+func waitServing(t testing.TB, client kserve.GRPCInferenceServiceClient) {
 	t.Helper()
 	waitUntil(t, "the client to reconnect", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		_, err := client.ServerLive(ctx, &inferencepb.ServerLiveRequest{}, grpc.WaitForReady(true))
+		_, err := client.ServerLive(ctx, &kserve.ServerLiveRequest{}, grpc.WaitForReady(true))
 		return err == nil
 	})
 }
@@ -189,15 +189,15 @@ func TestServerHealthAndMetadata(t *testing.T) {
 	client := dial(t, srv.Addr())
 	ctx := callCtx(t)
 
-	live, err := client.ServerLive(ctx, &inferencepb.ServerLiveRequest{})
+	live, err := client.ServerLive(ctx, &kserve.ServerLiveRequest{})
 	if err != nil || !live.GetLive() {
 		t.Errorf("ServerLive = %v, %v; want live", live, err)
 	}
-	ready, err := client.ServerReady(ctx, &inferencepb.ServerReadyRequest{})
+	ready, err := client.ServerReady(ctx, &kserve.ServerReadyRequest{})
 	if err != nil || !ready.GetReady() {
 		t.Errorf("ServerReady = %v, %v; want ready", ready, err)
 	}
-	md, err := client.ServerMetadata(ctx, &inferencepb.ServerMetadataRequest{})
+	md, err := client.ServerMetadata(ctx, &kserve.ServerMetadataRequest{})
 	if err != nil {
 		t.Fatalf("ServerMetadata: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestModelReady(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := client.ModelReady(callCtx(t), &inferencepb.ModelReadyRequest{Name: tt.model, Version: tt.version})
+			resp, err := client.ModelReady(callCtx(t), &kserve.ModelReadyRequest{Name: tt.model, Version: tt.version})
 			if err != nil {
 				t.Fatalf("ModelReady: %v", err)
 			}
@@ -243,56 +243,56 @@ func TestModelMetadataAndConfig(t *testing.T) {
 	noBatch.MaxBatchSize = 0
 	noBatch.Labels = nil
 	noBatch.Parameters = nil
-	noBatch.Input = tritontest.TensorSpec{Name: "image", Datatype: "UINT8", Dims: []int64{32, 32, 3}, Format: inferencepb.ModelInput_FORMAT_NHWC}
+	noBatch.Input = tritontest.TensorSpec{Name: "image", Datatype: "UINT8", Dims: []int64{32, 32, 3}, Format: kserve.ModelInput_FORMAT_NHWC}
 
 	def := tritontest.DefaultModel()
-	params := map[string]*inferencepb.ModelParameter{}
+	params := map[string]*kserve.ModelParameter{}
 	for k, v := range def.Parameters {
-		params[k] = &inferencepb.ModelParameter{StringValue: v}
+		params[k] = &kserve.ModelParameter{StringValue: v}
 	}
 
 	tests := []struct {
 		name         string
 		model        tritontest.Model
-		wantMetadata *inferencepb.ModelMetadataResponse
-		wantConfig   *inferencepb.ModelConfig
+		wantMetadata *kserve.ModelMetadataResponse
+		wantConfig   *kserve.ModelConfig
 	}{
 		{
 			name:  "default model, batching",
 			model: def,
-			wantMetadata: &inferencepb.ModelMetadataResponse{
+			wantMetadata: &kserve.ModelMetadataResponse{
 				Name: "fish_classifier", Versions: []string{"1"}, Platform: "onnxruntime_onnx",
-				Inputs:  []*inferencepb.ModelMetadataResponse_TensorMetadata{{Name: "input", Datatype: "FP32", Shape: []int64{-1, 3, 224, 224}}},
-				Outputs: []*inferencepb.ModelMetadataResponse_TensorMetadata{{Name: "logits", Datatype: "FP32", Shape: []int64{-1, 9}}},
+				Inputs:  []*kserve.ModelMetadataResponse_TensorMetadata{{Name: "input", Datatype: "FP32", Shape: []int64{-1, 3, 224, 224}}},
+				Outputs: []*kserve.ModelMetadataResponse_TensorMetadata{{Name: "logits", Datatype: "FP32", Shape: []int64{-1, 9}}},
 			},
-			wantConfig: &inferencepb.ModelConfig{
+			wantConfig: &kserve.ModelConfig{
 				Name: "fish_classifier", Platform: "onnxruntime_onnx", Backend: "onnxruntime", MaxBatchSize: 8,
-				Input: []*inferencepb.ModelInput{{
-					Name: "input", DataType: inferencepb.DataType_TYPE_FP32,
-					Format: inferencepb.ModelInput_FORMAT_NCHW, Dims: []int64{3, 224, 224},
+				Input: []*kserve.ModelInput{{
+					Name: "input", DataType: kserve.DataType_TYPE_FP32,
+					Format: kserve.ModelInput_FORMAT_NCHW, Dims: []int64{3, 224, 224},
 				}},
-				Output: []*inferencepb.ModelOutput{{
-					Name: "logits", DataType: inferencepb.DataType_TYPE_FP32, Dims: []int64{9}, LabelFilename: "labels.txt",
+				Output: []*kserve.ModelOutput{{
+					Name: "logits", DataType: kserve.DataType_TYPE_FP32, Dims: []int64{9}, LabelFilename: "labels.txt",
 				}},
-				SchedulingChoice: &inferencepb.ModelConfig_DynamicBatching{DynamicBatching: &inferencepb.ModelDynamicBatching{}},
+				SchedulingChoice: &kserve.ModelConfig_DynamicBatching{DynamicBatching: &kserve.ModelDynamicBatching{}},
 				Parameters:       params,
 			},
 		},
 		{
 			name:  "no batching, UINT8 NHWC, no labels",
 			model: noBatch,
-			wantMetadata: &inferencepb.ModelMetadataResponse{
+			wantMetadata: &kserve.ModelMetadataResponse{
 				Name: "fish_classifier", Versions: []string{"1"}, Platform: "onnxruntime_onnx",
-				Inputs:  []*inferencepb.ModelMetadataResponse_TensorMetadata{{Name: "image", Datatype: "UINT8", Shape: []int64{32, 32, 3}}},
-				Outputs: []*inferencepb.ModelMetadataResponse_TensorMetadata{{Name: "logits", Datatype: "FP32", Shape: []int64{9}}},
+				Inputs:  []*kserve.ModelMetadataResponse_TensorMetadata{{Name: "image", Datatype: "UINT8", Shape: []int64{32, 32, 3}}},
+				Outputs: []*kserve.ModelMetadataResponse_TensorMetadata{{Name: "logits", Datatype: "FP32", Shape: []int64{9}}},
 			},
-			wantConfig: &inferencepb.ModelConfig{
+			wantConfig: &kserve.ModelConfig{
 				Name: "fish_classifier", Platform: "onnxruntime_onnx", Backend: "onnxruntime",
-				Input: []*inferencepb.ModelInput{{
-					Name: "image", DataType: inferencepb.DataType_TYPE_UINT8,
-					Format: inferencepb.ModelInput_FORMAT_NHWC, Dims: []int64{32, 32, 3},
+				Input: []*kserve.ModelInput{{
+					Name: "image", DataType: kserve.DataType_TYPE_UINT8,
+					Format: kserve.ModelInput_FORMAT_NHWC, Dims: []int64{32, 32, 3},
 				}},
-				Output: []*inferencepb.ModelOutput{{Name: "logits", DataType: inferencepb.DataType_TYPE_FP32, Dims: []int64{9}}},
+				Output: []*kserve.ModelOutput{{Name: "logits", DataType: kserve.DataType_TYPE_FP32, Dims: []int64{9}}},
 			},
 		},
 	}
@@ -301,14 +301,14 @@ func TestModelMetadataAndConfig(t *testing.T) {
 			srv := tritontest.Start(t, tt.model)
 			client := dial(t, srv.Addr())
 			for _, version := range []string{"", "1"} {
-				md, err := client.ModelMetadata(callCtx(t), &inferencepb.ModelMetadataRequest{Name: "fish_classifier", Version: version})
+				md, err := client.ModelMetadata(callCtx(t), &kserve.ModelMetadataRequest{Name: "fish_classifier", Version: version})
 				if err != nil {
 					t.Fatalf("ModelMetadata(version %q): %v", version, err)
 				}
 				if !proto.Equal(md, tt.wantMetadata) {
 					t.Errorf("ModelMetadata(version %q)\n got: %v\nwant: %v", version, md, tt.wantMetadata)
 				}
-				cfg, err := client.ModelConfig(callCtx(t), &inferencepb.ModelConfigRequest{Name: "fish_classifier", Version: version})
+				cfg, err := client.ModelConfig(callCtx(t), &kserve.ModelConfigRequest{Name: "fish_classifier", Version: version})
 				if err != nil {
 					t.Fatalf("ModelConfig(version %q): %v", version, err)
 				}
@@ -325,7 +325,7 @@ func TestUnknownModelIsNotFound(t *testing.T) {
 	srv := tritontest.Start(t, m)
 	client := dial(t, srv.Addr())
 
-	withModel := func(name, version string) *inferencepb.ModelInferRequest {
+	withModel := func(name, version string) *kserve.ModelInferRequest {
 		req := inferRequest(m, tritontest.ItemForClass(m, 0))
 		req.ModelName, req.ModelVersion = name, version
 		return req
@@ -336,19 +336,19 @@ func TestUnknownModelIsNotFound(t *testing.T) {
 		want string
 	}{
 		{"metadata, unknown model", func(ctx context.Context) error {
-			_, err := client.ModelMetadata(ctx, &inferencepb.ModelMetadataRequest{Name: "sardine"})
+			_, err := client.ModelMetadata(ctx, &kserve.ModelMetadataRequest{Name: "sardine"})
 			return err
 		}, "Request for unknown model: 'sardine' is not found"},
 		{"metadata, unknown version", func(ctx context.Context) error {
-			_, err := client.ModelMetadata(ctx, &inferencepb.ModelMetadataRequest{Name: m.Name, Version: "7"})
+			_, err := client.ModelMetadata(ctx, &kserve.ModelMetadataRequest{Name: m.Name, Version: "7"})
 			return err
 		}, "Request for unknown model: 'fish_classifier' version 7 is not found"},
 		{"config, unknown model", func(ctx context.Context) error {
-			_, err := client.ModelConfig(ctx, &inferencepb.ModelConfigRequest{Name: "sardine"})
+			_, err := client.ModelConfig(ctx, &kserve.ModelConfigRequest{Name: "sardine"})
 			return err
 		}, "Request for unknown model: 'sardine' is not found"},
 		{"config, unknown version", func(ctx context.Context) error {
-			_, err := client.ModelConfig(ctx, &inferencepb.ModelConfigRequest{Name: m.Name, Version: "7"})
+			_, err := client.ModelConfig(ctx, &kserve.ModelConfigRequest{Name: m.Name, Version: "7"})
 			return err
 		}, "version 7 is not found"},
 		{"infer, unknown model", func(ctx context.Context) error {
@@ -378,7 +378,7 @@ func TestInferScoresEachItem(t *testing.T) {
 	fp16 := smallModel()
 	fp16.Input.Datatype = "FP16"
 	uint8NHWC := smallModel()
-	uint8NHWC.Input = tritontest.TensorSpec{Name: "image", Datatype: "UINT8", Dims: []int64{5, 7, 3}, Format: inferencepb.ModelInput_FORMAT_NHWC}
+	uint8NHWC.Input = tritontest.TensorSpec{Name: "image", Datatype: "UINT8", Dims: []int64{5, 7, 3}, Format: kserve.ModelInput_FORMAT_NHWC}
 	noBatch := smallModel()
 	noBatch.MaxBatchSize = 0
 
@@ -465,60 +465,60 @@ func TestInferRejectsInvalidRequests(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		mutate func(r *inferencepb.ModelInferRequest)
+		mutate func(r *kserve.ModelInferRequest)
 		want   string // part of the message
 	}{
-		{"no input", func(r *inferencepb.ModelInferRequest) { r.Inputs = nil }, "expected 1 inputs but got 0"},
-		{"two inputs", func(r *inferencepb.ModelInferRequest) {
+		{"no input", func(r *kserve.ModelInferRequest) { r.Inputs = nil }, "expected 1 inputs but got 0"},
+		{"two inputs", func(r *kserve.ModelInferRequest) {
 			r.Inputs = append(r.Inputs, proto.CloneOf(r.Inputs[0]))
 			r.RawInputContents = append(r.RawInputContents, r.RawInputContents[0])
 		}, "expected 1 inputs but got 2"},
-		{"wrong input name", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Name = "images" }, "unexpected inference input 'images'"},
-		{"wrong datatype", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Datatype = "FP16" }, "data-type is 'FP16', but model 'fish_classifier' expects 'FP32'"},
-		{"shape without batch dimension", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Shape = []int64{3, 4, 4} }, "Expected [-1,3,4,4], got [3,4,4]"},
-		{"wrong spatial size", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Shape = []int64{1, 3, 4, 5} }, "unexpected shape for input 'input'"},
-		{"NHWC shape for an NCHW model", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Shape = []int64{1, 4, 4, 3} }, "got [1,4,4,3]"},
-		{"batch 0", func(r *inferencepb.ModelInferRequest) {
+		{"wrong input name", func(r *kserve.ModelInferRequest) { r.Inputs[0].Name = "images" }, "unexpected inference input 'images'"},
+		{"wrong datatype", func(r *kserve.ModelInferRequest) { r.Inputs[0].Datatype = "FP16" }, "data-type is 'FP16', but model 'fish_classifier' expects 'FP32'"},
+		{"shape without batch dimension", func(r *kserve.ModelInferRequest) { r.Inputs[0].Shape = []int64{3, 4, 4} }, "Expected [-1,3,4,4], got [3,4,4]"},
+		{"wrong spatial size", func(r *kserve.ModelInferRequest) { r.Inputs[0].Shape = []int64{1, 3, 4, 5} }, "unexpected shape for input 'input'"},
+		{"NHWC shape for an NCHW model", func(r *kserve.ModelInferRequest) { r.Inputs[0].Shape = []int64{1, 4, 4, 3} }, "got [1,4,4,3]"},
+		{"batch 0", func(r *kserve.ModelInferRequest) {
 			r.Inputs[0].Shape[0] = 0
 			r.RawInputContents = [][]byte{{}}
 		}, "batch-size must be in [1, 8]"},
-		{"batch over max_batch_size", func(r *inferencepb.ModelInferRequest) {
+		{"batch over max_batch_size", func(r *kserve.ModelInferRequest) {
 			r.Inputs[0].Shape[0] = 9
 			r.RawInputContents = [][]byte{bytes.Repeat(item, 9)}
 		}, "batch-size must be in [1, 8]"},
-		{"no raw contents", func(r *inferencepb.ModelInferRequest) { r.RawInputContents = nil }, "expected 1 raw_input_contents"},
-		{"two raw contents", func(r *inferencepb.ModelInferRequest) {
+		{"no raw contents", func(r *kserve.ModelInferRequest) { r.RawInputContents = nil }, "expected 1 raw_input_contents"},
+		{"two raw contents", func(r *kserve.ModelInferRequest) {
 			r.RawInputContents = append(r.RawInputContents, r.RawInputContents[0])
 		}, "expected 1 raw_input_contents"},
-		{"raw contents too short", func(r *inferencepb.ModelInferRequest) {
+		{"raw contents too short", func(r *kserve.ModelInferRequest) {
 			r.RawInputContents[0] = r.RawInputContents[0][:len(item)-1]
 		}, fmt.Sprintf("unexpected total byte size %d for input 'input', expecting %d", len(item)-1, len(item))},
-		{"raw contents too long", func(r *inferencepb.ModelInferRequest) {
+		{"raw contents too long", func(r *kserve.ModelInferRequest) {
 			r.RawInputContents[0] = append(slices.Clone(item), 0, 0, 0, 0)
 		}, "unexpected total byte size"},
-		{"batch 2 declared, 1 item sent", func(r *inferencepb.ModelInferRequest) { r.Inputs[0].Shape[0] = 2 }, "unexpected total byte size"},
-		{"FP16 element size for an FP32 tensor", func(r *inferencepb.ModelInferRequest) {
+		{"batch 2 declared, 1 item sent", func(r *kserve.ModelInferRequest) { r.Inputs[0].Shape[0] = 2 }, "unexpected total byte size"},
+		{"FP16 element size for an FP32 tensor", func(r *kserve.ModelInferRequest) {
 			r.RawInputContents[0] = r.RawInputContents[0][:len(item)/2]
 		}, "unexpected total byte size"},
-		{"typed contents beside raw", func(r *inferencepb.ModelInferRequest) {
-			r.Inputs[0].Contents = &inferencepb.InferTensorContents{Fp32Contents: []float32{1}}
+		{"typed contents beside raw", func(r *kserve.ModelInferRequest) {
+			r.Inputs[0].Contents = &kserve.InferTensorContents{Fp32Contents: []float32{1}}
 		}, "contents field must not be specified when using raw_input_contents"},
-		{"typed contents only", func(r *inferencepb.ModelInferRequest) {
-			r.Inputs[0].Contents = &inferencepb.InferTensorContents{Fp32Contents: make([]float32, 48)}
+		{"typed contents only", func(r *kserve.ModelInferRequest) {
+			r.Inputs[0].Contents = &kserve.InferTensorContents{Fp32Contents: make([]float32, 48)}
 			r.RawInputContents = nil
 		}, "raw_input_contents only"},
-		{"unknown requested output", func(r *inferencepb.ModelInferRequest) { r.Outputs[0].Name = "probs" }, "unexpected inference output 'probs'"},
-		{"output requested twice", func(r *inferencepb.ModelInferRequest) {
-			r.Outputs = append(r.Outputs, &inferencepb.ModelInferRequest_InferRequestedOutputTensor{Name: "logits"})
+		{"unknown requested output", func(r *kserve.ModelInferRequest) { r.Outputs[0].Name = "probs" }, "unexpected inference output 'probs'"},
+		{"output requested twice", func(r *kserve.ModelInferRequest) {
+			r.Outputs = append(r.Outputs, &kserve.ModelInferRequest_InferRequestedOutputTensor{Name: "logits"})
 		}, "requested more than once"},
-		{"classification 0", func(r *inferencepb.ModelInferRequest) {
-			r.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
-				"classification": {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: 0}},
+		{"classification 0", func(r *kserve.ModelInferRequest) {
+			r.Outputs[0].Parameters = map[string]*kserve.InferParameter{
+				"classification": {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: 0}},
 			}
 		}, "must be an int64_param >= 1"},
-		{"classification as a string", func(r *inferencepb.ModelInferRequest) {
-			r.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
-				"classification": {ParameterChoice: &inferencepb.InferParameter_StringParam{StringParam: "3"}},
+		{"classification as a string", func(r *kserve.ModelInferRequest) {
+			r.Outputs[0].Parameters = map[string]*kserve.InferParameter{
+				"classification": {ParameterChoice: &kserve.InferParameter_StringParam{StringParam: "3"}},
 			}
 		}, "must be an int64_param >= 1"},
 	}
@@ -552,10 +552,10 @@ func TestClassificationExtension(t *testing.T) {
 	unlabelled := smallModel()
 	unlabelled.Labels = nil
 
-	classify := func(n int64) func(r *inferencepb.ModelInferRequest) {
-		return func(r *inferencepb.ModelInferRequest) {
-			r.Outputs[0].Parameters = map[string]*inferencepb.InferParameter{
-				"classification": {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: n}},
+	classify := func(n int64) func(r *kserve.ModelInferRequest) {
+		return func(r *kserve.ModelInferRequest) {
+			r.Outputs[0].Parameters = map[string]*kserve.InferParameter{
+				"classification": {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: n}},
 			}
 		}
 	}
@@ -639,7 +639,7 @@ func TestFaults(t *testing.T) {
 		fault tritontest.Fault
 		code  codes.Code
 		// check inspects a successful response.
-		check func(t *testing.T, resp *inferencepb.ModelInferResponse)
+		check func(t *testing.T, resp *kserve.ModelInferResponse)
 	}{
 		{name: "unavailable", fault: tritontest.Fault{Code: codes.Unavailable}, code: codes.Unavailable},
 		{name: "internal", fault: tritontest.Fault{Code: codes.Internal, Message: "onnxruntime exploded"}, code: codes.Internal},
@@ -647,29 +647,29 @@ func TestFaults(t *testing.T) {
 		{name: "not found", fault: tritontest.Fault{Code: codes.NotFound}, code: codes.NotFound},
 		{name: "resource exhausted", fault: tritontest.Fault{Code: codes.ResourceExhausted}, code: codes.ResourceExhausted},
 		{name: "model not ready", fault: tritontest.Fault{ModelNotReady: true}, code: codes.NotFound},
-		{name: "wrong shape", fault: tritontest.Fault{WrongShape: true}, check: func(t *testing.T, resp *inferencepb.ModelInferResponse) {
+		{name: "wrong shape", fault: tritontest.Fault{WrongShape: true}, check: func(t *testing.T, resp *kserve.ModelInferResponse) {
 			out := resp.GetOutputs()[0]
 			if !slices.Equal(out.GetShape(), []int64{1, 10}) || out.GetDatatype() != "FP32" || len(resp.GetRawOutputContents()[0]) != 36 {
 				t.Errorf("got %s %v with %d bytes, want FP32 [1 10] with 36 bytes", out.GetDatatype(), out.GetShape(), len(resp.GetRawOutputContents()[0]))
 			}
 		}},
-		{name: "wrong datatype", fault: tritontest.Fault{WrongDatatype: true}, check: func(t *testing.T, resp *inferencepb.ModelInferResponse) {
+		{name: "wrong datatype", fault: tritontest.Fault{WrongDatatype: true}, check: func(t *testing.T, resp *kserve.ModelInferResponse) {
 			out := resp.GetOutputs()[0]
 			if out.GetDatatype() != "INT64" || !slices.Equal(out.GetShape(), []int64{1, 9}) || len(resp.GetRawOutputContents()[0]) != 36 {
 				t.Errorf("got %s %v with %d bytes, want INT64 [1 9] with 36 bytes", out.GetDatatype(), out.GetShape(), len(resp.GetRawOutputContents()[0]))
 			}
 		}},
-		{name: "missing output", fault: tritontest.Fault{MissingOutput: true}, check: func(t *testing.T, resp *inferencepb.ModelInferResponse) {
+		{name: "missing output", fault: tritontest.Fault{MissingOutput: true}, check: func(t *testing.T, resp *kserve.ModelInferResponse) {
 			if len(resp.GetOutputs()) != 0 || len(resp.GetRawOutputContents()) != 0 {
 				t.Errorf("got %d outputs and %d raw contents, want none", len(resp.GetOutputs()), len(resp.GetRawOutputContents()))
 			}
 		}},
-		{name: "wrong id", fault: tritontest.Fault{WrongID: true}, check: func(t *testing.T, resp *inferencepb.ModelInferResponse) {
+		{name: "wrong id", fault: tritontest.Fault{WrongID: true}, check: func(t *testing.T, resp *kserve.ModelInferResponse) {
 			if resp.GetId() != "req-1-crossed" || len(resp.GetOutputs()) != 1 {
 				t.Errorf("got id %q with %d outputs, want \"req-1-crossed\" with 1", resp.GetId(), len(resp.GetOutputs()))
 			}
 		}},
-		{name: "short raw output", fault: tritontest.Fault{ShortRawOutput: true}, check: func(t *testing.T, resp *inferencepb.ModelInferResponse) {
+		{name: "short raw output", fault: tritontest.Fault{ShortRawOutput: true}, check: func(t *testing.T, resp *kserve.ModelInferResponse) {
 			out := resp.GetOutputs()[0]
 			if out.GetDatatype() != "FP32" || !slices.Equal(out.GetShape(), []int64{1, 9}) || len(resp.GetRawOutputContents()[0]) != 32 {
 				t.Errorf("got %s %v with %d bytes, want FP32 [1 9] with 32 bytes", out.GetDatatype(), out.GetShape(), len(resp.GetRawOutputContents()[0]))
@@ -728,7 +728,7 @@ func TestLatency(t *testing.T) {
 	client := dial(t, srv.Addr())
 	req := inferRequest(m, tritontest.ItemForClass(m, 0))
 	// Connect first, so that the short deadlines below are not spent dialling.
-	if _, err := client.ServerLive(callCtx(t), &inferencepb.ServerLiveRequest{}); err != nil {
+	if _, err := client.ServerLive(callCtx(t), &kserve.ServerLiveRequest{}); err != nil {
 		t.Fatalf("ServerLive: %v", err)
 	}
 
@@ -766,7 +766,7 @@ func TestHang(t *testing.T) {
 	req := inferRequest(m, tritontest.ItemForClass(m, 0))
 
 	// Connect first, so that the short deadline below is not spent dialling.
-	if _, err := client.ServerLive(callCtx(t), &inferencepb.ServerLiveRequest{}); err != nil {
+	if _, err := client.ServerLive(callCtx(t), &kserve.ServerLiveRequest{}); err != nil {
 		t.Fatalf("ServerLive: %v", err)
 	}
 
@@ -809,7 +809,7 @@ func TestReadinessFaults(t *testing.T) {
 
 	serverReady := func() bool {
 		t.Helper()
-		r, err := client.ServerReady(ctx, &inferencepb.ServerReadyRequest{})
+		r, err := client.ServerReady(ctx, &kserve.ServerReadyRequest{})
 		if err != nil {
 			t.Fatalf("ServerReady: %v", err)
 		}
@@ -817,7 +817,7 @@ func TestReadinessFaults(t *testing.T) {
 	}
 	modelReady := func() bool {
 		t.Helper()
-		r, err := client.ModelReady(ctx, &inferencepb.ModelReadyRequest{Name: m.Name})
+		r, err := client.ModelReady(ctx, &kserve.ModelReadyRequest{Name: m.Name})
 		if err != nil {
 			t.Fatalf("ModelReady: %v", err)
 		}
@@ -837,14 +837,14 @@ func TestReadinessFaults(t *testing.T) {
 	if !strings.Contains(status.Convert(err).Message(), "has no available versions") {
 		t.Errorf("ModelInfer message %q is not Triton's for an unloaded model", status.Convert(err).Message())
 	}
-	_, err = client.ModelMetadata(ctx, &inferencepb.ModelMetadataRequest{Name: m.Name})
+	_, err = client.ModelMetadata(ctx, &kserve.ModelMetadataRequest{Name: m.Name})
 	wantCode(t, err, codes.NotFound)
 
 	srv.SetFault(tritontest.Fault{ServerNotReady: true})
 	if serverReady() || !modelReady() {
 		t.Errorf("ServerNotReady: server ready %v, model ready %v; want false, true", serverReady(), modelReady())
 	}
-	live, err := client.ServerLive(ctx, &inferencepb.ServerLiveRequest{})
+	live, err := client.ServerLive(ctx, &kserve.ServerLiveRequest{})
 	if err != nil || !live.GetLive() {
 		t.Errorf("ServerNotReady: ServerLive = %v, %v; want live", live, err)
 	}
@@ -893,7 +893,7 @@ func TestStopAndRestartOnTheSameAddress(t *testing.T) {
 	}
 	_, err := client.ModelInfer(callCtx(t), req)
 	wantCode(t, err, codes.Unavailable)
-	_, err = client.ServerLive(callCtx(t), &inferencepb.ServerLiveRequest{})
+	_, err = client.ServerLive(callCtx(t), &kserve.ServerLiveRequest{})
 	wantCode(t, err, codes.Unavailable)
 
 	srv.Restart()
@@ -923,7 +923,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 		t.Helper()
 		srv := tritontest.Start(t, m)
 		conn := dialConn(t, srv.Addr())
-		client := inferencepb.NewGRPCInferenceServiceClient(conn)
+		client := kserve.NewGRPCInferenceServiceClient(conn)
 		req := inferRequest(m, tritontest.ItemForClass(m, 0))
 		if _, err := client.ModelInfer(callCtx(t), req); err != nil {
 			t.Fatalf("ModelInfer: %v", err)

@@ -13,23 +13,23 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 // ClassificationParameter is the requested-output parameter that asks for the
 // classification extension: InferParameter{int64_param: N}, N ≥ 1.
 const ClassificationParameter = "classification"
 
-func (s *service) ServerLive(context.Context, *inferencepb.ServerLiveRequest) (*inferencepb.ServerLiveResponse, error) {
-	return &inferencepb.ServerLiveResponse{Live: true}, nil
+func (s *service) ServerLive(context.Context, *kserve.ServerLiveRequest) (*kserve.ServerLiveResponse, error) {
+	return &kserve.ServerLiveResponse{Live: true}, nil
 }
 
-func (s *service) ServerReady(context.Context, *inferencepb.ServerReadyRequest) (*inferencepb.ServerReadyResponse, error) {
-	return &inferencepb.ServerReadyResponse{Ready: !s.currentFault().ServerNotReady}, nil
+func (s *service) ServerReady(context.Context, *kserve.ServerReadyRequest) (*kserve.ServerReadyResponse, error) {
+	return &kserve.ServerReadyResponse{Ready: !s.currentFault().ServerNotReady}, nil
 }
 
-func (s *service) ServerMetadata(context.Context, *inferencepb.ServerMetadataRequest) (*inferencepb.ServerMetadataResponse, error) {
-	return &inferencepb.ServerMetadataResponse{
+func (s *service) ServerMetadata(context.Context, *kserve.ServerMetadataRequest) (*kserve.ServerMetadataResponse, error) {
+	return &kserve.ServerMetadataResponse{
 		Name:       ServerName,
 		Version:    s.serverVersion,
 		Extensions: slices.Clone(Extensions),
@@ -38,23 +38,23 @@ func (s *service) ServerMetadata(context.Context, *inferencepb.ServerMetadataReq
 
 // ModelReady answers false, without error, for a model or version the server
 // does not have: that is what Triton does (InferenceServer::ModelIsReady).
-func (s *service) ModelReady(_ context.Context, req *inferencepb.ModelReadyRequest) (*inferencepb.ModelReadyResponse, error) {
+func (s *service) ModelReady(_ context.Context, req *kserve.ModelReadyRequest) (*kserve.ModelReadyResponse, error) {
 	ready := s.lookup(req.GetName(), req.GetVersion()) == nil && !s.currentFault().ModelNotReady
-	return &inferencepb.ModelReadyResponse{Ready: ready}, nil
+	return &kserve.ModelReadyResponse{Ready: ready}, nil
 }
 
-func (s *service) ModelMetadata(_ context.Context, req *inferencepb.ModelMetadataRequest) (*inferencepb.ModelMetadataResponse, error) {
+func (s *service) ModelMetadata(_ context.Context, req *kserve.ModelMetadataRequest) (*kserve.ModelMetadataResponse, error) {
 	if err := s.available(req.GetName(), req.GetVersion(), s.currentFault()); err != nil {
 		return nil, err
 	}
 	return s.model.metadata(), nil
 }
 
-func (s *service) ModelConfig(_ context.Context, req *inferencepb.ModelConfigRequest) (*inferencepb.ModelConfigResponse, error) {
+func (s *service) ModelConfig(_ context.Context, req *kserve.ModelConfigRequest) (*kserve.ModelConfigResponse, error) {
 	if err := s.available(req.GetName(), req.GetVersion(), s.currentFault()); err != nil {
 		return nil, err
 	}
-	return &inferencepb.ModelConfigResponse{Config: s.model.config()}, nil
+	return &kserve.ModelConfigResponse{Config: s.model.config()}, nil
 }
 
 // lookup fails with NOT_FOUND and Triton's message unless name and version
@@ -83,7 +83,7 @@ func (s *service) available(name, version string, f Fault) error {
 	return nil
 }
 
-func (s *service) ModelInfer(ctx context.Context, req *inferencepb.ModelInferRequest) (resp *inferencepb.ModelInferResponse, err error) {
+func (s *service) ModelInfer(ctx context.Context, req *kserve.ModelInferRequest) (resp *kserve.ModelInferResponse, err error) {
 	s.inFlight.Add(1)
 	rec, fault, fail := s.arrive(ctx, req)
 	defer func() {
@@ -129,7 +129,7 @@ func (s *service) ModelInfer(ctx context.Context, req *inferencepb.ModelInferReq
 // asked for by the classification extension (0: raw scores) and the input
 // tensor's bytes, from raw_input_contents or from the shared-memory region
 // the input names (where says which).
-func (s *service) validate(req *inferencepb.ModelInferRequest) (batch int, classify int64, input []byte, where *SharedMemoryInput, err error) {
+func (s *service) validate(req *kserve.ModelInferRequest) (batch int, classify int64, input []byte, where *SharedMemoryInput, err error) {
 	m := s.model
 	invalid := func(format string, args ...any) (int, int64, []byte, *SharedMemoryInput, error) {
 		return 0, 0, nil, nil, status.Errorf(codes.InvalidArgument, format, args...)
@@ -201,7 +201,7 @@ func (s *service) validate(req *inferencepb.ModelInferRequest) (batch int, class
 		}
 		seen[out.GetName()] = true
 		if p, ok := out.GetParameters()[ClassificationParameter]; ok {
-			n, isInt := p.GetParameterChoice().(*inferencepb.InferParameter_Int64Param)
+			n, isInt := p.GetParameterChoice().(*kserve.InferParameter_Int64Param)
 			if !isInt || n.Int64Param < 1 {
 				return invalid("parameter '%s' of output '%s' must be an int64_param >= 1 for model '%s'",
 					ClassificationParameter, out.GetName(), m.Name)
@@ -222,7 +222,7 @@ func formatShape(shape []int64) string {
 }
 
 // infer runs the deterministic model on a validated request.
-func (s *service) infer(req *inferencepb.ModelInferRequest, raw []byte, batch int, classify int64) *inferencepb.ModelInferResponse {
+func (s *service) infer(req *kserve.ModelInferRequest, raw []byte, batch int, classify int64) *kserve.ModelInferResponse {
 	m := s.model
 	size := m.ItemSize()
 	scores := make([][]float32, batch)
@@ -230,7 +230,7 @@ func (s *service) infer(req *inferencepb.ModelInferRequest, raw []byte, batch in
 		scores[b] = Logits(m, raw[b*size:(b+1)*size])
 	}
 
-	out := &inferencepb.ModelInferResponse_InferOutputTensor{Name: m.Output.Name}
+	out := &kserve.ModelInferResponse_InferOutputTensor{Name: m.Output.Name}
 	var data []byte
 	if classify > 0 {
 		n := min(classify, int64(m.NumClasses()))
@@ -250,11 +250,11 @@ func (s *service) infer(req *inferencepb.ModelInferRequest, raw []byte, batch in
 			}
 		}
 	}
-	return &inferencepb.ModelInferResponse{
+	return &kserve.ModelInferResponse{
 		ModelName:         m.Name,
 		ModelVersion:      m.Version,
 		Id:                req.GetId(),
-		Outputs:           []*inferencepb.ModelInferResponse_InferOutputTensor{out},
+		Outputs:           []*kserve.ModelInferResponse_InferOutputTensor{out},
 		RawOutputContents: [][]byte{data},
 	}
 }
@@ -288,7 +288,7 @@ func classifications(scores []float32, n int, labels []string) []string {
 }
 
 // malform applies the malformed-response faults to a successful answer.
-func malform(resp *inferencepb.ModelInferResponse, f Fault) {
+func malform(resp *kserve.ModelInferResponse, f Fault) {
 	out := resp.Outputs[0]
 	if f.WrongShape {
 		out.Shape[len(out.Shape)-1]++

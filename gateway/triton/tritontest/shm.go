@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 )
 
 // Triton's system shared-memory extension, as Triton 2.51 answers it (checked
@@ -78,15 +78,15 @@ func (s *service) dropRegions() {
 	}
 }
 
-func (s *service) SystemSharedMemoryStatus(_ context.Context, req *inferencepb.SystemSharedMemoryStatusRequest) (*inferencepb.SystemSharedMemoryStatusResponse, error) {
+func (s *service) SystemSharedMemoryStatus(_ context.Context, req *kserve.SystemSharedMemoryStatusRequest) (*kserve.SystemSharedMemoryStatusResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resp := &inferencepb.SystemSharedMemoryStatusResponse{Regions: map[string]*inferencepb.SystemSharedMemoryStatusResponse_RegionStatus{}}
+	resp := &kserve.SystemSharedMemoryStatusResponse{Regions: map[string]*kserve.SystemSharedMemoryStatusResponse_RegionStatus{}}
 	for name, r := range s.regions {
 		if req.GetName() != "" && req.GetName() != name {
 			continue
 		}
-		resp.Regions[name] = &inferencepb.SystemSharedMemoryStatusResponse_RegionStatus{
+		resp.Regions[name] = &kserve.SystemSharedMemoryStatusResponse_RegionStatus{
 			Name: name, Key: r.key, Offset: r.offset, ByteSize: r.byteSize,
 		}
 	}
@@ -96,7 +96,7 @@ func (s *service) SystemSharedMemoryStatus(_ context.Context, req *inferencepb.S
 	return resp, nil
 }
 
-func (s *service) SystemSharedMemoryRegister(_ context.Context, req *inferencepb.SystemSharedMemoryRegisterRequest) (*inferencepb.SystemSharedMemoryRegisterResponse, error) {
+func (s *service) SystemSharedMemoryRegister(_ context.Context, req *kserve.SystemSharedMemoryRegisterRequest) (*kserve.SystemSharedMemoryRegisterResponse, error) {
 	s.shmCalls.Add(1)
 	name, key := req.GetName(), req.GetKey()
 	if name == "" {
@@ -130,12 +130,12 @@ func (s *service) SystemSharedMemoryRegister(_ context.Context, req *inferencepb
 		return nil, status.Errorf(codes.AlreadyExists, "shared memory region '%s' already in manager", name)
 	}
 	s.regions[name] = &region{name: name, key: key, offset: req.GetOffset(), byteSize: req.GetByteSize(), file: f}
-	return &inferencepb.SystemSharedMemoryRegisterResponse{}, nil
+	return &kserve.SystemSharedMemoryRegisterResponse{}, nil
 }
 
 // SystemSharedMemoryUnregister forgets the named region, or every region for
 // an empty name; an unknown name is no error, as in Triton.
-func (s *service) SystemSharedMemoryUnregister(_ context.Context, req *inferencepb.SystemSharedMemoryUnregisterRequest) (*inferencepb.SystemSharedMemoryUnregisterResponse, error) {
+func (s *service) SystemSharedMemoryUnregister(_ context.Context, req *kserve.SystemSharedMemoryUnregisterRequest) (*kserve.SystemSharedMemoryUnregisterResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, r := range s.regions {
@@ -144,13 +144,13 @@ func (s *service) SystemSharedMemoryUnregister(_ context.Context, req *inference
 			delete(s.regions, name)
 		}
 	}
-	return &inferencepb.SystemSharedMemoryUnregisterResponse{}, nil
+	return &kserve.SystemSharedMemoryUnregisterResponse{}, nil
 }
 
 // sharedInput reads the bytes of an input that names a shared-memory region
 // in its parameters; ok is false for an input that names none. Errors are
 // Triton's codes and messages.
-func (s *service) sharedInput(in *inferencepb.ModelInferRequest_InferInputTensor, wantBytes int) (data []byte, where *SharedMemoryInput, ok bool, err error) {
+func (s *service) sharedInput(in *kserve.ModelInferRequest_InferInputTensor, wantBytes int) (data []byte, where *SharedMemoryInput, ok bool, err error) {
 	params := in.GetParameters()
 	regionParam, named := params[ParamSharedMemoryRegion]
 	if !named {
@@ -162,7 +162,7 @@ func (s *service) sharedInput(in *inferencepb.ModelInferRequest_InferInputTensor
 		}
 		return nil, nil, false, nil
 	}
-	name, isString := regionParam.GetParameterChoice().(*inferencepb.InferParameter_StringParam)
+	name, isString := regionParam.GetParameterChoice().(*kserve.InferParameter_StringParam)
 	if !isString {
 		return nil, nil, true, status.Errorf(codes.InvalidArgument,
 			"invalid value type for '%s' parameter for tensor '%s', expected string_param.", ParamSharedMemoryRegion, in.GetName())
@@ -176,7 +176,7 @@ func (s *service) sharedInput(in *inferencepb.ModelInferRequest_InferInputTensor
 			}
 			return 0, nil
 		}
-		v, isInt := p.GetParameterChoice().(*inferencepb.InferParameter_Int64Param)
+		v, isInt := p.GetParameterChoice().(*kserve.InferParameter_Int64Param)
 		if !isInt || v.Int64Param < 0 {
 			return 0, status.Errorf(codes.InvalidArgument,
 				"invalid value type for '%s' parameter for tensor '%s', expected a non-negative int64_param.", key, in.GetName())

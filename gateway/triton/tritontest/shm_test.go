@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/fish-classifier/fish-classifier/gateway/triton/inferencepb"
+	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 )
 
@@ -27,20 +27,20 @@ func shmObject(t *testing.T, dir, name string, data []byte) {
 
 // sharedRequest asks for the model's output on batch items that lie at off in
 // region.
-func sharedRequest(m tritontest.Model, items int, region string, off, size int64) *inferencepb.ModelInferRequest {
+func sharedRequest(m tritontest.Model, items int, region string, off, size int64) *kserve.ModelInferRequest {
 	req := inferRequest(m, make([][]byte, items)...)
 	req.RawInputContents = nil
-	req.Inputs[0].Parameters = map[string]*inferencepb.InferParameter{
-		tritontest.ParamSharedMemoryRegion:   {ParameterChoice: &inferencepb.InferParameter_StringParam{StringParam: region}},
-		tritontest.ParamSharedMemoryOffset:   {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: off}},
-		tritontest.ParamSharedMemoryByteSize: {ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: size}},
+	req.Inputs[0].Parameters = map[string]*kserve.InferParameter{
+		tritontest.ParamSharedMemoryRegion:   {ParameterChoice: &kserve.InferParameter_StringParam{StringParam: region}},
+		tritontest.ParamSharedMemoryOffset:   {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: off}},
+		tritontest.ParamSharedMemoryByteSize: {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: size}},
 	}
 	return req
 }
 
-func register(t *testing.T, client inferencepb.GRPCInferenceServiceClient, name, key string, size uint64) error {
+func register(t *testing.T, client kserve.GRPCInferenceServiceClient, name, key string, size uint64) error {
 	t.Helper()
-	_, err := client.SystemSharedMemoryRegister(callCtx(t), &inferencepb.SystemSharedMemoryRegisterRequest{Name: name, Key: key, ByteSize: size})
+	_, err := client.SystemSharedMemoryRegister(callCtx(t), &kserve.SystemSharedMemoryRegisterRequest{Name: name, Key: key, ByteSize: size})
 	return err
 }
 
@@ -105,34 +105,34 @@ func TestSharedMemoryStatusAndUnregister(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all, err := client.SystemSharedMemoryStatus(callCtx(t), &inferencepb.SystemSharedMemoryStatusRequest{})
+	all, err := client.SystemSharedMemoryStatus(callCtx(t), &kserve.SystemSharedMemoryStatusRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &inferencepb.SystemSharedMemoryStatusResponse{Regions: map[string]*inferencepb.SystemSharedMemoryStatusResponse_RegionStatus{
+	want := &kserve.SystemSharedMemoryStatusResponse{Regions: map[string]*kserve.SystemSharedMemoryStatusResponse_RegionStatus{
 		"a": {Name: "a", Key: "/obj-a", ByteSize: 4096},
 		"b": {Name: "b", Key: "/obj-b", ByteSize: 4096},
 	}}
 	if !proto.Equal(all, want) {
 		t.Errorf("status %v, want %v", all, want)
 	}
-	one, err := client.SystemSharedMemoryStatus(callCtx(t), &inferencepb.SystemSharedMemoryStatusRequest{Name: "b"})
+	one, err := client.SystemSharedMemoryStatus(callCtx(t), &kserve.SystemSharedMemoryStatusRequest{Name: "b"})
 	if err != nil || len(one.GetRegions()) != 1 || one.GetRegions()["b"] == nil {
 		t.Errorf("status of b: %v, %v", one, err)
 	}
-	_, err = client.SystemSharedMemoryStatus(callCtx(t), &inferencepb.SystemSharedMemoryStatusRequest{Name: "zz"})
+	_, err = client.SystemSharedMemoryStatus(callCtx(t), &kserve.SystemSharedMemoryStatusRequest{Name: "zz"})
 	wantCode(t, err, codes.NotFound)
 
-	if _, err := client.SystemSharedMemoryUnregister(callCtx(t), &inferencepb.SystemSharedMemoryUnregisterRequest{Name: "a"}); err != nil {
+	if _, err := client.SystemSharedMemoryUnregister(callCtx(t), &kserve.SystemSharedMemoryUnregisterRequest{Name: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.SystemSharedMemoryUnregister(callCtx(t), &inferencepb.SystemSharedMemoryUnregisterRequest{Name: "a"}); err != nil {
+	if _, err := client.SystemSharedMemoryUnregister(callCtx(t), &kserve.SystemSharedMemoryUnregisterRequest{Name: "a"}); err != nil {
 		t.Errorf("unregistering an unknown region: %v, want success as Triton answers", err)
 	}
 	if got := srv.SharedMemoryRegions(); !slices.Equal(got, []string{"b"}) {
 		t.Errorf("regions after unregistering a: %v", got)
 	}
-	if _, err := client.SystemSharedMemoryUnregister(callCtx(t), &inferencepb.SystemSharedMemoryUnregisterRequest{}); err != nil {
+	if _, err := client.SystemSharedMemoryUnregister(callCtx(t), &kserve.SystemSharedMemoryUnregisterRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := srv.SharedMemoryRegions(); len(got) != 0 {
@@ -170,13 +170,13 @@ func TestSharedMemoryErrorsAreTritons(t *testing.T) {
 		}
 	}
 
-	param := func(req *inferencepb.ModelInferRequest, edit func(map[string]*inferencepb.InferParameter)) *inferencepb.ModelInferRequest {
+	param := func(req *kserve.ModelInferRequest, edit func(map[string]*kserve.InferParameter)) *kserve.ModelInferRequest {
 		edit(req.Inputs[0].Parameters)
 		return req
 	}
 	infers := []struct {
 		what string
-		req  *inferencepb.ModelInferRequest
+		req  *kserve.ModelInferRequest
 		code codes.Code
 		msg  string
 	}{
@@ -184,21 +184,21 @@ func TestSharedMemoryErrorsAreTritons(t *testing.T) {
 		{"past the end", sharedRequest(m, 1, "r", size+1, size), codes.InvalidArgument, "Invalid offset + byte size for shared memory region: 'r'"},
 		{"wrong size", sharedRequest(m, 1, "r", 0, size-4), codes.InvalidArgument, "input byte size mismatch for input 'input'"},
 		{"size for another batch", sharedRequest(m, 2, "r", 0, size), codes.InvalidArgument, "input byte size mismatch"},
-		{"no byte size", param(sharedRequest(m, 1, "r", 0, size), func(p map[string]*inferencepb.InferParameter) {
+		{"no byte size", param(sharedRequest(m, 1, "r", 0, size), func(p map[string]*kserve.InferParameter) {
 			delete(p, tritontest.ParamSharedMemoryByteSize)
 		}), codes.InvalidArgument, "'shared_memory_byte_size' must be specified along with 'shared_memory_region'"},
-		{"offset without region", param(sharedRequest(m, 1, "r", 0, size), func(p map[string]*inferencepb.InferParameter) {
+		{"offset without region", param(sharedRequest(m, 1, "r", 0, size), func(p map[string]*kserve.InferParameter) {
 			delete(p, tritontest.ParamSharedMemoryRegion)
 		}), codes.InvalidArgument, "can not be specified without 'shared_memory_region'"},
-		{"region not a string", param(sharedRequest(m, 1, "r", 0, size), func(p map[string]*inferencepb.InferParameter) {
-			p[tritontest.ParamSharedMemoryRegion] = &inferencepb.InferParameter{ParameterChoice: &inferencepb.InferParameter_Int64Param{Int64Param: 1}}
+		{"region not a string", param(sharedRequest(m, 1, "r", 0, size), func(p map[string]*kserve.InferParameter) {
+			p[tritontest.ParamSharedMemoryRegion] = &kserve.InferParameter{ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: 1}}
 		}), codes.InvalidArgument, "expected string_param"},
 	}
 	both := sharedRequest(m, 1, "r", 0, size)
 	both.RawInputContents = [][]byte{make([]byte, size)}
 	infers = append(infers, struct {
 		what string
-		req  *inferencepb.ModelInferRequest
+		req  *kserve.ModelInferRequest
 		code codes.Code
 		msg  string
 	}{"region and raw contents", both, codes.InvalidArgument, "names a shared memory region and also carries contents"})
@@ -209,7 +209,7 @@ func TestSharedMemoryErrorsAreTritons(t *testing.T) {
 		}
 	}
 	// Without offset, the tensor starts at the region's beginning.
-	noOffset := param(sharedRequest(m, 1, "r", 0, size), func(p map[string]*inferencepb.InferParameter) {
+	noOffset := param(sharedRequest(m, 1, "r", 0, size), func(p map[string]*kserve.InferParameter) {
 		delete(p, tritontest.ParamSharedMemoryOffset)
 	})
 	if _, err := client.ModelInfer(callCtx(t), noOffset); err != nil {

@@ -1,4 +1,4 @@
-package inferencepb
+package kserve
 
 import (
 	"context"

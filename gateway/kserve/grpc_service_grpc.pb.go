@@ -9,7 +9,7 @@
 // - protoc             v3.21.12
 // source: grpc_service.proto
 
-package inferencepb
+package kserve
 
 import (
 	context "context"

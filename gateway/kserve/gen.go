@@ -1,4 +1,4 @@
-// Package inferencepb holds the Go stubs of the KServe v2 (Open Inference
+// Package kserve holds the Go stubs of the KServe v2 (Open Inference
 // Protocol) gRPC API that Triton Inference Server serves: the
 // GRPCInferenceService client and server, and its messages.
 //
@@ -8,6 +8,6 @@
 // committed; regenerate them with `make generate` (protoc 3.21.12 and the
 // plugins pinned in go.mod), never by hand. wire_test.go pins every field
 // number, so a change that would break compatibility with Triton fails it.
-package inferencepb
+package kserve
 
 //go:generate bash generate.sh

@@ -9,7 +9,7 @@
 // 	protoc        v3.21.12
 // source: grpc_service.proto
 
-package inferencepb
+package kserve
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1808,7 +1808,7 @@ const file_grpc_service_proto_rawDesc = "" +
 	"\vModelConfig\x12\x1d.inference.ModelConfigRequest\x1a\x1e.inference.ModelConfigResponse\"\x00\x12u\n" +
 	"\x18SystemSharedMemoryStatus\x12*.inference.SystemSharedMemoryStatusRequest\x1a+.inference.SystemSharedMemoryStatusResponse\"\x00\x12{\n" +
 	"\x1aSystemSharedMemoryRegister\x12,.inference.SystemSharedMemoryRegisterRequest\x1a-.inference.SystemSharedMemoryRegisterResponse\"\x00\x12\x81\x01\n" +
-	"\x1cSystemSharedMemoryUnregister\x12..inference.SystemSharedMemoryUnregisterRequest\x1a/.inference.SystemSharedMemoryUnregisterResponse\"\x00BGZEgithub.com/fish-classifier/fish-classifier/gateway/triton/inferencepbb\x06proto3"
+	"\x1cSystemSharedMemoryUnregister\x12..inference.SystemSharedMemoryUnregisterRequest\x1a/.inference.SystemSharedMemoryUnregisterResponse\"\x00B;Z9github.com/fish-classifier/fish-classifier/gateway/kserveb\x06proto3"
 
 var (
 	file_grpc_service_proto_rawDescOnce sync.Once

@@ -4,8 +4,8 @@
 # on every machine, so every generator is pinned:
 #   - protoc: Debian 12's protobuf-compiler (3.21.12), checked below;
 #   - protoc-gen-go and protoc-gen-go-grpc: the versions in go.mod's tool block.
-# Runs from any working directory: `bash gateway/triton/inferencepb/generate.sh`,
-# `go generate ./gateway/triton/inferencepb` or `make generate`.
+# Runs from any working directory: `bash gateway/kserve/generate.sh`,
+# `go generate ./gateway/kserve` or `make generate`.
 set -euo pipefail
 
 want_protoc="libprotoc 3.21.12"

@@ -9,7 +9,7 @@
 // 	protoc        v3.21.12
 // source: model_config.proto
 
-package inferencepb
+package kserve
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -590,7 +590,7 @@ const file_model_config_proto_rawDesc = "" +
 	"\tTYPE_FP32\x10\v\x12\r\n" +
 	"\tTYPE_FP64\x10\f\x12\x0f\n" +
 	"\vTYPE_STRING\x10\r\x12\r\n" +
-	"\tTYPE_BF16\x10\x0eBGZEgithub.com/fish-classifier/fish-classifier/gateway/triton/inferencepbb\x06proto3"
+	"\tTYPE_BF16\x10\x0eB;Z9github.com/fish-classifier/fish-classifier/gateway/kserveb\x06proto3"
 
 var (
 	file_model_config_proto_rawDescOnce sync.Once
