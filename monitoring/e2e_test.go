@@ -45,6 +45,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
+	"github.com/fish-classifier/fish-classifier/internal/poll"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
@@ -863,13 +864,7 @@ func waitHTTPOK(t *testing.T, url string) {
 // waitUntil polls cond every 250 ms until it holds, failing after stackWait.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(stackWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", stackWait, what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	poll.Until(t, stackWait, 250*time.Millisecond, what, cond)
 }
 
 func readYAML(t *testing.T, path string) map[string]any {

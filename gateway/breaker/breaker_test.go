@@ -16,6 +16,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/internal/poll"
 )
 
 // The backend's answers, one of each kind the breaker sorts.
@@ -172,17 +173,7 @@ func concat(scripts ...[]error) []error {
 // seconds.
 func waitForState(t *testing.T, b *Breaker, want string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := b.State()
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("state = %q after 5s, want %q", got, want)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, time.Millisecond, "state "+want, func() bool { return b.State() == want })
 }
 
 // checkOpenError checks that err is the refusal of an open breaker, with a

@@ -20,18 +20,13 @@ import (
 	"time"
 
 	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
+	"github.com/fish-classifier/fish-classifier/internal/poll"
 )
 
 // waitUntil polls cond until it holds, failing the test after limit.
 func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, limit, 2*time.Millisecond, what, cond)
 }
 
 // watchers counts the goroutines watching a connection for a disconnect,

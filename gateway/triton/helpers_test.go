@@ -15,6 +15,7 @@ import (
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
+	"github.com/fish-classifier/fish-classifier/internal/poll"
 )
 
 // testConfig is the configuration of a client of addr in tests: quick
@@ -110,13 +111,7 @@ func wantKind(t testing.TB, err error, want gateway.Kind, wantIn ...string) *gat
 // waitUntil waits, a bounded time, for cond to hold.
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, 2*time.Millisecond, what, cond)
 }
 
 // stubServer serves fixed metadata and configuration and answers ModelInfer

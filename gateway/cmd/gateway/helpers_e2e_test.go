@@ -36,6 +36,7 @@ import (
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
+	"github.com/fish-classifier/fish-classifier/internal/poll"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
@@ -306,14 +307,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 func waitForWithin(t testing.TB, limit time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
+	return poll.Until(t, limit, 10*time.Millisecond, what, cond)
 }
 
 // --- HTTP --------------------------------------------------------------------

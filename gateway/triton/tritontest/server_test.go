@@ -27,6 +27,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
+	"github.com/fish-classifier/fish-classifier/internal/poll"
 )
 
 // --- helpers ---------------------------------------------------------------
@@ -153,13 +154,7 @@ func wantCode(t testing.TB, err error, want codes.Code) {
 // waitUntil waits, a bounded time, for cond to hold.
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, time.Millisecond, what, cond)
 }
 
 // waitServing waits until client reaches the server again: right after a
