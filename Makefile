@@ -51,11 +51,13 @@ contract: onnxruntime ## The OpenAPI contract test alone: schemathesis (pinned, 
 	$(GO) test -race -count=1 -run '^TestE2EContract$$' -v ./gateway/cmd/gateway/
 
 .PHONY: lint
-lint: ## gofmt, go vet (cgo and pure-Go builds) and a tidy go.mod.
+lint: ## gofmt, go vet (cgo and pure-Go builds), a tidy go.mod, shellcheck (warnings and errors) on the shell scripts.
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	CGO_ENABLED=0 $(GO) vet $(PKGS)
 	$(GO) mod tidy -diff
+	@scripts/install-debian-packages.sh "make lint checks the shell scripts" shellcheck
+	shellcheck -S warning $$(git ls-files -co --exclude-standard '*.sh') .ci/run
 
 .PHONY: loadtest-check
 loadtest-check: ## Type-check the k6 scripts against @types/k6 (TypeScript, checkJs).

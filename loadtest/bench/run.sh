@@ -221,7 +221,7 @@ if has_step check || has_step overhead || has_step saturation || has_step sizes 
 	if [ -n "$simd_py" ]; then
 		start_py pygateway-simd "$simd_py"
 		simd_pid=$pid
-		gw+=(-target "py-simd=$url/predict" -pid "py-simd=$pid" -baseline py,py-simd)
+		gw+=(-target "py-simd=$url/predict" -pid "py-simd=$pid" -baseline "py,py-simd")
 		checked+=(-target "py-simd=$url/predict")
 	else
 		gw+=(-baseline py)
