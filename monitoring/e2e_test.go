@@ -20,7 +20,6 @@ import (
 	"image/jpeg"
 	"io"
 	"maps"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -45,6 +44,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
+	"github.com/fish-classifier/fish-classifier/internal/formdata"
 	"github.com/fish-classifier/fish-classifier/internal/poll"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
@@ -271,21 +271,15 @@ func gifImage(t testing.TB) []byte {
 // multipartImages is a /predict/batch body with one "files" part per image.
 func multipartImages(t testing.TB, images ...[]byte) (contentType string, body []byte) {
 	t.Helper()
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
+	parts := make([]formdata.Part, len(images))
 	for i, img := range images {
-		part, err := w.CreateFormFile("files", fmt.Sprintf("fish-%d.jpg", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := part.Write(img); err != nil {
-			t.Fatal(err)
-		}
+		parts[i] = formdata.File("files", fmt.Sprintf("fish-%d.jpg", i), img)
 	}
-	if err := w.Close(); err != nil {
+	body, contentType, err := formdata.Encode(parts...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return w.FormDataContentType(), buf.Bytes()
+	return contentType, body
 }
 
 // ---- queries ---------------------------------------------------------------

@@ -2,14 +2,12 @@ package httpapi_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
+	"github.com/fish-classifier/fish-classifier/internal/formdata"
 	"github.com/fish-classifier/fish-classifier/internal/poll"
 )
 
@@ -63,15 +62,10 @@ func rawPredict(id, query string) string {
 
 // rawBatch is an HTTP/1.1 POST /predict/batch of two images.
 func rawBatch(id string) string {
-	var body bytes.Buffer
-	w := multipart.NewWriter(&body)
-	for _, name := range []string{"a.png", "b.png"} {
-		pw, _ := w.CreateFormFile("files", name)
-		_, _ = io.WriteString(pw, "png-"+name)
-	}
-	_ = w.Close()
+	body, contentType, _ := formdata.Encode( // into memory: cannot fail
+		formdata.File("files", "a.png", []byte("png-a.png")), formdata.File("files", "b.png", []byte("png-b.png")))
 	return fmt.Sprintf("POST /predict/batch HTTP/1.1\r\nHost: gateway\r\nX-Request-ID: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s",
-		id, w.FormDataContentType(), body.Len(), body.String())
+		id, contentType, len(body), body)
 }
 
 // rawReady is an HTTP/1.1 GET /ready.

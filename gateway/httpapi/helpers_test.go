@@ -7,11 +7,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
+	"github.com/fish-classifier/fish-classifier/internal/formdata"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -370,31 +369,16 @@ type part struct {
 // multipartRequest builds a multipart/form-data POST.
 func multipartRequest(t *testing.T, target string, parts ...part) *http.Request {
 	t.Helper()
-	var body bytes.Buffer
-	w := multipart.NewWriter(&body)
-	for _, p := range parts {
-		var pw io.Writer
-		var err error
-		if p.filename == "" {
-			pw, err = w.CreateFormField(p.field)
-		} else {
-			h := textproto.MIMEHeader{}
-			h.Set("Content-Disposition", `form-data; name="`+p.field+`"; filename="`+p.filename+`"`)
-			h.Set("Content-Type", "application/octet-stream")
-			pw, err = w.CreatePart(h)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(pw, p.data); err != nil {
-			t.Fatal(err)
-		}
+	fd := make([]formdata.Part, len(parts))
+	for i, p := range parts {
+		fd[i] = formdata.Part{Field: p.field, Filename: p.filename, Data: []byte(p.data)}
 	}
-	if err := w.Close(); err != nil {
+	body, contentType, err := formdata.Encode(fd...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	req := httptest.NewRequest(http.MethodPost, target, &body)
-	req.Header.Set("Content-Type", w.FormDataContentType())
+	req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
 	return req
 }
 

@@ -4,39 +4,35 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"mime/multipart"
+	"mime"
 	"net/textproto"
 	"testing"
 	"unsafe"
+
+	"github.com/fish-classifier/fish-classifier/internal/formdata"
 )
 
 // multipartOf builds a body with one part per content, named "files"; qp
 // marks parts sent quoted-printable (their bytes do not stand in the body).
 func multipartOf(t *testing.T, contents [][]byte, qp map[int]bool) ([]byte, string) {
 	t.Helper()
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
+	parts := make([]formdata.Part, len(contents))
 	for i, c := range contents {
-		h := textproto.MIMEHeader{}
-		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="files"; filename="f%d"`, i))
+		parts[i] = formdata.File("files", fmt.Sprintf("f%d", i), c)
 		if qp[i] {
-			h.Set("Content-Transfer-Encoding", "quoted-printable")
-		}
-		pw, err := w.CreatePart(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if qp[i] {
-			c = []byte("=" + fmt.Sprintf("%02X", c[0]) + string(c[1:]))
-		}
-		if _, err := pw.Write(c); err != nil {
-			t.Fatal(err)
+			parts[i].Header = textproto.MIMEHeader{"Content-Transfer-Encoding": {"quoted-printable"}}
+			parts[i].Data = []byte("=" + fmt.Sprintf("%02X", c[0]) + string(c[1:]))
 		}
 	}
-	if err := w.Close(); err != nil {
+	body, contentType, err := formdata.Encode(parts...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes(), w.Boundary()
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body, params["boundary"]
 }
 
 // inside reports whether b's bytes lie in body's memory.

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"mime/multipart"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
+	"github.com/fish-classifier/fish-classifier/internal/formdata"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -99,17 +97,12 @@ func mediaType(name string) string {
 // multipartBody builds one request body holding imgs, each in a part named
 // field ("file" for POST /predict, "files" for POST /predict/batch).
 func multipartBody(field string, imgs ...image) (body []byte, contentType string) {
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	for _, img := range imgs {
-		h := make(textproto.MIMEHeader)
-		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, field, img.name))
-		h.Set("Content-Type", mediaType(img.name))
-		p, _ := w.CreatePart(h) // writes to a bytes.Buffer: cannot fail
-		_, _ = p.Write(img.data)
+	parts := make([]formdata.Part, len(imgs))
+	for i, img := range imgs {
+		parts[i] = formdata.Part{Field: field, Filename: img.name, ContentType: mediaType(img.name), Data: img.data}
 	}
-	_ = w.Close()
-	return buf.Bytes(), w.FormDataContentType()
+	body, contentType, _ = formdata.Encode(parts...) // into memory: cannot fail
+	return body, contentType
 }
 
 // requestBodies returns, with their content types (each body has its own

@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"sort"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fish-classifier/fish-classifier/internal/formdata"
 )
 
 func main() {
@@ -109,16 +110,14 @@ func run(url, file string, conc, n, batch, pid int) error {
 
 // requestBody builds the multipart body once: one "file" part, or batch "files" parts.
 func requestBody(img []byte, batch int) (body []byte, contentType, path string) {
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	field, path, parts := "file", "/predict", 1
+	field, path, n := "file", "/predict", 1
 	if batch > 0 {
-		field, path, parts = "files", "/predict/batch", batch
+		field, path, n = "files", "/predict/batch", batch
 	}
+	parts := make([]formdata.Part, n)
 	for i := range parts {
-		p, _ := w.CreateFormFile(field, fmt.Sprintf("image%d.jpg", i))
-		_, _ = p.Write(img)
+		parts[i] = formdata.File(field, fmt.Sprintf("image%d.jpg", i), img)
 	}
-	_ = w.Close()
-	return buf.Bytes(), w.FormDataContentType(), path
+	body, contentType, _ = formdata.Encode(parts...) // into memory: cannot fail
+	return body, contentType, path
 }

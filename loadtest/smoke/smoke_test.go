@@ -23,9 +23,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +35,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/fish-classifier/fish-classifier/internal/formdata"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
@@ -190,22 +189,13 @@ func targets(t *testing.T, root, url string) []vegeta.Target {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body bytes.Buffer
-		w := multipart.NewWriter(&body)
-		h := make(textproto.MIMEHeader)
-		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, name))
-		h.Set("Content-Type", "application/octet-stream")
-		part, err := w.CreatePart(h)
+		body, contentType, err := formdata.Encode(formdata.File("file", name, data))
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = part.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
 		out = append(out, vegeta.Target{
-			Method: http.MethodPost, URL: url, Body: body.Bytes(),
-			Header: http.Header{"Content-Type": []string{w.FormDataContentType()}},
+			Method: http.MethodPost, URL: url, Body: body,
+			Header: http.Header{"Content-Type": []string{contentType}},
 		})
 	}
 	return out

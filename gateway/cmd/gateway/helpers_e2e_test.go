@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,9 +18,7 @@ import (
 	"image/png"
 	"io"
 	"math"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +35,7 @@ import (
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/kserve"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
+	"github.com/fish-classifier/fish-classifier/internal/formdata"
 	"github.com/fish-classifier/fish-classifier/internal/poll"
 	"github.com/fish-classifier/fish-classifier/internal/testenv"
 	"github.com/fish-classifier/fish-classifier/preprocess"
@@ -386,32 +386,15 @@ type part struct {
 // image/jpeg, whatever it holds, as browsers do for a file named .jpg.
 func multipartBody(t testing.TB, parts ...part) ([]byte, string) {
 	t.Helper()
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	for _, p := range parts {
-		h := textproto.MIMEHeader{}
-		disp := fmt.Sprintf(`form-data; name=%q`, p.Field)
-		if p.Filename != "" {
-			disp += fmt.Sprintf(`; filename=%q`, p.Filename)
-		}
-		h.Set("Content-Disposition", disp)
-		ct := p.ContentType
-		if ct == "" {
-			ct = "image/jpeg"
-		}
-		h.Set("Content-Type", ct)
-		pw, err := w.CreatePart(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pw.Write(p.Data); err != nil {
-			t.Fatal(err)
-		}
+	fd := make([]formdata.Part, len(parts))
+	for i, p := range parts {
+		fd[i] = formdata.Part{Field: p.Field, Filename: p.Filename, ContentType: cmp.Or(p.ContentType, "image/jpeg"), Data: p.Data}
 	}
-	if err := w.Close(); err != nil {
+	body, contentType, err := formdata.Encode(fd...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes(), w.FormDataContentType()
+	return body, contentType
 }
 
 // predictBody is the JSON of a 200 from /predict.

@@ -12,10 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,6 +34,7 @@ import (
 	"github.com/fish-classifier/fish-classifier/gateway/prom"
 	"github.com/fish-classifier/fish-classifier/gateway/triton"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
+	"github.com/fish-classifier/fish-classifier/internal/formdata"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -381,22 +380,11 @@ type upload struct {
 
 func newUpload(tb testing.TB, name, mediaType string, img []byte) upload {
 	tb.Helper()
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, name))
-	h.Set("Content-Type", mediaType)
-	part, err := w.CreatePart(h)
-	if err == nil {
-		_, err = part.Write(img)
-	}
-	if err == nil {
-		err = w.Close()
-	}
+	body, contentType, err := formdata.Encode(formdata.Part{Field: "file", Filename: name, ContentType: mediaType, Data: img})
 	if err != nil {
 		tb.Fatalf("multipart body: %v", err)
 	}
-	return upload{body: buf.Bytes(), contentType: w.FormDataContentType()}
+	return upload{body: body, contentType: contentType}
 }
 
 // predictAnswer is what the harness reads of a POST /predict answer.
