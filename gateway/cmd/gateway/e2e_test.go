@@ -146,17 +146,7 @@ func TestE2EPredictAimedAtEachClass(t *testing.T) {
 func TestE2EPredictBatch(t *testing.T) {
 	g := startGateway(t)
 	classes := []int{2, -1, 5, 7} // -1: the bad one
-	var parts []part
-	var wantTensor []byte
-	for i, k := range classes {
-		if k < 0 {
-			parts = append(parts, part{Field: "files", Filename: fmt.Sprintf("%d.jpg", i), Data: gifOf(t)})
-			continue
-		}
-		img := imageForClass(t, g.Model, k)
-		parts = append(parts, part{Field: "files", Filename: fmt.Sprintf("%d.png", i), ContentType: "image/png", Data: img})
-		wantTensor = append(wantTensor, expectedTensor(t, g.Model, img)...)
-	}
+	parts, wantTensor := mixedBatch(t, g.Model, classes)
 	body, ct := multipartBody(t, parts...)
 	r := g.post(t, "/predict/batch?top_k=2", body, ct)
 	if r.Status != http.StatusOK {

@@ -590,6 +590,25 @@ func expectedTensor(t testing.TB, m tritontest.Model, img []byte) []byte {
 // tritontest.ClassMeans(m, k) up to the rounding of one pixel value, so that
 // the test model classifies it as class k. PNG, not JPEG: chroma subsampling
 // and quantisation would move the colour.
+// mixedBatch is a /predict/batch request's parts: for each class k an image the
+// test model scores as k, and for k < 0 a GIF (refused), with the tensor
+// Triton should receive for the good images, in order.
+func mixedBatch(t testing.TB, m tritontest.Model, classes []int) ([]part, []byte) {
+	t.Helper()
+	var parts []part
+	var tensor []byte
+	for i, k := range classes {
+		if k < 0 {
+			parts = append(parts, part{Field: "files", Filename: fmt.Sprintf("%d.jpg", i), Data: gifOf(t)})
+			continue
+		}
+		img := imageForClass(t, m, k)
+		parts = append(parts, part{Field: "files", Filename: fmt.Sprintf("%d.png", i), ContentType: "image/png", Data: img})
+		tensor = append(tensor, expectedTensor(t, m, img)...)
+	}
+	return parts, tensor
+}
+
 func imageForClass(t testing.TB, m tritontest.Model, k int) []byte {
 	t.Helper()
 	spec := classSpec(t, m)

@@ -196,17 +196,7 @@ func TestE2ESharedMemory(t *testing.T) {
 
 	// A batch with a bad image: the good ones, moved together in the region,
 	// go in one call.
-	var parts []part
-	var want []byte
-	for i, k := range []int{2, -1, 5, 7} {
-		if k < 0 {
-			parts = append(parts, part{Field: "files", Filename: "bad.gif", Data: gifOf(t)})
-			continue
-		}
-		img := imageForClass(t, g.Model, k)
-		parts = append(parts, part{Field: "files", Filename: fmt.Sprintf("%d.png", i), ContentType: "image/png", Data: img})
-		want = append(want, expectedTensor(t, g.Model, img)...)
-	}
+	parts, want := mixedBatch(t, g.Model, []int{2, -1, 5, 7})
 	body, ct := multipartBody(t, parts...)
 	r := g.post(t, "/predict/batch", body, ct)
 	if r.Status != http.StatusOK {
