@@ -169,6 +169,17 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
+// weightDigits splits a fixed-point weight (|v| < 2^23) into signed bytes with
+// v = d0 + 256*d1 + 65536*d2: the AVX-512 VNNI kernels (resize_avx2.go)
+// multiply bytes by bytes.
+func weightDigits(v int32) (d0, d1, d2 int8) {
+	d0 = int8(v) // v - d0 is a multiple of 256
+	v = (v - int32(d0)) >> 8
+	d1 = int8(v)
+	d2 = int8((v - int32(d1)) >> 8)
+	return d0, d1, d2
+}
+
 func clip8(v int32) byte {
 	v >>= precisionBits
 	if v < 0 {
@@ -197,8 +208,10 @@ type resampler struct {
 	wexp   []int32
 	row    []byte // one output row of the fused vertical pass
 	// scalar forces the portable Go passes even where SIMD ones exist: they are
-	// the reference the SIMD passes are tested against.
+	// the reference the SIMD passes are tested against. noVNNI forces the AVX2
+	// passes where the AVX-512 VNNI ones exist, for the same tests.
 	scalar bool
+	noVNNI bool
 }
 
 // resize resamples src to outW×outH with filter f, computes only the output window

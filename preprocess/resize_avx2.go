@@ -2,19 +2,28 @@
 
 package preprocess
 
-// AVX2 versions of the two resampling passes, in C with intrinsics through the cgo
-// this package already uses for libjpeg-turbo. They compute exactly what the Go
-// passes in resize.go compute (Pillow's 22-bit fixed-point weights, 32-bit integer
-// sums, the same rounding and clipping), only eight or more sums at a time, so
-// their output is byte-identical to the scalar code, which stays the reference
-// (TestResizeSIMDMatchesScalar) and the path of every other CPU.
+// SIMD versions of the two resampling passes, in C with intrinsics through the cgo
+// this package already uses for libjpeg-turbo, at two levels: AVX2, and AVX-512
+// VNNI where the CPU has it (AMD Zen 4 and later, Intel Ice Lake and later
+// servers). They compute exactly what the Go passes in resize.go compute (Pillow's
+// 22-bit fixed-point weights, 32-bit integer sums, the same rounding and
+// clipping), only many sums at a time, so their output is byte-identical to the
+// scalar code, which stays the reference (TestResizeSIMDMatchesScalar, each level
+// against it) and the path of every other CPU.
+//
+// Why VNNI: Pillow-SIMD multiplies 16-bit weights (within a level of Pillow), but
+// matching Pillow exactly needs its 23-bit signed weights, so the AVX2 kernels
+// spend a 32-bit multiply and an add per tap and sample. VNNI's vpdpbusd does four
+// byte-by-byte products and their sum in one instruction; splitting each weight
+// into three signed bytes (weightDigits) keeps the sums exact at three
+// instructions per four taps.
 //
 // Why C intrinsics: the kernels need byte shuffles, 32-bit multiplies and
 // saturating packs, which Go's compiler does not generate and Go's experimental
 // SIMD package only offers behind GOEXPERIMENT=simd; Go assembly would be several
-// hundred lines of hand-allocated registers. GCC compiles each function for AVX2
-// alone (target attribute), so the rest of the binary stays baseline x86-64 and
-// the choice is made at run time from the CPU's features.
+// hundred lines of hand-allocated registers. GCC compiles each function for its
+// instruction set alone (target attribute), so the rest of the binary stays
+// baseline x86-64 and the choice is made at run time from the CPU's features.
 //
 // Memory: the horizontal kernel reads 16 bytes for each group of four taps, so it
 // may read up to 16 bytes past the last tap; the Go side checks that those bytes
@@ -32,24 +41,37 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// haveSIMD says whether this CPU runs the AVX2 passes.
-var haveSIMD = cpu.X86.HasAVX2
+// haveSIMD says whether this CPU runs the AVX2 passes; haveVNNI, whether it also
+// runs the AVX-512 VNNI ones (x/sys/cpu reports AVX-512 only where the operating
+// system saves its registers).
+var (
+	haveSIMD = cpu.X86.HasAVX2
+	haveVNNI = haveSIMD && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BW
+)
 
 // simdName names the resampler in use, for benchmarks and logs.
 func simdName() string {
-	if haveSIMD {
+	switch {
+	case haveVNNI:
+		return "avx512vnni"
+	case haveSIMD:
 		return "avx2"
 	}
 	return "scalar"
 }
 
+// vnni says whether r runs the VNNI passes.
+func (r *resampler) vnni() bool { return haveVNNI && !r.noVNNI }
+
 // taps lays out, for the horizontal kernel, the taps of out output pixels whose
 // bounds and weights are in c: where each pixel's taps start (in bytes from its
-// row's first sample), how many groups of four it has, and its weights, each
-// repeated in three lanes and rounded up to a multiple of four taps with zeros. A
-// mirrored source (its samples stored right to left, width samples a row) reads
-// each pixel's taps backwards, so they are stored reversed. It returns how far
-// past its row's first sample a pixel's loads may reach.
+// row's first sample), how many groups of four it has, and its weights, rounded up
+// to a multiple of four taps with zeros. The AVX2 kernel takes each weight
+// repeated in three lanes and a zero lane (16 int32 a group), the VNNI kernel the
+// four taps' digits (weightDigits) as bytes of three int32 and a zero (4 a
+// group). A mirrored source (its samples stored right to left, width samples a
+// row) reads each pixel's taps backwards, so they are stored reversed. It returns
+// how far past its row's first sample a pixel's loads may reach.
 func (r *resampler) taps(c *coeffs, out int, mirrored bool, width int) (reach int) {
 	r.starts = grow(r.starts, out)
 	r.groups = grow(r.groups, out)
@@ -57,7 +79,11 @@ func (r *resampler) taps(c *coeffs, out int, mirrored bool, width int) (reach in
 	for x := range out {
 		total += (c.bounds[2*x+1] + 3) / 4
 	}
-	r.wexp = grow(r.wexp, total*16)
+	per := 16
+	if r.vnni() {
+		per = 4
+	}
+	r.wexp = grow(r.wexp, total*per)
 	clear(r.wexp)
 	w := r.wexp
 	for x := range out {
@@ -72,10 +98,19 @@ func (r *resampler) taps(c *coeffs, out int, mirrored bool, width int) (reach in
 			if mirrored {
 				j = n - 1 - i
 			}
-			w[4*j], w[4*j+1], w[4*j+2] = v, v, v
+			if per == 4 {
+				d0, d1, d2 := weightDigits(v)
+				shift := 8 * (j % 4)
+				g := w[4*(j/4):]
+				g[0] |= int32(uint32(uint8(d0)) << shift)
+				g[1] |= int32(uint32(uint8(d1)) << shift)
+				g[2] |= int32(uint32(uint8(d2)) << shift)
+			} else {
+				w[4*j], w[4*j+1], w[4*j+2] = v, v, v
+			}
 		}
 		g := (n + 3) / 4
-		w = w[16*g:]
+		w = w[per*g:]
 		r.starts[x], r.groups[x] = int32(start), int32(g)
 		reach = max(reach, start+12*(g-1)+16)
 	}
@@ -95,7 +130,7 @@ func (r *resampler) hpass(pix []byte, row0, rowStep, rows, reach int, dst []byte
 	if end := dstOff + (rows-1)*dstRow + (out-1)*dstPixel + 3; dstOff < 0 || end > len(dst) {
 		return false
 	}
-	C.fc_hpass_avx2((*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(pix))), C.ptrdiff_t(row0), C.ptrdiff_t(rowStep), C.int(rows),
+	C.fc_hpass(C.bool(r.vnni()), (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(pix))), C.ptrdiff_t(row0), C.ptrdiff_t(rowStep), C.int(rows),
 		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.starts))), (*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.groups))),
 		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.wexp))), C.int(out),
 		(*C.uint8_t)(unsafe.Pointer(&dst[dstOff])), C.ptrdiff_t(dstRow), C.ptrdiff_t(dstPixel))
@@ -106,11 +141,11 @@ func (r *resampler) hpass(pix []byte, row0, rowStep, rows, reach int, dst []byte
 // dst[dstOff + y*dstStride], weighs c's rows of src, row i at src[first + i*srcStride]
 // (srcStride of either sign) with i counted from bias. The caller guarantees that
 // every row read lies inside src.
-func vpass(c *coeffs, src []byte, first, srcStride, bias, length, outRows int, dst []byte, dstOff, dstStride int) bool {
+func (r *resampler) vpass(c *coeffs, src []byte, first, srcStride, bias, length, outRows int, dst []byte, dstOff, dstStride int) bool {
 	if dstOff < 0 || dstOff+(outRows-1)*dstStride+length > len(dst) {
 		return false
 	}
-	C.fc_vpass_avx2((*C.uint8_t)(unsafe.Pointer(&src[first])), C.ptrdiff_t(srcStride), C.int(length),
+	C.fc_vpass(C.bool(r.vnni()), (*C.uint8_t)(unsafe.Pointer(&src[first])), C.ptrdiff_t(srcStride), C.int(length),
 		(*C.int64_t)(unsafe.Pointer(unsafe.SliceData(c.bounds))), C.int64_t(bias),
 		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(c.k))), C.int(c.ksize), C.int(outRows),
 		(*C.uint8_t)(unsafe.Pointer(&dst[dstOff])), C.ptrdiff_t(dstStride))
@@ -136,7 +171,7 @@ func (r *resampler) horizontalSIMD(src view, yFirst, rows, rowBytes int) bool {
 // verticalSIMD runs the vertical pass of resize with AVX2 when the CPU has it, and
 // returns false otherwise.
 func (r *resampler) verticalSIMD(yFirst, rowBytes, outRows int, dst []byte, dstOff, dstStride int) bool {
-	return haveSIMD && vpass(&r.vert, r.tmp, 0, rowBytes, yFirst, rowBytes, outRows, dst, dstOff, dstStride)
+	return haveSIMD && r.vpass(&r.vert, r.tmp, 0, rowBytes, yFirst, rowBytes, outRows, dst, dstOff, dstStride)
 }
 
 // transposedSIMD resizes a view whose rows are columns in memory (orientations 5
@@ -161,7 +196,7 @@ func (r *resampler) transposedSIMD(src view, outW int, win rect, filt filterFunc
 	if src.dy < 0 {
 		first += (rows - 1) * src.dy // view (0, yFirst+rows-1): the lowest address
 	}
-	if !vpass(&r.horiz, src.pix, first, src.dx, 0, colBytes, win.w, r.tmp, 0, colBytes) {
+	if !r.vpass(&r.horiz, src.pix, first, src.dx, 0, colBytes, win.w, r.tmp, 0, colBytes) {
 		return false
 	}
 	// The vertical coefficients count view rows from 0; r.tmp's rows start at yFirst.
@@ -206,7 +241,7 @@ func (r *resampler) verticalNormalizeSIMD(yFirst int, win rect, n *normalizer, t
 	for c := range 3 {
 		nm.src_chan[c] = C.int(n.srcChan[c])
 	}
-	C.fc_vpass_norm_avx2((*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(r.tmp))), C.ptrdiff_t(rowBytes), C.int(rowBytes),
+	C.fc_vpass_norm(C.bool(r.vnni()), (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(r.tmp))), C.ptrdiff_t(rowBytes), C.int(rowBytes),
 		(*C.int64_t)(unsafe.Pointer(unsafe.SliceData(r.vert.bounds))), C.int64_t(yFirst),
 		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.vert.k))), C.int(r.vert.ksize), C.int(win.h), &nm,
 		(*C.uint32_t)(unsafe.Pointer(&n.lut32[0][0])), (*C.uint16_t)(unsafe.Pointer(&n.lut16[0][0])),

@@ -3,6 +3,7 @@
 #ifndef FC_RESIZE_AVX2_H
 #define FC_RESIZE_AVX2_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,5 +24,27 @@ void fc_vpass_avx2(const uint8_t *src, ptrdiff_t src_stride, int len, const int6
 void fc_vpass_norm_avx2(const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
                         const int32_t *k, int ksize, int out_rows, const fc_norm *nm,
                         const uint32_t *lut32, const uint16_t *lut16, uint8_t *row_buf, uint8_t *tensor);
+
+// The same passes with AVX-512 VNNI (256-bit registers); fc_hpass_vnni takes the
+// weights as digits (resize_avx2.c).
+void fc_hpass_vnni(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
+                   const int32_t *starts, const int32_t *groups, const int32_t *wdig, int out_w,
+                   uint8_t *dst, ptrdiff_t dst_stride, ptrdiff_t dst_pixel);
+void fc_vpass_vnni(const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
+                   const int32_t *k, int ksize, int out_rows, uint8_t *dst, ptrdiff_t dst_stride);
+void fc_vpass_norm_vnni(const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
+                        const int32_t *k, int ksize, int out_rows, const fc_norm *nm,
+                        const uint32_t *lut32, const uint16_t *lut16, uint8_t *row_buf, uint8_t *tensor);
+
+// The entry points Go calls: the VNNI kernel when vnni is true, else the AVX2 one
+// (the horizontal weights laid out for that kernel).
+void fc_hpass(bool vnni, const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
+              const int32_t *starts, const int32_t *groups, const int32_t *weights, int out_w,
+              uint8_t *dst, ptrdiff_t dst_stride, ptrdiff_t dst_pixel);
+void fc_vpass(bool vnni, const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
+              const int32_t *k, int ksize, int out_rows, uint8_t *dst, ptrdiff_t dst_stride);
+void fc_vpass_norm(bool vnni, const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
+                   const int32_t *k, int ksize, int out_rows, const fc_norm *nm,
+                   const uint32_t *lut32, const uint16_t *lut16, uint8_t *row_buf, uint8_t *tensor);
 
 #endif

@@ -4,7 +4,10 @@ package preprocess
 
 // Without cgo, or off amd64, only the portable passes of resize.go exist.
 
-const haveSIMD = false
+const (
+	haveSIMD = false
+	haveVNNI = false
+)
 
 func simdName() string { return "scalar" }
 

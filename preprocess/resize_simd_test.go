@@ -35,13 +35,15 @@ func TestResizeSIMDMatchesScalar(t *testing.T) {
 					// A destination with a margin on each side, as letterboxing writes.
 					stride := 3*win.w + 9
 					want := bytes.Repeat([]byte{0xA5}, stride*(win.h+2))
-					got := bytes.Clone(want)
+					var got []byte
 					scalar := resampler{scalar: true}
 					scalar.resize(src, outW, outH, win, f, want, stride+6, stride)
-					var fast resampler
-					fast.resize(src, outW, outH, win, f, got, stride+6, stride)
-					if i := firstDiff(got, want); i >= 0 {
-						t.Fatalf("%s: byte %d (row %d) is %d, the scalar pass gives %d", name, i, i/stride, got[i], want[i])
+					for _, fast := range simdResamplers() {
+						got = bytes.Repeat([]byte{0xA5}, len(want))
+						fast.r.resize(src, outW, outH, win, f, got, stride+6, stride)
+						if i := firstDiff(got, want); i >= 0 {
+							t.Fatalf("%s %s: byte %d (row %d) is %d, the scalar pass gives %d", fast.name, name, i, i/stride, got[i], want[i])
+						}
 					}
 				}
 			}
@@ -61,10 +63,42 @@ func TestResizeSIMDWithoutSlack(t *testing.T) {
 		got := make([]byte, len(want))
 		scalar := resampler{scalar: true}
 		scalar.resize(src, 40, 30, rect{0, 0, 40, 30}, FilterBicubic, want, 0, 3*40)
-		var fast resampler
-		fast.resize(src, 40, 30, rect{0, 0, 40, 30}, FilterBicubic, got, 0, 3*40)
-		if i := firstDiff(got, want); i >= 0 {
-			t.Fatalf("orientation %d: byte %d differs: %d, scalar %d", o, i, got[i], want[i])
+		for _, fast := range simdResamplers() {
+			fast.r.resize(src, 40, 30, rect{0, 0, 40, 30}, FilterBicubic, got, 0, 3*40)
+			if i := firstDiff(got, want); i >= 0 {
+				t.Fatalf("%s, orientation %d: byte %d differs: %d, scalar %d", fast.name, o, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// simdCase is a resampler forced to one SIMD level.
+type simdCase struct {
+	name string
+	r    *resampler
+}
+
+// simdResamplers returns a resampler for each SIMD level this CPU runs, best
+// first (none without cgo or SIMD): each must match the scalar passes.
+func simdResamplers() []simdCase {
+	var out []simdCase
+	if haveVNNI {
+		out = append(out, simdCase{"avx512vnni", &resampler{}})
+	}
+	if haveSIMD {
+		out = append(out, simdCase{"avx2", &resampler{noVNNI: true}})
+	}
+	return out
+}
+
+// TestWeightDigits checks that every weight the resampler can produce (22-bit
+// fixed point, bicubic lobes included, with room to spare) splits into signed
+// bytes that add back up to it.
+func TestWeightDigits(t *testing.T) {
+	for v := int32(-(1 << 23) + 1<<16); v < 1<<23-1<<16; v++ {
+		d0, d1, d2 := weightDigits(v)
+		if got := int32(d0) + 256*int32(d1) + 65536*int32(d2); got != v {
+			t.Fatalf("weightDigits(%d) = %d, %d, %d: adds up to %d", v, d0, d1, d2, got)
 		}
 	}
 }
@@ -93,13 +127,10 @@ func BenchmarkResizeSIMD(b *testing.B) {
 			src := orientedView(img, o)
 			t := spec.target(src.w, src.h)
 			out := make([]byte, 3*t.win.w*t.win.h)
-			impls := []string{"scalar"}
-			if haveSIMD {
-				impls = append(impls, simdName())
-			}
+			impls := append([]simdCase{{"scalar", &resampler{scalar: true}}}, simdResamplers()...)
 			for _, impl := range impls {
-				b.Run(fmt.Sprintf("%dx%d/o%d/%s", size[0], size[1], o, impl), func(b *testing.B) {
-					r := resampler{scalar: impl == "scalar"}
+				b.Run(fmt.Sprintf("%dx%d/o%d/%s", size[0], size[1], o, impl.name), func(b *testing.B) {
+					r := impl.r
 					b.ReportAllocs()
 					for b.Loop() {
 						r.resize(src, t.w, t.h, t.win, FilterBilinear, out, 0, 3*t.win.w)
