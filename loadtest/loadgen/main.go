@@ -2,8 +2,9 @@
 // predict routes: C workers send N requests (one image, or a batch of B images
 // per request) as fast as the answers come back, then it prints requests/s,
 // images/s, p50/p99 latency and, given the gateway's pid, its peak resident
-// memory (VmHWM). The k6 scripts of issue 6 are the open-loop, dashboard-facing
-// load tests; this is the quick measurement behind the figures in the README.
+// memory (VmHWM). The k6 scripts are the open-loop, dashboard-facing load tests;
+// this is the quick measurement behind the throughput figures of
+// docs/performance.md.
 //
 //	go run ./loadtest/loadgen -file preprocess/testdata/bench/photo_640x480.jpg -c 8 -n 600
 package main
