@@ -16,11 +16,11 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
-	"github.com/fish-classifier/fish-classifier/internal/promreg"
 )
 
 // maxIdlePerSize bounds the idle tensor sets kept for one batch size: about
@@ -120,7 +120,8 @@ func (s *slot) destroy() {
 // optimisations, cfg.IntraOpThreads threads that do not spin), checks the
 // model's inputs and outputs against config.pbtxt, and runs one warm-up
 // inference before returning. reg, when not nil, receives the backend's
-// metrics.
+// metrics; it must not hold another Backend's (the gateway builds one Backend
+// per registry): a second registration of the same metrics panics.
 func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
 	if !littleEndian() {
 		return nil, errors.New("onnx: the embedded backend needs a little-endian machine (the batch bytes are little-endian)")
@@ -167,10 +168,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
 		b.opts.Destroy()
 		return nil, fmt.Errorf("onnx: creating a session for %s: %w", spec.modelPath, err)
 	}
-	if b.metrics, err = newMetrics(reg, spec.info, version, threads); err != nil {
-		b.Close()
-		return nil, err
-	}
+	b.metrics = newMetrics(reg, spec.info, version, threads)
 	// Warm up: the first run allocates and plans; pay for it before serving.
 	if _, err := b.Infer(context.Background(), gateway.Batch{Size: 1, Data: make([]byte, spec.itemBytes)}); err != nil {
 		b.Close()
@@ -511,30 +509,25 @@ type metrics struct {
 	run *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer, info gateway.ModelInfo, version string, threads int) (*metrics, error) {
-	run := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+// newMetrics builds the backend's collectors and registers them with reg (none
+// when reg is nil); a registry holds one backend's: a second registration
+// panics.
+func newMetrics(reg prometheus.Registerer, info gateway.ModelInfo, version string, threads int) *metrics {
+	f := promauto.With(reg)
+	run := f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "onnxruntime_run_duration_seconds",
 		Help:    "Duration of one ONNX Runtime session run of the embedded backend (a whole batch), by outcome (ok, error, canceled).",
 		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10},
 	}, []string{"outcome"})
-	runtimeInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	runtimeInfo := f.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "onnxruntime_info",
 		Help: "The embedded backend's ONNX Runtime version, model and intra-op threads; always 1.",
 	}, []string{"ort_version", "model", "version", "intra_op_threads"})
-	if reg != nil {
-		var err error
-		if run, err = promreg.Register(reg, run); err != nil {
-			return nil, fmt.Errorf("onnx: registering metrics: %w", err)
-		}
-		if runtimeInfo, err = promreg.Register(reg, runtimeInfo); err != nil {
-			return nil, fmt.Errorf("onnx: registering metrics: %w", err)
-		}
-	}
 	for _, o := range []string{outcomeOK, outcomeError, outcomeCanceled} {
 		run.WithLabelValues(o)
 	}
 	runtimeInfo.WithLabelValues(version, info.Name, info.Version, strconv.Itoa(threads)).Set(1)
-	return &metrics{run: run}, nil
+	return &metrics{run: run}
 }
 
 func (m *metrics) observe(outcome string, d time.Duration) {

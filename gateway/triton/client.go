@@ -55,7 +55,8 @@ var _ gateway.Inferencer = (*Client)(nil)
 // the background. With Config.SharedMemory "system" it creates and maps the
 // shared-memory regions (after removing those that killed gateways left in
 // /dev/shm); Model registers them with Triton. Metrics are registered with reg
-// (none when nil).
+// (none when nil), which must not hold another Client's: the gateway builds one
+// Client per registry, and a second registration of the same metrics panics.
 func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -65,17 +66,11 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	if cfg.SharedMemory == SharedMemorySystem {
 		rpcs = append(slices.Clone(rpcNames), shmRPCNames...)
 	}
-	m, err := newMetrics(reg, rpcs)
-	if err != nil {
-		return nil, fmt.Errorf("triton: register metrics: %w", err)
-	}
+	m := newMetrics(reg, rpcs)
 	var shm *shmPool
 	if cfg.SharedMemory == SharedMemorySystem {
-		sm, err := newShmMetrics(reg)
-		if err != nil {
-			return nil, fmt.Errorf("triton: register metrics: %w", err)
-		}
-		if shm, err = newShmPool(cfg, sm); err != nil {
+		var err error
+		if shm, err = newShmPool(cfg, newShmMetrics(reg)); err != nil {
 			return nil, err
 		}
 	}

@@ -762,16 +762,34 @@ triton_retries_total{rpc="ServerReady"} 0
 	}
 }
 
-func TestClientsShareARegistry(t *testing.T) {
-	srv := tritontest.Start(t, smallModel())
-	c1, reg := newTestClient(t, testConfig(srv.Addr(), "fish_classifier"))
-	c2, err := New(testConfig(srv.Addr(), "fish_classifier"), reg)
-	if err != nil {
-		t.Fatalf("second client on the same registry: %v", err)
+// TestOneClientPerRegistry: clients on their own registries count apart; a
+// second client on a registry that holds one's metrics panics at New (promauto)
+// instead of sharing its counters unseen.
+func TestOneClientPerRegistry(t *testing.T) {
+	e := startEnv(t, smallModel(), nil)
+	other, otherReg := newTestClient(t, testConfig(e.srv.Addr(), e.model.Name))
+	e.srv.SetFault(tritontest.Fault{Code: codes.Unavailable, FailCount: 1})
+	if _, err := e.client.Infer(callCtx(t), batchOf(tritontest.ItemForClass(e.model, 0))); err != nil {
+		t.Fatal(err)
 	}
-	defer c2.Close()
-	if c1.metrics.retries != c2.metrics.retries {
-		t.Error("the clients do not share the collectors")
+	if got := testutil.ToFloat64(e.client.metrics.retries.WithLabelValues(rpcModelInfer)); got != 1 {
+		t.Errorf("the first client's ModelInfer retries = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(other.metrics.retries.WithLabelValues(rpcModelInfer)); got != 0 {
+		t.Errorf("the second client's ModelInfer retries = %v, want 0: the clients share a counter", got)
+	}
+	if n, err := testutil.GatherAndCount(otherReg, "triton_retries_total"); err != nil || n != len(rpcNames) {
+		t.Errorf("the second registry holds %d triton_retries_total series (%v), want %d", n, err, len(rpcNames))
+	}
+	panicked := func() (panicked bool) {
+		defer func() { panicked = recover() != nil }()
+		if c, err := New(testConfig(e.srv.Addr(), e.model.Name), e.reg); err == nil {
+			_ = c.Close()
+		}
+		return false
+	}()
+	if !panicked {
+		t.Error("a second client on the first client's registry did not panic")
 	}
 }
 

@@ -4,9 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc/codes"
-
-	"github.com/fish-classifier/fish-classifier/internal/promreg"
 )
 
 // The RPCs the client makes: the values of the rpc label.
@@ -37,39 +36,30 @@ type metrics struct {
 }
 
 // newMetrics builds the collectors and registers them with reg (none when reg
-// is nil). Clients that share a registry share the collectors. rpcs are the
-// RPCs whose retry counters start at zero.
-func newMetrics(reg prometheus.Registerer, rpcs []string) (*metrics, error) {
-	rpcDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "triton_rpc_duration_seconds",
-		Help:    "Duration of each attempt of a gRPC call to Triton, by method and gRPC status code.",
-		Buckets: rpcDurationBuckets,
-	}, []string{"rpc", "code"})
-	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "triton_retries_total",
-		Help: "gRPC calls to Triton attempted again after an UNAVAILABLE answer, by method.",
-	}, []string{"rpc"})
-	inputs := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "triton_infer_inputs_total",
-		Help: "ModelInfer calls sent to Triton, by the way the input tensor travelled: message (raw_input_contents) or system_shared_memory (a registered region).",
-	}, []string{"via"})
-	if reg != nil {
-		var err error
-		if rpcDuration, err = promreg.Register(reg, rpcDuration); err != nil {
-			return nil, err
-		}
-		if retries, err = promreg.Register(reg, retries); err != nil {
-			return nil, err
-		}
-		if inputs, err = promreg.Register(reg, inputs); err != nil {
-			return nil, err
-		}
+// is nil); a registry holds one client's: a second registration panics. rpcs
+// are the RPCs whose retry counters start at zero.
+func newMetrics(reg prometheus.Registerer, rpcs []string) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		rpcDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "triton_rpc_duration_seconds",
+			Help:    "Duration of each attempt of a gRPC call to Triton, by method and gRPC status code.",
+			Buckets: rpcDurationBuckets,
+		}, []string{"rpc", "code"}),
+		retries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "triton_retries_total",
+			Help: "gRPC calls to Triton attempted again after an UNAVAILABLE answer, by method.",
+		}, []string{"rpc"}),
+		inputs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "triton_infer_inputs_total",
+			Help: "ModelInfer calls sent to Triton, by the way the input tensor travelled: message (raw_input_contents) or system_shared_memory (a registered region).",
+		}, []string{"via"}),
 	}
 	for _, rpc := range rpcs {
-		retries.WithLabelValues(rpc) // a zero series from the start, for rate()
+		m.retries.WithLabelValues(rpc) // a zero series from the start, for rate()
 	}
-	inputs.WithLabelValues(viaMessage)
-	return &metrics{rpcDuration: rpcDuration, retries: retries, inputs: inputs}, nil
+	m.inputs.WithLabelValues(viaMessage)
+	return m
 }
 
 func (m *metrics) sent(via string) { m.inputs.WithLabelValues(via).Inc() }

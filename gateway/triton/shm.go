@@ -15,12 +15,12 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/kserve"
-	"github.com/fish-classifier/fish-classifier/internal/promreg"
 )
 
 // Values of Config.SharedMemory.
@@ -493,46 +493,31 @@ type shmMetrics struct {
 	size              prometheus.Gauge
 }
 
-func newShmMetrics(reg prometheus.Registerer) (*shmMetrics, error) {
+// newShmMetrics builds the shared-memory collectors and registers them with
+// reg (none when reg is nil), as newMetrics does.
+func newShmMetrics(reg prometheus.Registerer) *shmMetrics {
+	f := promauto.With(reg)
 	m := &shmMetrics{
-		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+		fallbacks: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "triton_shared_memory_fallbacks_total",
 			Help: "Batch tensors sent inside the gRPC message although system shared memory is on, by reason: full (no free space of the size), too_large (larger than a region), unregistered (Triton did not have the regions).",
 		}, []string{"reason"}),
-		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+		registrations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "triton_shared_memory_registrations_total",
 			Help: "Registrations of the gateway's system shared-memory regions with Triton, by result; more than one ok means Triton lost them (a restart) and they were registered again.",
 		}, []string{"result"}),
-		staleUnregistered: prometheus.NewCounter(prometheus.CounterOpts{
+		staleUnregistered: f.NewCounter(prometheus.CounterOpts{
 			Name: "triton_shared_memory_stale_unregistered_total",
 			Help: "Regions of killed gateways that Triton still had registered, unregistered by this one.",
 		}),
-		inUse: prometheus.NewGauge(prometheus.GaugeOpts{
+		inUse: f.NewGauge(prometheus.GaugeOpts{
 			Name: "triton_shared_memory_bytes_in_use",
 			Help: "Bytes of the system shared-memory regions lent to batch tensors now.",
 		}),
-		size: prometheus.NewGauge(prometheus.GaugeOpts{
+		size: f.NewGauge(prometheus.GaugeOpts{
 			Name: "triton_shared_memory_bytes",
 			Help: "Size of the gateway's system shared-memory regions together.",
 		}),
-	}
-	if reg != nil {
-		var err error
-		if m.fallbacks, err = promreg.Register(reg, m.fallbacks); err != nil {
-			return nil, err
-		}
-		if m.registrations, err = promreg.Register(reg, m.registrations); err != nil {
-			return nil, err
-		}
-		if m.staleUnregistered, err = promreg.Register(reg, m.staleUnregistered); err != nil {
-			return nil, err
-		}
-		if m.inUse, err = promreg.Register(reg, m.inUse); err != nil {
-			return nil, err
-		}
-		if m.size, err = promreg.Register(reg, m.size); err != nil {
-			return nil, err
-		}
 	}
 	for _, r := range []string{fallbackFull, fallbackTooLarge, fallbackUnregistered} {
 		m.fallbacks.WithLabelValues(r)
@@ -540,7 +525,7 @@ func newShmMetrics(reg prometheus.Registerer) (*shmMetrics, error) {
 	for _, r := range []string{"ok", "error"} {
 		m.registrations.WithLabelValues(r)
 	}
-	return m, nil
+	return m
 }
 
 // closeShm unregisters the regions from Triton (best effort, within timeout:
