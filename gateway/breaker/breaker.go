@@ -48,7 +48,6 @@ package breaker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -80,8 +79,8 @@ type Breaker struct {
 var _ gateway.Inferencer = (*Breaker)(nil)
 
 // New wraps next in a breaker configured by s, whose metrics are registered with
-// reg (nil registers none). It fails if s is invalid or a breaker of the same
-// name is already registered with reg.
+// reg (nil registers none). It fails if s is invalid; a second breaker of the
+// same name on one registry panics (its metrics would be registered twice).
 func New(next gateway.Inferencer, s Settings, reg prometheus.Registerer) (*Breaker, error) {
 	if next == nil {
 		return nil, errors.New("breaker: no Inferencer to wrap")
@@ -91,7 +90,6 @@ func New(next gateway.Inferencer, s Settings, reg prometheus.Registerer) (*Break
 	}
 	s = s.withDefaults()
 	b := &Breaker{next: next, openTimeout: s.OpenTimeout}
-	b.metrics = newMetrics(s.Name, func() gobreaker.State { return b.cb.State() })
 	b.cb = gobreaker.NewCircuitBreaker[gateway.Scores](gobreaker.Settings{
 		Name:          s.Name,
 		MaxRequests:   uint32(s.HalfOpenMaxRequests),
@@ -102,9 +100,7 @@ func New(next gateway.Inferencer, s Settings, reg prometheus.Registerer) (*Break
 		IsSuccessful:  isSuccessful,
 		IsExcluded:    isExcluded,
 	})
-	if err := b.metrics.register(reg); err != nil {
-		return nil, fmt.Errorf("breaker %q: %w", s.Name, err)
-	}
+	b.metrics = newMetrics(reg, s.Name, b.cb.State)
 	return b, nil
 }
 

@@ -1,16 +1,15 @@
 package breaker
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/sony/gobreaker/v2"
 )
 
 // metrics are one breaker's collectors. Every series carries the breaker's name
 // as a constant label, so several breakers (one per backend) can share a
-// registry: each registers its own collectors, told apart by that label.
+// registry: each registers its own collectors, told apart by that label (two
+// breakers of one name on one registry panic at the second's registration).
 //
 // Cardinality: name has one value per breaker, and a process builds one breaker
 // per backend (one or two). from/to take the four transitions gobreaker makes
@@ -31,25 +30,26 @@ var transitions = [...][2]gobreaker.State{
 	{gobreaker.StateHalfOpen, gobreaker.StateOpen},
 }
 
-// newMetrics builds the collectors of the breaker called name; state is read at
-// every scrape.
-func newMetrics(name string, state func() gobreaker.State) *metrics {
+// newMetrics builds the collectors of the breaker called name and registers
+// them with reg (none when reg is nil); state is read at every scrape.
+func newMetrics(reg prometheus.Registerer, name string, state func() gobreaker.State) *metrics {
+	f := promauto.With(reg)
 	labels := prometheus.Labels{"name": name}
 	m := &metrics{
 		// A function of the breaker's state rather than a gauge set on each
 		// change: gobreaker moves from open to half-open lazily, when it is next
 		// asked, and the scrape asks, so the gauge never shows a stale "open".
-		state: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		state: f.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "circuit_breaker_state",
 			Help:        "State of the circuit breaker in front of the inference backend: 0 closed, 1 half-open, 2 open.",
 			ConstLabels: labels,
 		}, func() float64 { return stateValue(state()) }),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		transitions: f.NewCounterVec(prometheus.CounterOpts{
 			Name:        "circuit_breaker_transitions_total",
 			Help:        "State changes of the circuit breaker in front of the inference backend, by the state left and the state entered.",
 			ConstLabels: labels,
 		}, []string{"from", "to"}),
-		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+		rejected: f.NewCounter(prometheus.CounterOpts{
 			Name:        "circuit_breaker_rejected_total",
 			Help:        "Inference calls the circuit breaker refused without calling the backend, because it was open or its half-open probes were taken.",
 			ConstLabels: labels,
@@ -59,27 +59,6 @@ func newMetrics(name string, state func() gobreaker.State) *metrics {
 		m.transitions.WithLabelValues(t[0].String(), t[1].String())
 	}
 	return m
-}
-
-// register adds the collectors to reg, all or none. A nil reg registers nothing.
-func (m *metrics) register(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
-	var done []prometheus.Collector
-	for _, c := range []prometheus.Collector{m.state, m.transitions, m.rejected} {
-		if err := reg.Register(c); err != nil {
-			for _, d := range done {
-				reg.Unregister(d)
-			}
-			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
-				return fmt.Errorf("register metrics: a breaker with this name is already registered: %w", err)
-			}
-			return fmt.Errorf("register metrics: %w", err)
-		}
-		done = append(done, c)
-	}
-	return nil
 }
 
 func (m *metrics) transition(from, to gobreaker.State) {

@@ -16,6 +16,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 )
@@ -28,22 +29,18 @@ type Fallback struct {
 
 var _ gateway.Inferencer = (*Fallback)(nil)
 
-// New returns a Fallback. reg may be nil.
+// New returns a Fallback whose metrics are registered with reg (none when reg
+// is nil); reg must not hold another Fallback's: a second registration panics.
 func New(primary, secondary gateway.Inferencer, reg prometheus.Registerer) (*Fallback, error) {
 	if primary == nil || secondary == nil {
 		return nil, errors.New("fallback: both backends are required")
 	}
 	f := &Fallback{
 		primary: primary, secondary: secondary,
-		served: prometheus.NewCounterVec(prometheus.CounterOpts{
+		served: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "inference_fallback_total",
 			Help: "Inference calls the secondary backend answered because the primary was unavailable, by outcome (ok or error).",
 		}, []string{"outcome"}),
-	}
-	if reg != nil {
-		if err := reg.Register(f.served); err != nil {
-			return nil, err
-		}
 	}
 	f.served.WithLabelValues("ok")
 	f.served.WithLabelValues("error")

@@ -18,11 +18,7 @@ import (
 // configuration.
 func testListener(t *testing.T, inner net.Listener) net.Listener {
 	t.Helper()
-	m, err := newMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{cfg: DefaultConfig(), metrics: m, log: slog.New(slog.DiscardHandler)}
+	s := &Server{cfg: DefaultConfig(), metrics: newMetrics(prometheus.NewRegistry()), log: slog.New(slog.DiscardHandler)}
 	return s.listener(inner)
 }
 

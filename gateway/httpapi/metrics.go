@@ -1,10 +1,10 @@
 package httpapi
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // endpointUnmatched is the endpoint label of a request that matched no route
@@ -44,63 +44,55 @@ type metrics struct {
 	batchItems  prometheus.Histogram
 }
 
-// newMetrics builds the collectors and registers them with reg.
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+// newMetrics builds the collectors and registers them with reg; a registry
+// holds one server's: a second registration panics.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total",
 			Help: "HTTP requests answered, by method, route template and status code.",
 		}, []string{"method", "endpoint", "status"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "http_request_duration_seconds",
 			Help:    "Time from routing an HTTP request to its response, by method and route template.",
 			Buckets: durationBuckets,
 		}, []string{"method", "endpoint"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+		inFlight: f.NewGauge(prometheus.GaugeOpts{
 			Name: "http_requests_in_flight",
 			Help: "Predict requests (single and batch) being served now.",
 		}),
-		uploadBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+		uploadBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "http_upload_bytes_in_flight",
 			Help: "Bytes reserved for the bodies of admitted uploads (bounded by MAX_UPLOAD_BYTES_IN_FLIGHT).",
 		}),
-		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+		connections: f.NewGauge(prometheus.GaugeOpts{
 			Name: "http_connections_open",
 			Help: "Open client connections (bounded by HTTP_MAX_CONNECTIONS).",
 		}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{
+		refused: f.NewCounter(prometheus.CounterOpts{
 			Name: "http_connections_refused_total",
 			Help: "Client connections answered 503 and closed at once because HTTP_MAX_CONNECTIONS were open.",
 		}),
-		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+		shed: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_shed_total",
 			Help: "Predict requests refused with 429: MaxInFlight requests were already running, or their bodies held MaxUploadBytesInFlight for longer than the request timeout.",
 		}, []string{"endpoint"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		errors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_request_errors_total",
 			Help: "HTTP requests answered with an error, by route template and error code.",
 		}, []string{"endpoint", "code"}),
-		uploadSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		uploadSize: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "http_request_size_bytes",
 			Help:    "Body size of upload (predict) requests, in bytes.",
 			Buckets: uploadSizeBuckets,
 		}, []string{"endpoint"}),
-		batchItems: prometheus.NewHistogram(prometheus.HistogramOpts{
+		batchItems: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "predict_batch_items",
 			Help:    "Images per accepted /predict/batch request.",
 			Buckets: batchItemsBuckets,
 		}),
 	}
-	var errs []error
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.uploadBytes, m.connections, m.refused, m.shed, m.errors, m.uploadSize, m.batchItems} {
-		if err := reg.Register(c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // observe records one answered request.

@@ -58,9 +58,10 @@ type Server struct {
 	refusals refusals
 }
 
-// New builds the API around cl. Its metrics are registered with reg; /metrics
-// exposes what gatherer gathers (usually the same registry). A nil log discards
-// the access log.
+// New builds the API around cl. Its metrics are registered with reg, which
+// must not hold another Server's (a second registration panics); /metrics
+// exposes what gatherer gathers (usually the same registry). A nil log
+// discards the access log.
 func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger) (*Server, error) {
 	var errs []error
 	if cl == nil {
@@ -78,13 +79,15 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	// The last step that can fail: what follows registers metrics.
+	openAPI, err := marshalOpenAPI(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: build the OpenAPI document: %w", err)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
-	}
+	m := newMetrics(reg)
 	s := &Server{
 		cl:      cl,
 		cfg:     cfg,
@@ -94,6 +97,7 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 		budget:  newUploadBudget(int64(cfg.MaxUploadBytesInFlight), m.uploadBytes),
 		routes:  map[string]string{},
 		uploads: map[string]bool{},
+		openAPI: openAPI,
 	}
 	s.app = fiber.New(fiber.Config{
 		BodyLimit:    cfg.BodyLimit,
@@ -128,9 +132,6 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 	})))
 	s.route("/openapi.json", s.openAPIDocument)
 	s.routeDocs()
-	if s.openAPI, err = marshalOpenAPI(cfg); err != nil {
-		return nil, fmt.Errorf("httpapi: build the OpenAPI document: %w", err)
-	}
 	return s, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/preprocess"
@@ -31,69 +32,65 @@ type Observer struct {
 	current gateway.ModelInfo
 }
 
-// NewObserver registers the collectors with reg.
-func NewObserver(reg prometheus.Registerer) (*Observer, error) {
-	o := &Observer{
+// NewObserver builds the collectors and registers them with reg, which must
+// not hold another Observer's: a second registration panics.
+func NewObserver(reg prometheus.Registerer) *Observer {
+	f := promauto.With(reg)
+	return &Observer{
 		// A small CNN on a GPU answers in a few milliseconds; on the embedded CPU
 		// backend or with a queue in Triton it takes up to seconds.
-		inference: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		inference: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "model_inference_duration_seconds",
 			Help:    "Time of one inference call to the backend, batch included.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"model", "backend"}),
 		// Powers of two: Triton's preferred batch sizes usually are.
-		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		batchSize: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "model_inference_batch_size",
 			Help:    "Images per inference call.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}, []string{"model", "backend"}),
-		inferErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		inferErrors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "model_inference_errors_total",
 			Help: "Failed inference calls, by error kind.",
 		}, []string{"model", "backend", "kind"}),
 		// Finer near 1, where a classifier's top confidences bunch up.
-		confidence: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		confidence: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "prediction_confidence",
 			Help:    "Confidence of the top prediction of each image.",
 			Buckets: []float64{.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1},
 		}, []string{"model"}),
 		// Bounded: classes come from the model's label file.
-		classes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		classes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "predicted_class_total",
 			Help: "Top predictions, by class.",
 		}, []string{"model", "class"}),
 		// Resize and normalise take tens of microseconds; a 12 MP decode ~100 ms.
-		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		stages: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "preprocess_duration_seconds",
 			Help:    "Time of each preprocessing stage of one image.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"stage"}),
-		images: prometheus.NewCounterVec(prometheus.CounterOpts{
+		images: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "preprocess_images_total",
 			Help: "Images decoded, by format.",
 		}, []string{"format"}),
-		loaded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		loaded: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "model_loaded",
 			Help: "1 while the model version is loaded and served, 0 once it was replaced or lost.",
 		}, []string{"model", "version"}),
-		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		info: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "model_info",
 			Help: "The model served, always 1; model_sha256 is the sha256 of its weights file as its configuration declares it (empty when undeclared).",
 		}, []string{"model", "version", "backend", "model_sha256"}),
 		// From no wait at all (the common case: first bucket) to the request
 		// timeout's order: queueing under many connections.
-		slotWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		slotWait: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "classifier_slot_wait_seconds",
 			Help:    "Time a request waited for an inference slot (MAX_CONCURRENT_INFERENCES), or an image for a decode slot (one per core).",
 			Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"slot"}),
 	}
-	for _, c := range []prometheus.Collector{o.inference, o.batchSize, o.inferErrors, o.confidence, o.classes, o.stages, o.images, o.loaded, o.info, o.slotWait} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return o, nil
 }
 
 // Preprocessed implements gateway.Observer.

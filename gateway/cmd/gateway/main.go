@@ -60,10 +60,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 		return err
 	}
 	defer closeBackend()
-	obs, err := prom.NewObserver(reg)
-	if err != nil {
-		return err
-	}
+	obs := prom.NewObserver(reg)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -302,10 +302,7 @@ func gatewayURL(tb testing.TB, srv *tritontest.Server) string {
 	if err != nil {
 		tb.Fatalf("breaker.New: %v", err)
 	}
-	obs, err := prom.NewObserver(reg)
-	if err != nil {
-		tb.Fatalf("prom.NewObserver: %v", err)
-	}
+	obs := prom.NewObserver(reg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := gateway.NewClassifier(ctx, backend, preprocess.DefaultLimits(), obs)
