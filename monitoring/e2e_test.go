@@ -37,6 +37,7 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/procfs"
@@ -480,18 +481,17 @@ type standInSeries struct {
 func startStandInExporter(t *testing.T, series []standInSeries) string {
 	t.Helper()
 	reg := prometheus.NewRegistry()
+	f := promauto.With(reg)
 	for _, s := range series {
 		if _, ok := standInFamilies[s.name]; !ok {
 			t.Fatalf("stand-in series %s is not listed in standInFamilies", s.name)
 		}
 		opts := prometheus.Opts{Name: s.name, Help: s.help, ConstLabels: s.labels}
-		var c prometheus.Collector
 		if s.counter {
-			c = prometheus.NewCounterFunc(prometheus.CounterOpts(opts), s.value)
+			f.NewCounterFunc(prometheus.CounterOpts(opts), s.value)
 		} else {
-			c = prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts), s.value)
+			f.NewGaugeFunc(prometheus.GaugeOpts(opts), s.value)
 		}
-		reg.MustRegister(c)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
