@@ -52,33 +52,16 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	log.Info("configuration", attrs...)
 	setMemoryLimit(log)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	backend, probe, closeBackend, err := openBackend(cfg, reg)
+	srv, model, closeBackend, err := assemble(cfg, prometheus.NewRegistry(), log)
 	if err != nil {
 		return err
 	}
 	defer closeBackend()
-	obs := prom.NewObserver(reg)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-
-	// The loader serves through the breaker but asks the client itself whether the
-	// model is ready: an open breaker is not a lost model.
-	opts := []gateway.ClassifierOption{gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences)}
-	if mem, ok := probe.(gateway.TensorMemory); ok && cfg.Triton.SharedMemory == triton.SharedMemorySystem {
-		// Images are preprocessed straight into Triton's shared memory.
-		opts = append(opts, gateway.WithTensorMemory(mem))
-	}
-	model := newModelLoader(backend, probe, cfg.Limits, opts, obs, log)
 	go model.run(ctx, cfg.ModelRefresh)
 
-	srv, err := httpapi.New(model, cfg.HTTP, reg, reg, log)
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on GATEWAY_LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
@@ -121,6 +104,40 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	<-profilingStopped
 	log.Info("stopped")
 	return nil
+}
+
+// registry is where the gateway registers its metrics and what /metrics
+// gathers: a *prometheus.Registry.
+type registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+// assemble builds the gateway cfg describes, every metric registered with reg:
+// the Go runtime's and the process's, then the backend's (openBackend), the
+// classifier's observer and the HTTP API's. Each part registers its metrics
+// once, at construction; nothing registers later (the model loader's refreshes
+// reuse the backend), and a second gateway needs a registry of its own. The
+// model loader is not started.
+func assemble(cfg config, reg registry, log *slog.Logger) (srv *httpapi.Server, model *modelLoader, closeBackend func(), err error) {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	backend, probe, closeBackend, err := openBackend(cfg, reg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The loader serves through the breaker but asks the client itself whether the
+	// model is ready: an open breaker is not a lost model.
+	opts := []gateway.ClassifierOption{gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences)}
+	if mem, ok := probe.(gateway.TensorMemory); ok && cfg.Triton.SharedMemory == triton.SharedMemorySystem {
+		// Images are preprocessed straight into Triton's shared memory.
+		opts = append(opts, gateway.WithTensorMemory(mem))
+	}
+	model = newModelLoader(backend, probe, cfg.Limits, opts, prom.NewObserver(reg), log)
+	if srv, err = httpapi.New(model, cfg.HTTP, reg, reg, log); err != nil {
+		closeBackend()
+		return nil, nil, nil, err
+	}
+	return srv, model, closeBackend, nil
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit to 90% of the
