@@ -61,7 +61,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg.Labels = slices.Clone(cfg.Labels)
 	rpcs := rpcNames
 	if cfg.SharedMemory == SharedMemorySystem {
 		rpcs = append(slices.Clone(rpcNames), shmRPCNames...)

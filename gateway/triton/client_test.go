@@ -519,7 +519,7 @@ func TestRetriesStopBeforeTheDeadline(t *testing.T) {
 }
 
 func TestRetriesDisabled(t *testing.T) {
-	e := startEnv(t, smallModel(), func(c *Config) { c.Retries = -1 })
+	e := startEnv(t, smallModel(), func(c *Config) { c.Retries = 0 })
 	e.srv.SetFault(tritontest.Fault{Code: codes.Unavailable, FailCount: 1})
 	_, err := e.client.Infer(callCtx(t), batchOf(tritontest.ItemForClass(e.model, 0)))
 	wantKind(t, err, gateway.KindUnavailable)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,23 +14,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
-// Defaults of the zero fields of Config.
-const (
-	// DefaultMaxRecvMsgBytes fits the scores of large batches with room to spare;
-	// grpc-go's own default of 4 MiB is less than some KServe answers (BYTES
-	// outputs, many classes).
-	DefaultMaxRecvMsgBytes = 64 << 20
-	// DefaultRetries is the number of extra attempts after an UNAVAILABLE answer.
-	DefaultRetries = 2
-	// DefaultRetryBackoff is the wait before the first retry; it doubles after.
-	DefaultRetryBackoff = 25 * time.Millisecond
-	// DefaultCallTimeout bounds a call whose context has no deadline.
-	DefaultCallTimeout = 10 * time.Second
-	// DefaultConnectBackoffMax caps the wait between reconnection attempts, so
-	// the gateway finds a restarted Triton within seconds.
-	DefaultConnectBackoffMax = 5 * time.Second
-)
-
 // maxSendMsgBytes is the most a request may carry: Triton accepts messages up
 // to 2 GiB.
 const maxSendMsgBytes = math.MaxInt32
@@ -40,7 +22,8 @@ const maxSendMsgBytes = math.MaxInt32
 const maxRetryBackoff = time.Second
 
 // Config says which Triton to reach, which model to serve and how patiently.
-// Zero durations and sizes mean the defaults above.
+// Start from DefaultConfig: New takes every field as it is, and Validate
+// refuses a zero where the field needs a value.
 type Config struct {
 	// Address is Triton's gRPC endpoint: "host:port", or any gRPC target;
 	// "dns:///triton:8001" resolves every replica and balances calls across
@@ -53,37 +36,60 @@ type Config struct {
 	// repository's label file; their number must equal the model's classes.
 	// Empty: the client asks Triton through the classification extension.
 	Labels []string
-	// MaxRecvMsgBytes is the largest answer accepted (default 64 MiB).
+	// MaxRecvMsgBytes is the largest answer accepted.
 	MaxRecvMsgBytes int
 	// Retries is the number of extra attempts of a call that failed with
-	// UNAVAILABLE (default 2; negative: never retry). Other failures are never
-	// retried.
+	// UNAVAILABLE, 0 to 10; 0: never retry. Other failures are never retried.
 	Retries int
-	// RetryBackoff is the wait before the first retry (default 25ms); each
-	// next wait doubles, with ±20% jitter, and no attempt starts that could not
-	// finish before the context's deadline.
+	// RetryBackoff is the wait before the first retry; each next wait
+	// doubles, with ±20% jitter, and no attempt starts that could not finish
+	// before the context's deadline.
 	RetryBackoff time.Duration
 	// CallTimeout bounds a call (all its attempts) whose context has no
-	// deadline (default 10s). A context's deadline always wins.
+	// deadline. A context's deadline always wins.
 	CallTimeout time.Duration
-	// ConnectBackoffMax caps gRPC's reconnection backoff (default 5s; tests
-	// use ~100ms to see a restarted server at once).
+	// ConnectBackoffMax caps gRPC's reconnection backoff (tests use ~100ms to
+	// see a restarted server at once).
 	ConnectBackoffMax time.Duration
 
-	// SharedMemory is how input tensors reach Triton: SharedMemoryNone (or
-	// "") inside the gRPC message; SharedMemorySystem through POSIX
+	// SharedMemory is how input tensors reach Triton: SharedMemoryNone
+	// inside the gRPC message; SharedMemorySystem through POSIX
 	// shared-memory regions that the client creates in /dev/shm and registers
 	// with Triton, which then reads each tensor where preprocessing wrote it
 	// (see AllocTensor). Triton must run on the same host and see the same
 	// /dev/shm (Linux only).
 	SharedMemory string
-	// SharedMemoryBytes is the size of all regions together (default 64 MiB),
-	// reserved in /dev/shm at New.
+	// SharedMemoryBytes is the size of all regions together, reserved in
+	// /dev/shm at New; at least a page (4 KiB) per region, at most 1 TiB.
+	// Only SharedMemorySystem reads it.
 	SharedMemoryBytes int64
-	// SharedMemoryRegions is the number of regions sharing SharedMemoryBytes
-	// (default 1, at most 64); each holds whole tensors, so a batch larger
-	// than one region travels in the message.
+	// SharedMemoryRegions is the number of regions sharing SharedMemoryBytes,
+	// 1 to 64; each holds whole tensors, so a batch larger than one region
+	// travels in the message. Only SharedMemorySystem reads it.
 	SharedMemoryRegions int
+}
+
+// DefaultConfig is the configuration of a client of Triton's gRPC port on this
+// host, with every setting at its default; Model has none: it names the
+// caller's model.
+func DefaultConfig() Config {
+	return Config{
+		Address: "localhost:8001",
+		// Fits the scores of large batches with room to spare; grpc-go's own
+		// default of 4 MiB is less than some KServe answers (BYTES outputs,
+		// many classes).
+		MaxRecvMsgBytes:   64 << 20,
+		Retries:           2,
+		RetryBackoff:      25 * time.Millisecond,
+		CallTimeout:       10 * time.Second,
+		ConnectBackoffMax: 5 * time.Second, // a restarted Triton is found within seconds
+		SharedMemory:      SharedMemoryNone,
+		// 100 images of 224×224 FP32 at once, more than the default
+		// MAX_CONCURRENT_INFERENCES (32) single-image requests.
+		SharedMemoryBytes: 64 << 20,
+		// One region; more spread the allocator's lock.
+		SharedMemoryRegions: 1,
+	}
 }
 
 // Validate reports every problem of the configuration at once, each naming its
@@ -113,36 +119,28 @@ func (c Config) Validate() error {
 			seen[l] = i
 		}
 	}
-	if c.MaxRecvMsgBytes < 0 {
-		bad("MaxRecvMsgBytes %d is negative", c.MaxRecvMsgBytes)
+	if c.MaxRecvMsgBytes <= 0 {
+		bad("MaxRecvMsgBytes %d is not positive", c.MaxRecvMsgBytes)
 	}
-	if c.Retries > 10 {
-		bad("Retries %d is more than 10: retries multiply the load on a failing server", c.Retries)
+	if c.Retries < 0 || c.Retries > 10 {
+		bad("Retries %d is not in [0, 10] (0: no retries; more multiply the load on a failing server)", c.Retries)
 	}
 	switch c.SharedMemory {
-	case "", SharedMemoryNone:
+	case SharedMemoryNone:
 	case SharedMemorySystem:
 		if !shmSupported {
 			bad("SharedMemory %q needs Linux (POSIX shared memory in /dev/shm); use %q", c.SharedMemory, SharedMemoryNone)
 		}
-	default:
-		bad("SharedMemory %q is not one of %q, %q", c.SharedMemory, SharedMemoryNone, SharedMemorySystem)
-	}
-	if c.SharedMemoryRegions < 0 || c.SharedMemoryRegions > MaxSharedMemoryRegions {
-		bad("SharedMemoryRegions %d is not in [0, %d] (0: the default, %d)", c.SharedMemoryRegions, MaxSharedMemoryRegions, DefaultSharedMemoryRegions)
-	}
-	if c.SharedMemoryBytes < 0 {
-		bad("SharedMemoryBytes %d is negative", c.SharedMemoryBytes)
-	} else if c.SharedMemoryBytes > 0 && c.SharedMemoryRegions >= 0 && c.SharedMemoryRegions <= MaxSharedMemoryRegions {
-		regions := c.SharedMemoryRegions
-		if regions == 0 {
-			regions = DefaultSharedMemoryRegions
+		if c.SharedMemoryRegions < 1 || c.SharedMemoryRegions > MaxSharedMemoryRegions {
+			bad("SharedMemoryRegions %d is not in [1, %d]", c.SharedMemoryRegions, MaxSharedMemoryRegions)
+		} else if c.SharedMemoryBytes/int64(c.SharedMemoryRegions) < minRegionBytes {
+			bad("SharedMemoryBytes %d is less than %d bytes (a page) for each of %d regions", c.SharedMemoryBytes, minRegionBytes, c.SharedMemoryRegions)
 		}
-		if c.SharedMemoryBytes/int64(regions) < minRegionBytes {
-			bad("SharedMemoryBytes %d is less than %d bytes (a page) for each of %d regions", c.SharedMemoryBytes, minRegionBytes, regions)
-		} else if c.SharedMemoryBytes > maxSharedMemoryBytes {
+		if c.SharedMemoryBytes > maxSharedMemoryBytes {
 			bad("SharedMemoryBytes %d is more than %d (1 TiB)", c.SharedMemoryBytes, int64(maxSharedMemoryBytes))
 		}
+	default:
+		bad("SharedMemory %q is not one of %q, %q", c.SharedMemory, SharedMemoryNone, SharedMemorySystem)
 	}
 	for _, d := range []struct {
 		name string
@@ -152,44 +150,11 @@ func (c Config) Validate() error {
 		{"CallTimeout", c.CallTimeout},
 		{"ConnectBackoffMax", c.ConnectBackoffMax},
 	} {
-		if d.v < 0 {
-			bad("%s %v is negative", d.name, d.v)
+		if d.v <= 0 {
+			bad("%s %v is not positive", d.name, d.v)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// withDefaults returns c with every zero field set to its default.
-func (c Config) withDefaults() Config {
-	if c.MaxRecvMsgBytes == 0 {
-		c.MaxRecvMsgBytes = DefaultMaxRecvMsgBytes
-	}
-	switch {
-	case c.Retries == 0:
-		c.Retries = DefaultRetries
-	case c.Retries < 0:
-		c.Retries = 0
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.CallTimeout == 0 {
-		c.CallTimeout = DefaultCallTimeout
-	}
-	if c.ConnectBackoffMax == 0 {
-		c.ConnectBackoffMax = DefaultConnectBackoffMax
-	}
-	if c.SharedMemory == "" {
-		c.SharedMemory = SharedMemoryNone
-	}
-	if c.SharedMemoryBytes == 0 {
-		c.SharedMemoryBytes = DefaultSharedMemoryBytes
-	}
-	if c.SharedMemoryRegions == 0 {
-		c.SharedMemoryRegions = DefaultSharedMemoryRegions
-	}
-	c.Labels = slices.Clone(c.Labels)
-	return c
 }
 
 // serviceConfig balances calls over every address the target resolves to.
@@ -209,8 +174,7 @@ type dialSettings struct {
 	MaxSendMsgBytes int
 }
 
-// dialSettings derives the connection settings of a configuration with its
-// defaults applied.
+// dialSettings derives the connection settings of a configuration.
 func (c Config) dialSettings() dialSettings {
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = c.ConnectBackoffMax

@@ -14,15 +14,17 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
-	valid := Config{Address: "triton:8001", Model: "fish_classifier"}
+	valid := DefaultConfig()
+	valid.Model = "fish_classifier"
 	tests := []struct {
 		name   string
 		edit   func(*Config)
 		wantIn []string // nil: valid
 	}{
-		{"minimal", func(*Config) {}, nil},
+		{"the defaults and a model", func(*Config) {}, nil},
 		{"dns target and pinned version", func(c *Config) { c.Address = "dns:///triton:8001"; c.Version = "3" }, nil},
-		{"no retries", func(c *Config) { c.Retries = -1 }, nil},
+		{"no retries", func(c *Config) { c.Retries = 0 }, nil},
+		{"negative retries", func(c *Config) { c.Retries = -1 }, []string{"Retries -1 is not in [0, 10]"}},
 		{"no address", func(c *Config) { c.Address = " " }, []string{"Address is empty"}},
 		{"address with a space", func(c *Config) { c.Address = "triton: 8001" }, []string{"Address", "white space"}},
 		{"no model", func(c *Config) { c.Model = "" }, []string{"Model is empty"}},
@@ -34,19 +36,27 @@ func TestConfigValidate(t *testing.T) {
 			c.RetryBackoff = -time.Second
 			c.CallTimeout = -time.Second
 			c.ConnectBackoffMax = -time.Second
-		}, []string{"MaxRecvMsgBytes -1", "RetryBackoff -1s", "CallTimeout -1s", "ConnectBackoffMax -1s"}},
+		}, []string{"MaxRecvMsgBytes -1 is not positive", "RetryBackoff -1s is not positive", "CallTimeout -1s", "ConnectBackoffMax -1s"}},
 		{"too many retries", func(c *Config) { c.Retries = 11 }, []string{"Retries 11"}},
+		// Zero is not "the default": a Config built field by field must say
+		// every value.
+		{"the zero Config", func(c *Config) { *c = Config{} }, []string{"Address is empty", "Model is empty",
+			"MaxRecvMsgBytes 0 is not positive", "RetryBackoff 0s is not positive", "CallTimeout 0s is not positive",
+			"ConnectBackoffMax 0s is not positive", `SharedMemory "" is not one of "none", "system"`}},
 		{"every problem at once", func(c *Config) { *c = Config{Version: "x", Retries: 99} }, []string{"Address", "Model", "Version", "Retries"}},
-		{"shared memory off by name", func(c *Config) { c.SharedMemory = SharedMemoryNone }, nil},
 		{"unknown shared memory", func(c *Config) { c.SharedMemory = "cuda" }, []string{`SharedMemory "cuda" is not one of "none", "system"`}},
-		{"negative shared memory sizes", func(c *Config) {
-			c.SharedMemory, c.SharedMemoryBytes, c.SharedMemoryRegions = SharedMemorySystem, -1, -1
-		}, []string{"SharedMemoryBytes -1 is negative", "SharedMemoryRegions -1 is not in [0, 64]"}},
-		{"too many regions", func(c *Config) { c.SharedMemoryRegions = 65 }, []string{"SharedMemoryRegions 65"}},
+		{"shared memory sizes unread when off", func(c *Config) { c.SharedMemoryBytes, c.SharedMemoryRegions = 0, 0 }, nil},
+		{"zero shared memory sizes", func(c *Config) {
+			c.SharedMemory, c.SharedMemoryBytes, c.SharedMemoryRegions = SharedMemorySystem, 0, 0
+		}, []string{"SharedMemoryRegions 0 is not in [1, 64]"}},
+		{"no shared memory bytes", func(c *Config) {
+			c.SharedMemory, c.SharedMemoryBytes = SharedMemorySystem, 0
+		}, []string{"SharedMemoryBytes 0 is less than 4096 bytes (a page) for each of 1 regions"}},
+		{"too many regions", func(c *Config) { c.SharedMemory, c.SharedMemoryRegions = SharedMemorySystem, 65 }, []string{"SharedMemoryRegions 65"}},
 		{"regions smaller than a page", func(c *Config) {
 			c.SharedMemory, c.SharedMemoryBytes, c.SharedMemoryRegions = SharedMemorySystem, 8<<10, 4
 		}, []string{"SharedMemoryBytes 8192 is less than 4096 bytes (a page) for each of 4 regions"}},
-		{"shared memory over 1 TiB", func(c *Config) { c.SharedMemoryBytes = 1<<40 + 1 }, []string{"SharedMemoryBytes 1099511627777 is more than"}},
+		{"shared memory over 1 TiB", func(c *Config) { c.SharedMemory, c.SharedMemoryBytes = SharedMemorySystem, 1<<40+1 }, []string{"SharedMemoryBytes 1099511627777 is more than"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +85,9 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestSharedMemoryNeedsLinux(t *testing.T) {
-	err := Config{Address: "a:1", Model: "m", SharedMemory: SharedMemorySystem}.Validate()
+	c := DefaultConfig()
+	c.Model, c.SharedMemory = "m", SharedMemorySystem
+	err := c.Validate()
 	if shmSupported {
 		if err != nil {
 			t.Errorf("Validate on Linux: %v", err)
@@ -87,23 +99,28 @@ func TestSharedMemoryNeedsLinux(t *testing.T) {
 	}
 }
 
-func TestConfigDefaults(t *testing.T) {
-	got := Config{Address: "a:1", Model: "m"}.withDefaults()
-	if got.MaxRecvMsgBytes != 64<<20 || got.Retries != 2 || got.RetryBackoff != 25*time.Millisecond ||
+func TestDefaultConfig(t *testing.T) {
+	got := DefaultConfig()
+	if got.Address != "localhost:8001" || got.Model != "" || got.Version != "" || got.Labels != nil ||
+		got.MaxRecvMsgBytes != 64<<20 || got.Retries != 2 || got.RetryBackoff != 25*time.Millisecond ||
 		got.CallTimeout != 10*time.Second || got.ConnectBackoffMax != 5*time.Second ||
 		got.SharedMemory != SharedMemoryNone || got.SharedMemoryBytes != 64<<20 || got.SharedMemoryRegions != 1 {
-		t.Errorf("defaults: %+v", got)
+		t.Errorf("DefaultConfig() = %+v", got)
 	}
-	if got := (Config{Retries: -1}).withDefaults().Retries; got != 0 {
-		t.Errorf("Retries -1 becomes %d, want 0", got)
+	got.Model = "m"
+	if err := got.Validate(); err != nil {
+		t.Errorf("DefaultConfig with a model: %v", err)
 	}
-	if got := (Config{Retries: 4, CallTimeout: time.Second}).withDefaults(); got.Retries != 4 || got.CallTimeout != time.Second {
-		t.Errorf("set fields changed: %+v", got)
+	got.SharedMemory = SharedMemorySystem
+	if err := got.Validate(); shmSupported && err != nil {
+		t.Errorf("DefaultConfig with a model and shared memory: %v", err)
 	}
 }
 
 func TestDialSettings(t *testing.T) {
-	s := Config{Address: "a:1", Model: "m", MaxRecvMsgBytes: 1 << 20, ConnectBackoffMax: 100 * time.Millisecond}.withDefaults().dialSettings()
+	c := DefaultConfig()
+	c.MaxRecvMsgBytes, c.ConnectBackoffMax = 1<<20, 100*time.Millisecond
+	s := c.dialSettings()
 
 	// Triton (C-core) sends GOAWAY too_many_pings to clients pinging more
 	// often than every 5 minutes without calls.
@@ -135,7 +152,7 @@ func TestDialSettings(t *testing.T) {
 		t.Errorf("service config %s turns on client-side health checking, which Triton cannot answer", s.ServiceConfig)
 	}
 
-	def := Config{Address: "a:1", Model: "m"}.withDefaults().dialSettings()
+	def := DefaultConfig().dialSettings()
 	if def.Connect.Backoff.MaxDelay != 5*time.Second || def.Connect.Backoff.BaseDelay != time.Second {
 		t.Errorf("default connect backoff %+v, want 1s base, 5s cap", def.Connect.Backoff)
 	}
@@ -147,7 +164,9 @@ func TestDialSettings(t *testing.T) {
 func TestNewDoesNoIO(t *testing.T) {
 	// Nothing listens at port 1: New must still succeed (grpc.NewClient
 	// connects lazily), and the first call fails UNAVAILABLE.
-	c, err := New(Config{Address: "127.0.0.1:1", Model: "m", Retries: -1}, nil)
+	cfg := DefaultConfig()
+	cfg.Address, cfg.Model, cfg.Retries = "127.0.0.1:1", "m", 0
+	c, err := New(cfg, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -156,9 +175,11 @@ func TestNewDoesNoIO(t *testing.T) {
 }
 
 func ExampleConfig_Validate() {
-	err := Config{Address: "triton:8001", Version: "latest"}.Validate()
-	fmt.Println(err)
+	c := DefaultConfig()
+	c.Address, c.Version, c.Retries = "triton:8001", "latest", -1
+	fmt.Println(c.Validate())
 	// Output:
 	// triton: Model is empty: want the model's name in Triton's repository
 	// triton: Version "latest" is not a positive integer (or empty for the latest)
+	// triton: Retries -1 is not in [0, 10] (0: no retries; more multiply the load on a failing server)
 }

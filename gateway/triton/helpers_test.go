@@ -18,15 +18,14 @@ import (
 	"github.com/fish-classifier/fish-classifier/internal/poll"
 )
 
-// testConfig is the configuration of a client of addr in tests: quick
-// reconnection and short retry waits.
+// testConfig is the configuration of a client of addr in tests: the defaults
+// with quick reconnection and short retry waits.
 func testConfig(addr, model string) Config {
-	return Config{
-		Address:           addr,
-		Model:             model,
-		RetryBackoff:      2 * time.Millisecond,
-		ConnectBackoffMax: 100 * time.Millisecond,
-	}
+	c := DefaultConfig()
+	c.Address, c.Model = addr, model
+	c.RetryBackoff = 2 * time.Millisecond
+	c.ConnectBackoffMax = 100 * time.Millisecond
+	return c
 }
 
 // newTestClient makes a client of cfg with its own (pedantic) registry.

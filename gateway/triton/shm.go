@@ -33,13 +33,8 @@ const (
 	SharedMemorySystem = "system"
 )
 
-// Defaults of the shared-memory settings.
+// Bounds of the shared-memory settings.
 const (
-	// DefaultSharedMemoryBytes holds 100 images of 224×224 FP32 at once, more
-	// than the default MAX_CONCURRENT_INFERENCES (32) single-image requests.
-	DefaultSharedMemoryBytes = 64 << 20
-	// DefaultSharedMemoryRegions: one region; more spread the allocator's lock.
-	DefaultSharedMemoryRegions = 1
 	// MaxSharedMemoryRegions bounds the regions Triton is asked to map.
 	MaxSharedMemoryRegions = 64
 	// minRegionBytes is the smallest region: one 4 KiB page.

@@ -87,22 +87,22 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		MaxSide:   e.Int("IMAGE_MAX_SIDE", ld.MaxSide, 1, 65535),
 		MinSide:   e.Int("IMAGE_MIN_SIDE", ld.MinSide, 1, 65535),
 	}
-	c.Triton = triton.Config{
-		Address:         e.String("TRITON_URL", "localhost:8001"),
-		Model:           e.String("MODEL_NAME", "fish_classifier"),
-		Version:         e.String("MODEL_VERSION", ""),
-		MaxRecvMsgBytes: e.Int("TRITON_MAX_RECV_BYTES", triton.DefaultMaxRecvMsgBytes, 4<<20, 2<<30-1),
-		Retries:         e.Int("TRITON_RETRIES", triton.DefaultRetries, 0, 10),
-		RetryBackoff:    e.Duration("TRITON_RETRY_BACKOFF", triton.DefaultRetryBackoff, time.Millisecond, 10*time.Second),
-		CallTimeout:     e.Duration("TRITON_CALL_TIMEOUT", triton.DefaultCallTimeout, 10*time.Millisecond, 10*time.Minute),
-		// How soon a restarted Triton is noticed: gRPC's reconnect backoff grows to
-		// this cap.
-		ConnectBackoffMax: e.Duration("TRITON_CONNECT_BACKOFF_MAX", triton.DefaultConnectBackoffMax, 10*time.Millisecond, 5*time.Minute),
-		// Tensors through Triton's system shared memory: opt-in, same host only.
-		SharedMemory:        e.Enum("TRITON_SHARED_MEMORY", triton.SharedMemoryNone, triton.SharedMemoryNone, triton.SharedMemorySystem),
-		SharedMemoryBytes:   e.Int64("TRITON_SHARED_MEMORY_BYTES", triton.DefaultSharedMemoryBytes, 4<<10, 1<<40),
-		SharedMemoryRegions: e.Int("TRITON_SHARED_MEMORY_REGIONS", triton.DefaultSharedMemoryRegions, 1, triton.MaxSharedMemoryRegions),
-	}
+	tc := triton.DefaultConfig()
+	tc.Address = e.String("TRITON_URL", tc.Address)
+	tc.Model = e.String("MODEL_NAME", "fish_classifier")
+	tc.Version = e.String("MODEL_VERSION", tc.Version)
+	tc.MaxRecvMsgBytes = e.Int("TRITON_MAX_RECV_BYTES", tc.MaxRecvMsgBytes, 4<<20, 2<<30-1)
+	tc.Retries = e.Int("TRITON_RETRIES", tc.Retries, 0, 10) // 0: none
+	tc.RetryBackoff = e.Duration("TRITON_RETRY_BACKOFF", tc.RetryBackoff, time.Millisecond, 10*time.Second)
+	tc.CallTimeout = e.Duration("TRITON_CALL_TIMEOUT", tc.CallTimeout, 10*time.Millisecond, 10*time.Minute)
+	// How soon a restarted Triton is noticed: gRPC's reconnect backoff grows to
+	// this cap.
+	tc.ConnectBackoffMax = e.Duration("TRITON_CONNECT_BACKOFF_MAX", tc.ConnectBackoffMax, 10*time.Millisecond, 5*time.Minute)
+	// Tensors through Triton's system shared memory: opt-in, same host only.
+	tc.SharedMemory = e.Enum("TRITON_SHARED_MEMORY", tc.SharedMemory, triton.SharedMemoryNone, triton.SharedMemorySystem)
+	tc.SharedMemoryBytes = e.Int64("TRITON_SHARED_MEMORY_BYTES", tc.SharedMemoryBytes, 4<<10, 1<<40)
+	tc.SharedMemoryRegions = e.Int("TRITON_SHARED_MEMORY_REGIONS", tc.SharedMemoryRegions, 1, triton.MaxSharedMemoryRegions)
+	c.Triton = tc
 	c.ONNX = onnx.Config{
 		LibraryPath:     e.String("ONNXRUNTIME_LIB", defaultONNXRuntimeLib),
 		ModelRepository: c.ModelRepository,
@@ -111,9 +111,6 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		IntraOpThreads:  e.Int("ONNX_INTRA_OP_THREADS", 0, 0, 1024),
 		// 0: max(2, cores / intra-op threads), see onnx.Config.
 		MaxConcurrentRuns: e.Int("ONNX_MAX_CONCURRENT_RUNS", 0, 0, 1024),
-	}
-	if c.Triton.Retries == 0 {
-		c.Triton.Retries = -1 // the client reads 0 as "default"; TRITON_RETRIES=0 means none
 	}
 	c.Breaker = breaker.Settings{
 		Name:                "triton",

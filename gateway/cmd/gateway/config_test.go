@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fish-classifier/fish-classifier/gateway/triton"
 )
 
 func lookupFrom(m map[string]string) func(string) (string, bool) {
@@ -33,6 +35,29 @@ func TestLoadConfigDefaults(t *testing.T) {
 		if !names[want] {
 			t.Errorf("%s missing from the logged settings", want)
 		}
+	}
+}
+
+// TestLoadConfigLayersOnThePackagesDefaults: with nothing set, each package's
+// configuration is its DefaultConfig plus the names only the command knows;
+// a variable set to 0 means 0.
+func TestLoadConfigLayersOnThePackagesDefaults(t *testing.T) {
+	c, err := loadConfig(lookupFrom(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTriton := triton.DefaultConfig()
+	wantTriton.Model = "fish_classifier"
+	if !reflect.DeepEqual(c.Triton, wantTriton) {
+		t.Errorf("Triton = %+v, want %+v", c.Triton, wantTriton)
+	}
+
+	c, err = loadConfig(lookupFrom(map[string]string{"TRITON_RETRIES": "0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Triton.Retries != 0 {
+		t.Errorf("TRITON_RETRIES=0: Retries %d, want 0", c.Triton.Retries)
 	}
 }
 

@@ -221,7 +221,7 @@ func directClient(tb testing.TB, addr string) kserve.GRPCInferenceServiceClient 
 	tb.Helper()
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(triton.DefaultMaxRecvMsgBytes), grpc.MaxCallSendMsgSize(math.MaxInt32)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(triton.DefaultConfig().MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(math.MaxInt32)),
 	)
 	if err != nil {
 		tb.Fatalf("grpc.NewClient(%s): %v", addr, err)
@@ -259,7 +259,9 @@ func directCall(api kserve.GRPCInferenceServiceClient, m tritontest.Model, tenso
 func newTritonClient(tb testing.TB, srv *tritontest.Server, reg prometheus.Registerer) *triton.Client {
 	tb.Helper()
 	m := srv.Model()
-	c, err := triton.New(triton.Config{Address: srv.Addr(), Model: m.Name, Labels: m.Labels}, reg)
+	cfg := triton.DefaultConfig()
+	cfg.Address, cfg.Model, cfg.Labels = srv.Addr(), m.Name, m.Labels
+	c, err := triton.New(cfg, reg)
 	if err != nil {
 		tb.Fatalf("triton.New: %v", err)
 	}
