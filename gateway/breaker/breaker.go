@@ -88,7 +88,6 @@ func New(next gateway.Inferencer, s Settings, reg prometheus.Registerer) (*Break
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	s = s.withDefaults()
 	b := &Breaker{next: next, openTimeout: s.OpenTimeout}
 	b.cb = gobreaker.NewCircuitBreaker[gateway.Scores](gobreaker.Settings{
 		Name:          s.Name,

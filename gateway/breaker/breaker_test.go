@@ -116,6 +116,13 @@ func (f *fakeBackend) hold() (entered <-chan struct{}, release func(error)) {
 
 var batch = gateway.Batch{Size: 1, Data: make([]byte, 4)}
 
+// named is DefaultSettings with a name.
+func named(name string) Settings {
+	s := DefaultSettings()
+	s.Name = name
+	return s
+}
+
 func newBreaker(t *testing.T, s Settings) (*Breaker, *fakeBackend, *prometheus.Registry) {
 	t.Helper()
 	f := &fakeBackend{}
@@ -261,7 +268,7 @@ func TestClassification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: n, OpenTimeout: time.Hour})
+			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: n, OpenTimeout: time.Hour, HalfOpenMaxRequests: 1})
 			play(t, b, f, tt.script...)
 			if got := b.State(); got != tt.wantState {
 				t.Errorf("state = %q, want %q", got, tt.wantState)
@@ -280,7 +287,7 @@ func TestClassification(t *testing.T) {
 
 func TestOpenRefusesWithoutCallingBackend(t *testing.T) {
 	const timeout = time.Minute
-	b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 3, OpenTimeout: timeout})
+	b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 3, OpenTimeout: timeout, HalfOpenMaxRequests: 1})
 	play(t, b, f, repeat(unavailable, 3)...)
 	if got := b.State(); got != "open" {
 		t.Fatalf("state after 3 server faults = %q, want open", got)
@@ -306,17 +313,21 @@ func TestOpenRefusesWithoutCallingBackend(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	b, f, _ := newBreaker(t, Settings{Name: "test"})
-	play(t, b, f, repeat(unavailable, DefaultConsecutiveFailures-1)...)
+	d := DefaultSettings()
+	if d != (Settings{ConsecutiveFailures: 5, OpenTimeout: 10 * time.Second, HalfOpenMaxRequests: 1, Interval: time.Minute}) {
+		t.Errorf("DefaultSettings() = %+v", d)
+	}
+	b, f, _ := newBreaker(t, named("test"))
+	play(t, b, f, repeat(unavailable, d.ConsecutiveFailures-1)...)
 	if got := b.State(); got != "closed" {
-		t.Fatalf("state after %d server faults = %q, want closed", DefaultConsecutiveFailures-1, got)
+		t.Fatalf("state after %d server faults = %q, want closed", d.ConsecutiveFailures-1, got)
 	}
 	play(t, b, f, unavailable)
 	if got := b.State(); got != "open" {
-		t.Fatalf("state after %d server faults = %q, want open", DefaultConsecutiveFailures, got)
+		t.Fatalf("state after %d server faults = %q, want open", d.ConsecutiveFailures, got)
 	}
 	_, err := b.Infer(context.Background(), batch)
-	checkOpenError(t, err, DefaultOpenTimeout-5*time.Second, DefaultOpenTimeout)
+	checkOpenError(t, err, d.OpenTimeout-5*time.Second, d.OpenTimeout)
 }
 
 func TestHalfOpenProbe(t *testing.T) {
@@ -336,7 +347,7 @@ func TestHalfOpenProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond})
+			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 1})
 			play(t, b, f, unavailable)
 			waitForState(t, b, "half-open")
 
@@ -475,7 +486,7 @@ func TestFailureRatio(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 100, FailureRatio: 0.5, MinRequests: 4, OpenTimeout: time.Hour})
+			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 100, FailureRatio: 0.5, MinRequests: 4, OpenTimeout: time.Hour, HalfOpenMaxRequests: 1})
 			play(t, b, f, tt.script...)
 			if got := b.State(); got != tt.wantState {
 				t.Errorf("state = %q, want %q (counts before a trip: see script)", got, tt.wantState)
@@ -483,7 +494,7 @@ func TestFailureRatio(t *testing.T) {
 		})
 	}
 	t.Run("consecutive failures still trip it", func(t *testing.T) {
-		b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 3, FailureRatio: 0.9, MinRequests: 100, OpenTimeout: time.Hour})
+		b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 3, FailureRatio: 0.9, MinRequests: 100, OpenTimeout: time.Hour, HalfOpenMaxRequests: 1})
 		play(t, b, f, success, success, success, unavailable, unavailable, unavailable)
 		if got := b.State(); got != "open" {
 			t.Errorf("state = %q, want open", got)
@@ -492,7 +503,7 @@ func TestFailureRatio(t *testing.T) {
 }
 
 func TestIntervalResetsCounts(t *testing.T) {
-	b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 3, Interval: 20 * time.Millisecond, OpenTimeout: time.Hour})
+	b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 3, Interval: 20 * time.Millisecond, OpenTimeout: time.Hour, HalfOpenMaxRequests: 1})
 	play(t, b, f, unavailable, unavailable)
 	// Wait for the window to turn: gobreaker clears the counts when next asked.
 	deadline := time.Now().Add(5 * time.Second)
@@ -513,7 +524,7 @@ func TestIntervalResetsCounts(t *testing.T) {
 }
 
 func TestReadyAndModel(t *testing.T) {
-	b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 2, OpenTimeout: time.Hour})
+	b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 2, OpenTimeout: time.Hour, HalfOpenMaxRequests: 1})
 	f.model = gateway.ModelInfo{Name: "fish", Version: "1"}
 	notReady := gateway.Errorf(gateway.KindUnavailable, "model fish not ready")
 	ctx := context.Background()
@@ -577,7 +588,7 @@ circuit_breaker_transitions_total{from="open",name="triton",to="half-open"} %d
 	}
 	const timeout = 200 * time.Millisecond
 
-	b, f, reg := newBreaker(t, Settings{Name: "triton", ConsecutiveFailures: 2, OpenTimeout: timeout})
+	b, f, reg := newBreaker(t, Settings{Name: "triton", ConsecutiveFailures: 2, OpenTimeout: timeout, HalfOpenMaxRequests: 1})
 	if err := testutil.GatherAndCompare(reg, exposition(0, 0, 0, 0, 0, 0)); err != nil {
 		t.Errorf("after New:\n%v", err)
 	}
@@ -620,15 +631,15 @@ circuit_breaker_state{name="triton"} 1
 
 func TestMetricsRegistration(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := New(&fakeBackend{}, Settings{Name: "triton"}, reg); err != nil {
+	if _, err := New(&fakeBackend{}, named("triton"), reg); err != nil {
 		t.Fatalf("first breaker: %v", err)
 	}
-	if _, err := New(&fakeBackend{}, Settings{Name: "onnx"}, reg); err != nil {
+	if _, err := New(&fakeBackend{}, named("onnx"), reg); err != nil {
 		t.Fatalf("a second breaker with another name on the same registry: %v", err)
 	}
 	panicked := func() (panicked bool) {
 		defer func() { panicked = recover() != nil }()
-		_, _ = New(&fakeBackend{}, Settings{Name: "triton"}, reg)
+		_, _ = New(&fakeBackend{}, named("triton"), reg)
 		return false
 	}()
 	if !panicked {
@@ -642,7 +653,7 @@ func TestMetricsRegistration(t *testing.T) {
 	if err != nil || len(problems) > 0 {
 		t.Errorf("lint = %v, %v, want no problems", problems, err)
 	}
-	if _, err := New(&fakeBackend{}, Settings{Name: "unregistered"}, nil); err != nil {
+	if _, err := New(&fakeBackend{}, named("unregistered"), nil); err != nil {
 		t.Errorf("nil registry: New = %v, want no error", err)
 	}
 }
@@ -714,33 +725,46 @@ func isAnswer(err error, answers []error) bool {
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name       string
-		settings   Settings
-		wantFields []string // named in the error, one problem each; none: valid
+		edit       func(*Settings) // of named("t")
+		wantFields []string        // named in the error, one problem each; none: valid
 	}{
-		{"zero values take the defaults", Settings{Name: "triton"}, nil},
-		{"everything set", Settings{Name: "triton", ConsecutiveFailures: 3, FailureRatio: 0.5, MinRequests: 20, OpenTimeout: time.Second, HalfOpenMaxRequests: 2, Interval: time.Minute}, nil},
-		{"ratio of 1", Settings{Name: "triton", FailureRatio: 1, MinRequests: 1}, nil},
-		{"no name", Settings{}, []string{"Name"}},
-		{"negative consecutive failures", Settings{Name: "t", ConsecutiveFailures: -1}, []string{"ConsecutiveFailures"}},
-		{"too many consecutive failures", Settings{Name: "t", ConsecutiveFailures: math.MaxUint32 + 1}, []string{"ConsecutiveFailures"}},
-		{"negative half-open requests", Settings{Name: "t", HalfOpenMaxRequests: -2}, []string{"HalfOpenMaxRequests"}},
-		{"ratio above 1", Settings{Name: "t", FailureRatio: 1.5, MinRequests: 10}, []string{"FailureRatio"}},
-		{"negative ratio", Settings{Name: "t", FailureRatio: -0.1, MinRequests: 10}, []string{"FailureRatio"}},
-		{"NaN ratio", Settings{Name: "t", FailureRatio: math.NaN(), MinRequests: 10}, []string{"FailureRatio"}},
-		{"ratio without MinRequests", Settings{Name: "t", FailureRatio: 0.5}, []string{"MinRequests"}},
-		{"MinRequests without ratio", Settings{Name: "t", MinRequests: 10}, []string{"FailureRatio"}},
-		{"negative MinRequests", Settings{Name: "t", MinRequests: -1}, []string{"MinRequests"}},
-		{"negative open timeout", Settings{Name: "t", OpenTimeout: -time.Second}, []string{"OpenTimeout"}},
-		{"negative interval", Settings{Name: "t", Interval: -time.Second}, []string{"Interval"}},
+		{"the defaults", func(*Settings) {}, nil},
+		{"everything set", func(s *Settings) {
+			*s = Settings{Name: "triton", ConsecutiveFailures: 3, FailureRatio: 0.5, MinRequests: 20, OpenTimeout: time.Second, HalfOpenMaxRequests: 2, Interval: time.Minute}
+		}, nil},
+		{"ratio of 1", func(s *Settings) { s.FailureRatio, s.MinRequests = 1, 1 }, nil},
+		{"never reset", func(s *Settings) { s.Interval = 0 }, nil},
+		{"no name", func(s *Settings) { s.Name = "" }, []string{"Name"}},
+		// Zero is not "the default": settings built field by field must say
+		// every value.
+		{"the zero Settings", func(s *Settings) { *s = Settings{} }, []string{"Name", "ConsecutiveFailures", "HalfOpenMaxRequests", "OpenTimeout"}},
+		{"zero consecutive failures", func(s *Settings) { s.ConsecutiveFailures = 0 }, []string{"ConsecutiveFailures"}},
+		{"negative consecutive failures", func(s *Settings) { s.ConsecutiveFailures = -1 }, []string{"ConsecutiveFailures"}},
+		{"too many consecutive failures", func(s *Settings) { s.ConsecutiveFailures = math.MaxUint32 + 1 }, []string{"ConsecutiveFailures"}},
+		{"zero half-open requests", func(s *Settings) { s.HalfOpenMaxRequests = 0 }, []string{"HalfOpenMaxRequests"}},
+		{"negative half-open requests", func(s *Settings) { s.HalfOpenMaxRequests = -2 }, []string{"HalfOpenMaxRequests"}},
+		{"ratio above 1", func(s *Settings) { s.FailureRatio, s.MinRequests = 1.5, 10 }, []string{"FailureRatio"}},
+		{"negative ratio", func(s *Settings) { s.FailureRatio, s.MinRequests = -0.1, 10 }, []string{"FailureRatio"}},
+		{"NaN ratio", func(s *Settings) { s.FailureRatio, s.MinRequests = math.NaN(), 10 }, []string{"FailureRatio"}},
+		{"ratio without MinRequests", func(s *Settings) { s.FailureRatio = 0.5 }, []string{"MinRequests"}},
+		{"MinRequests without ratio", func(s *Settings) { s.MinRequests = 10 }, []string{"FailureRatio"}},
+		{"negative MinRequests", func(s *Settings) { s.MinRequests = -1 }, []string{"MinRequests"}},
+		{"zero open timeout", func(s *Settings) { s.OpenTimeout = 0 }, []string{"OpenTimeout"}},
+		{"negative open timeout", func(s *Settings) { s.OpenTimeout = -time.Second }, []string{"OpenTimeout"}},
+		{"negative interval", func(s *Settings) { s.Interval = -time.Second }, []string{"Interval"}},
 		{
 			"every problem at once",
-			Settings{ConsecutiveFailures: -1, HalfOpenMaxRequests: -1, FailureRatio: 2, MinRequests: -1, OpenTimeout: -1, Interval: -1},
+			func(s *Settings) {
+				*s = Settings{ConsecutiveFailures: -1, HalfOpenMaxRequests: -1, FailureRatio: 2, MinRequests: -1, OpenTimeout: -1, Interval: -1}
+			},
 			[]string{"Name", "ConsecutiveFailures", "HalfOpenMaxRequests", "MinRequests", "FailureRatio", "OpenTimeout", "Interval"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.settings.Validate()
+			settings := named("t")
+			tt.edit(&settings)
+			err := settings.Validate()
 			if len(tt.wantFields) == 0 {
 				if err != nil {
 					t.Errorf("Validate = %v, want nil", err)
@@ -759,12 +783,12 @@ func TestValidate(t *testing.T) {
 			if got := strings.Count(msg, "\n") + 1; got != len(tt.wantFields) {
 				t.Errorf("Validate reported %d problems, want %d:\n%s", got, len(tt.wantFields), msg)
 			}
-			if _, err := New(&fakeBackend{}, tt.settings, nil); err == nil {
+			if _, err := New(&fakeBackend{}, settings, nil); err == nil {
 				t.Errorf("New accepted settings that Validate rejects")
 			}
 		})
 	}
-	if _, err := New(nil, Settings{Name: "t"}, nil); err == nil {
+	if _, err := New(nil, named("t"), nil); err == nil {
 		t.Errorf("New(nil, ...) = nil error, want one")
 	}
 }

@@ -9,23 +9,16 @@ import (
 	"github.com/sony/gobreaker/v2"
 )
 
-// Defaults for the zero values of Settings.
-const (
-	DefaultConsecutiveFailures = 5
-	DefaultOpenTimeout         = 10 * time.Second
-	DefaultHalfOpenMaxRequests = 1
-)
-
-// Settings configure a Breaker. The zero value of every field but Name means its
-// default; Validate reports what is wrong.
+// Settings configure a Breaker. Start from DefaultSettings: New takes every
+// field as it is, and Validate refuses a zero where the field needs a value.
 type Settings struct {
 	// Name identifies the breaker in metrics (the "name" label) and logs; name it
 	// after the backend it guards, such as "triton". Required.
 	Name string
 
 	// ConsecutiveFailures trips the breaker after this many server faults in a row
-	// in the closed state. Excluded calls (client gone) do not break the run;
-	// successes and caller faults end it. 0 means DefaultConsecutiveFailures.
+	// in the closed state (at least 1). Excluded calls (client gone) do not break
+	// the run; successes and caller faults end it.
 	ConsecutiveFailures int
 
 	// FailureRatio and MinRequests add a second way to trip: once at least
@@ -37,12 +30,12 @@ type Settings struct {
 	MinRequests  int
 
 	// OpenTimeout is how long the breaker stays open, refusing every call, before
-	// it lets a half-open probe through. 0 means DefaultOpenTimeout.
+	// it lets a half-open probe through (positive).
 	OpenTimeout time.Duration
 
-	// HalfOpenMaxRequests is how many probes the half-open state lets through; it
-	// closes after that many successes in a row and re-opens on any failure.
-	// 0 means DefaultHalfOpenMaxRequests.
+	// HalfOpenMaxRequests is how many probes the half-open state lets through
+	// (at least 1); it closes after that many successes in a row and re-opens on
+	// any failure.
 	HalfOpenMaxRequests int
 
 	// Interval is the closed state's counting window: every Interval the counts
@@ -51,16 +44,27 @@ type Settings struct {
 	Interval time.Duration
 }
 
+// DefaultSettings are the default of every setting; Name has none: it names
+// the backend the breaker guards. Ratio tripping is off.
+func DefaultSettings() Settings {
+	return Settings{
+		ConsecutiveFailures: 5,
+		OpenTimeout:         10 * time.Second,
+		HalfOpenMaxRequests: 1,
+		Interval:            60 * time.Second,
+	}
+}
+
 // Validate reports every problem with s at once, each naming its field.
 func (s Settings) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("breaker settings: %s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	count := func(field string, v int, def int) {
+	count := func(field string, v int) {
 		switch {
-		case v < 0:
-			bad(field, "must not be negative, got %d (0 means the default, %d)", v, def)
+		case v < 1:
+			bad(field, "must be at least 1, got %d", v)
 		case v > math.MaxUint32:
 			bad(field, "must be at most %d, got %d", uint32(math.MaxUint32), v)
 		}
@@ -69,8 +73,8 @@ func (s Settings) Validate() error {
 	if s.Name == "" {
 		bad("Name", "must not be empty: it labels the breaker's metrics")
 	}
-	count("ConsecutiveFailures", s.ConsecutiveFailures, DefaultConsecutiveFailures)
-	count("HalfOpenMaxRequests", s.HalfOpenMaxRequests, DefaultHalfOpenMaxRequests)
+	count("ConsecutiveFailures", s.ConsecutiveFailures)
+	count("HalfOpenMaxRequests", s.HalfOpenMaxRequests)
 	switch {
 	case s.MinRequests < 0:
 		bad("MinRequests", "must not be negative, got %d", s.MinRequests)
@@ -85,8 +89,8 @@ func (s Settings) Validate() error {
 	case s.FailureRatio == 0 && s.MinRequests > 0:
 		bad("FailureRatio", "must be set when MinRequests is (%d); 0 disables ratio tripping", s.MinRequests)
 	}
-	if s.OpenTimeout < 0 {
-		bad("OpenTimeout", "must not be negative, got %v (0 means the default, %v)", s.OpenTimeout, DefaultOpenTimeout)
+	if s.OpenTimeout <= 0 {
+		bad("OpenTimeout", "must be positive, got %v", s.OpenTimeout)
 	}
 	if s.Interval < 0 {
 		bad("Interval", "must not be negative, got %v (0 means never reset)", s.Interval)
@@ -94,21 +98,7 @@ func (s Settings) Validate() error {
 	return errors.Join(errs...)
 }
 
-// withDefaults returns s with its zero values replaced by the defaults.
-func (s Settings) withDefaults() Settings {
-	if s.ConsecutiveFailures == 0 {
-		s.ConsecutiveFailures = DefaultConsecutiveFailures
-	}
-	if s.OpenTimeout == 0 {
-		s.OpenTimeout = DefaultOpenTimeout
-	}
-	if s.HalfOpenMaxRequests == 0 {
-		s.HalfOpenMaxRequests = DefaultHalfOpenMaxRequests
-	}
-	return s
-}
-
-// readyToTrip is gobreaker's ReadyToTrip for s (with defaults applied). gobreaker
+// readyToTrip is gobreaker's ReadyToTrip for s. gobreaker
 // calls it after each failure in the closed state.
 func (s Settings) readyToTrip(c gobreaker.Counts) bool {
 	if c.ConsecutiveFailures >= uint32(s.ConsecutiveFailures) {

@@ -112,15 +112,15 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		// 0: max(2, cores / intra-op threads), see onnx.Config.
 		MaxConcurrentRuns: e.Int("ONNX_MAX_CONCURRENT_RUNS", 0, 0, 1024),
 	}
-	c.Breaker = breaker.Settings{
-		Name:                "triton",
-		ConsecutiveFailures: e.Int("BREAKER_CONSECUTIVE_FAILURES", breaker.DefaultConsecutiveFailures, 1, 1000),
-		FailureRatio:        e.Float("BREAKER_FAILURE_RATIO", 0, 0, 1),
-		MinRequests:         e.Int("BREAKER_MIN_REQUESTS", 0, 0, 1000000),
-		OpenTimeout:         e.Duration("BREAKER_OPEN_TIMEOUT", breaker.DefaultOpenTimeout, 10*time.Millisecond, time.Hour),
-		HalfOpenMaxRequests: e.Int("BREAKER_HALF_OPEN_REQUESTS", breaker.DefaultHalfOpenMaxRequests, 1, 1000),
-		Interval:            e.Duration("BREAKER_INTERVAL", 60*time.Second, 0, 24*time.Hour),
-	}
+	bs := breaker.DefaultSettings()
+	bs.Name = "triton"
+	bs.ConsecutiveFailures = e.Int("BREAKER_CONSECUTIVE_FAILURES", bs.ConsecutiveFailures, 1, 1000)
+	bs.FailureRatio = e.Float("BREAKER_FAILURE_RATIO", bs.FailureRatio, 0, 1) // 0: off
+	bs.MinRequests = e.Int("BREAKER_MIN_REQUESTS", bs.MinRequests, 0, 1000000)
+	bs.OpenTimeout = e.Duration("BREAKER_OPEN_TIMEOUT", bs.OpenTimeout, 10*time.Millisecond, time.Hour)
+	bs.HalfOpenMaxRequests = e.Int("BREAKER_HALF_OPEN_REQUESTS", bs.HalfOpenMaxRequests, 1, 1000)
+	bs.Interval = e.Duration("BREAKER_INTERVAL", bs.Interval, 0, 24*time.Hour) // 0: never reset
+	c.Breaker = bs
 	if c.Limits.MinSide > c.Limits.MaxSide {
 		e.fail("IMAGE_MIN_SIDE", "%d is larger than IMAGE_MAX_SIDE (%d)", c.Limits.MinSide, c.Limits.MaxSide)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fish-classifier/fish-classifier/gateway/breaker"
 	"github.com/fish-classifier/fish-classifier/gateway/triton"
 )
 
@@ -51,13 +52,18 @@ func TestLoadConfigLayersOnThePackagesDefaults(t *testing.T) {
 	if !reflect.DeepEqual(c.Triton, wantTriton) {
 		t.Errorf("Triton = %+v, want %+v", c.Triton, wantTriton)
 	}
+	wantBreaker := breaker.DefaultSettings()
+	wantBreaker.Name = "triton"
+	if c.Breaker != wantBreaker {
+		t.Errorf("Breaker = %+v, want %+v", c.Breaker, wantBreaker)
+	}
 
-	c, err = loadConfig(lookupFrom(map[string]string{"TRITON_RETRIES": "0"}))
+	c, err = loadConfig(lookupFrom(map[string]string{"TRITON_RETRIES": "0", "BREAKER_INTERVAL": "0s"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Triton.Retries != 0 {
-		t.Errorf("TRITON_RETRIES=0: Retries %d, want 0", c.Triton.Retries)
+	if c.Triton.Retries != 0 || c.Breaker.Interval != 0 {
+		t.Errorf("TRITON_RETRIES=0, BREAKER_INTERVAL=0s: Retries %d, Interval %v; want 0, 0", c.Triton.Retries, c.Breaker.Interval)
 	}
 }
 

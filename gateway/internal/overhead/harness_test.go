@@ -300,7 +300,9 @@ func gatewayURL(tb testing.TB, srv *tritontest.Server) string {
 	tb.Helper()
 	reg := prometheus.NewRegistry()
 	client := newTritonClient(tb, srv, reg)
-	backend, err := breaker.New(client, breaker.Settings{Name: "triton"}, reg)
+	bs := breaker.DefaultSettings()
+	bs.Name = "triton"
+	backend, err := breaker.New(client, bs, reg)
 	if err != nil {
 		tb.Fatalf("breaker.New: %v", err)
 	}
