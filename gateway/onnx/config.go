@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 
@@ -38,19 +39,51 @@ type Config struct {
 	// directories holding model.onnx. Version picks one; "" picks the highest
 	// numeric version directory.
 	ModelRepository, Model, Version string
-	// IntraOpThreads is the number of threads one inference may use; 0 means
-	// runtime.GOMAXPROCS(0).
+	// IntraOpThreads is the number of threads one inference may use, at least 1.
 	IntraOpThreads int
-	// MaxConcurrentRuns bounds the inferences that run at once; more wait
-	// (until their deadline). Every concurrent run holds its own activations
-	// in ONNX Runtime's arena, which keeps its high-water mark: with
-	// EfficientNet-Lite0, 8 concurrent batches of 8 took the process to
-	// 731-779 MiB unbounded, 362-365 MiB with 2 runs, 289-300 MiB with 1. Runs
-	// beyond the cores' worth of threads add no throughput, but a second one
-	// fills the cores while the first is in its serial parts (one run alone lost
-	// ~20% of the images/s on 2 cores), so 0 means
-	// max(2, GOMAXPROCS / IntraOpThreads).
+	// MaxConcurrentRuns bounds the inferences that run at once, at least 1;
+	// more wait (until their deadline). See DefaultMaxConcurrentRuns.
 	MaxConcurrentRuns int
+}
+
+// DefaultConfig is the default of every setting: an intra-op thread a core
+// (runtime.GOMAXPROCS) and DefaultMaxConcurrentRuns of them. LibraryPath,
+// ModelRepository and Model have none: they name the caller's library and
+// model; Version "" picks the highest version.
+func DefaultConfig() Config {
+	threads := runtime.GOMAXPROCS(0)
+	return Config{IntraOpThreads: threads, MaxConcurrentRuns: DefaultMaxConcurrentRuns(threads)}
+}
+
+// DefaultMaxConcurrentRuns is the default MaxConcurrentRuns of runs of
+// intraOpThreads threads: max(2, GOMAXPROCS / intraOpThreads). Every
+// concurrent run holds its own activations in ONNX Runtime's arena, which
+// keeps its high-water mark: with EfficientNet-Lite0, 8 concurrent batches of
+// 8 took the process to 731-779 MiB unbounded, 362-365 MiB with 2 runs,
+// 289-300 MiB with 1. Runs beyond the cores' worth of threads add no
+// throughput, but a second one fills the cores while the first is in its
+// serial parts (one run alone lost ~20% of the images/s on 2 cores).
+func DefaultMaxConcurrentRuns(intraOpThreads int) int {
+	return max(2, runtime.GOMAXPROCS(0)/max(1, intraOpThreads))
+}
+
+// Validate reports every problem of the configuration at once, each naming its
+// field. The library and the repository are checked when New loads them.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ModelRepository == "" {
+		errs = append(errs, errors.New("onnx: ModelRepository is empty: want a Triton model repository"))
+	}
+	if c.Model == "" {
+		errs = append(errs, errors.New("onnx: Model is empty: want the model's directory in the repository"))
+	}
+	if c.IntraOpThreads < 1 {
+		errs = append(errs, fmt.Errorf("onnx: IntraOpThreads %d is less than 1", c.IntraOpThreads))
+	}
+	if c.MaxConcurrentRuns < 1 {
+		errs = append(errs, fmt.Errorf("onnx: MaxConcurrentRuns %d is less than 1", c.MaxConcurrentRuns))
+	}
+	return errors.Join(errs...)
 }
 
 // modelSpec is what the repository says about the model.
@@ -72,9 +105,6 @@ type modelSpec struct {
 // readRepository reads cfg's model from its repository: config.pbtxt, the labels,
 // and the version directory. It does not open model.onnx.
 func readRepository(cfg Config) (*modelSpec, error) {
-	if cfg.ModelRepository == "" || cfg.Model == "" {
-		return nil, errors.New("onnx: the model repository and the model name must be set")
-	}
 	dir := filepath.Join(cfg.ModelRepository, cfg.Model)
 	cfgPath := filepath.Join(dir, "config.pbtxt")
 	mc, err := modelconfig.ReadFile(cfgPath)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -126,6 +125,9 @@ func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
 	if !littleEndian() {
 		return nil, errors.New("onnx: the embedded backend needs a little-endian machine (the batch bytes are little-endian)")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	spec, err := readRepository(cfg)
 	if err != nil {
 		return nil, err
@@ -135,15 +137,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
 		return nil, err
 	}
 	threads := cfg.IntraOpThreads
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	runs := cfg.MaxConcurrentRuns
-	if runs <= 0 {
-		runs = max(2, runtime.GOMAXPROCS(0)/threads)
-	}
 	b := &Backend{spec: spec, dtype: ortType(spec.info.Input.Datatype), threads: threads, idle: make(map[int][]*slot),
-		runs: gateway.NewSlots(runs)}
+		runs: gateway.NewSlots(cfg.MaxConcurrentRuns)}
 
 	// The model's signature does not depend on the optimisations: read it from
 	// a cheap single-thread session without them.

@@ -28,10 +28,19 @@ const modelName = "fish_classifier"
 
 var repoModels = filepath.Join(repoRoot, "triton-models")
 
+// configOf is the configuration of the fish_classifier of repo with the test
+// library: intra-op threads threads, and the default bound on runs of them.
+func configOf(repo string, threads int) Config {
+	c := DefaultConfig()
+	c.LibraryPath, c.ModelRepository, c.Model = libPath, repo, modelName
+	c.IntraOpThreads, c.MaxConcurrentRuns = threads, DefaultMaxConcurrentRuns(threads)
+	return c
+}
+
 // newBackend loads the repository's fish_classifier with two threads.
 func newBackend(t testing.TB) *Backend {
 	t.Helper()
-	b, err := New(Config{LibraryPath: libPath, ModelRepository: repoModels, Model: modelName, IntraOpThreads: 2}, prometheus.NewRegistry())
+	b, err := New(configOf(repoModels, 2), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -49,7 +58,7 @@ var shared struct {
 func sharedBackend(t *testing.T) *Backend {
 	t.Helper()
 	shared.once.Do(func() {
-		shared.b, shared.err = New(Config{LibraryPath: libPath, ModelRepository: repoModels, Model: modelName, IntraOpThreads: 2}, nil)
+		shared.b, shared.err = New(configOf(repoModels, 2), nil)
 	})
 	if shared.err != nil {
 		t.Fatalf("New: %v", shared.err)
@@ -342,7 +351,9 @@ func TestCloseAndReady(t *testing.T) {
 
 func TestMissingLibrary(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-such-dir", "libonnxruntime.so.1")
-	_, err := New(Config{LibraryPath: missing, ModelRepository: repoModels, Model: modelName}, nil)
+	cfg := configOf(repoModels, 1)
+	cfg.LibraryPath = missing
+	_, err := New(cfg, nil)
 	if err == nil {
 		t.Fatal("New with a missing library succeeded")
 	}
@@ -351,8 +362,17 @@ func TestMissingLibrary(t *testing.T) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
-	if _, err := New(Config{ModelRepository: repoModels, Model: modelName}, nil); err == nil || !strings.Contains(err.Error(), "make onnxruntime") {
+	cfg.LibraryPath = ""
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "make onnxruntime") {
 		t.Errorf("New without a library path: %v", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	cfg := configOf(repoModels, 1)
+	cfg.IntraOpThreads, cfg.MaxConcurrentRuns = 0, 0
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "IntraOpThreads 0") || !strings.Contains(err.Error(), "MaxConcurrentRuns 0") {
+		t.Errorf("New with zero threads and runs: %v, want both refused", err)
 	}
 }
 
@@ -362,7 +382,9 @@ func TestSecondLibraryRefused(t *testing.T) {
 	if err := os.WriteFile(other, []byte("not a library"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Config{LibraryPath: other, ModelRepository: repoModels, Model: modelName}, nil)
+	cfg := configOf(repoModels, 1)
+	cfg.LibraryPath = other
+	_, err := New(cfg, nil)
 	if err == nil || !strings.Contains(err.Error(), "already loaded") {
 		t.Errorf("New with another library: %v", err)
 	}
@@ -411,7 +433,7 @@ parameters [ { key: "output_kind" value: { string_value: "probabilities" } } ]
 
 func TestTempRepositoryHighestVersion(t *testing.T) {
 	repo := tempRepository(t, testConfig)
-	b, err := New(Config{LibraryPath: libPath, ModelRepository: repo, Model: modelName}, nil)
+	b, err := New(configOf(repo, 1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +467,7 @@ func TestModelSHA256Declared(t *testing.T) {
 	sum := committedModelSHA256(t)
 	config := strings.Replace(testConfig, `parameters [ {`, `parameters [ { key: "model_sha256" value: { string_value: "`+strings.ToUpper(sum)+`" } },
 		{ key: "model_source" value: { string_value: "test source" } }, {`, 1)
-	b, err := New(Config{LibraryPath: libPath, ModelRepository: tempRepository(t, config), Model: modelName}, nil)
+	b, err := New(configOf(tempRepository(t, config), 1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +498,7 @@ func TestConfigDisagreesWithModel(t *testing.T) {
 			if config == testConfig {
 				t.Fatal("test bug: nothing replaced")
 			}
-			b, err := New(Config{LibraryPath: libPath, ModelRepository: tempRepository(t, config), Model: modelName}, nil)
+			b, err := New(configOf(tempRepository(t, config), 1), nil)
 			if err == nil {
 				b.Close()
 				t.Fatal("New succeeded")
@@ -490,7 +512,7 @@ func TestConfigDisagreesWithModel(t *testing.T) {
 
 func TestMetricsRegistered(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	b, err := New(Config{LibraryPath: libPath, ModelRepository: repoModels, Model: modelName, IntraOpThreads: 1}, reg)
+	b, err := New(configOf(repoModels, 1), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +536,9 @@ func TestMetricsRegistered(t *testing.T) {
 // gives up at its deadline (a deadline error, not a backend failure), and
 // runs once one finishes.
 func TestConcurrentRunsBounded(t *testing.T) {
-	b, err := New(Config{LibraryPath: libPath, ModelRepository: repoModels, Model: modelName, IntraOpThreads: 1, MaxConcurrentRuns: 1}, nil)
+	cfg := configOf(repoModels, 1)
+	cfg.MaxConcurrentRuns = 1
+	b, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +557,7 @@ func TestConcurrentRunsBounded(t *testing.T) {
 		t.Fatalf("Infer once the bound is free: %v", err)
 	}
 	// The default: as many runs as the cores hold intra-op thread sets.
-	d, err := New(Config{LibraryPath: libPath, ModelRepository: repoModels, Model: modelName, IntraOpThreads: 1}, nil)
+	d, err := New(configOf(repoModels, 1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,8 +65,10 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		}
 	}
 
-	// Every default is the package's own (DefaultConfig, DefaultLimits, Default*
-	// constants); this file only names the variables and their bounds.
+	// Every default is the package's own (DefaultConfig, DefaultLimits,
+	// DefaultSettings); this file only names the variables and their bounds, and
+	// what only the gateway knows (its model, the breaker's name, the library's
+	// place in this repository).
 	hd := httpapi.DefaultConfig()
 	c.HTTP = httpapi.Config{
 		BodyLimit:              e.Int("HTTP_BODY_LIMIT_BYTES", hd.BodyLimit, 1<<10, 1<<30),
@@ -103,15 +105,13 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	tc.SharedMemoryBytes = e.Int64("TRITON_SHARED_MEMORY_BYTES", tc.SharedMemoryBytes, 4<<10, 1<<40)
 	tc.SharedMemoryRegions = e.Int("TRITON_SHARED_MEMORY_REGIONS", tc.SharedMemoryRegions, 1, triton.MaxSharedMemoryRegions)
 	c.Triton = tc
-	c.ONNX = onnx.Config{
-		LibraryPath:     e.String("ONNXRUNTIME_LIB", defaultONNXRuntimeLib),
-		ModelRepository: c.ModelRepository,
-		Model:           c.Triton.Model,
-		Version:         c.Triton.Version,
-		IntraOpThreads:  e.Int("ONNX_INTRA_OP_THREADS", 0, 0, 1024),
-		// 0: max(2, cores / intra-op threads), see onnx.Config.
-		MaxConcurrentRuns: e.Int("ONNX_MAX_CONCURRENT_RUNS", 0, 0, 1024),
-	}
+	oc := onnx.DefaultConfig()
+	oc.LibraryPath = e.String("ONNXRUNTIME_LIB", defaultONNXRuntimeLib)
+	oc.ModelRepository, oc.Model, oc.Version = c.ModelRepository, c.Triton.Model, c.Triton.Version
+	oc.IntraOpThreads = e.Int("ONNX_INTRA_OP_THREADS", oc.IntraOpThreads, 1, 1024)
+	// The default bound depends on the threads: max(2, cores / intra-op threads).
+	oc.MaxConcurrentRuns = e.Int("ONNX_MAX_CONCURRENT_RUNS", onnx.DefaultMaxConcurrentRuns(oc.IntraOpThreads), 1, 1024)
+	c.ONNX = oc
 	bs := breaker.DefaultSettings()
 	bs.Name = "triton"
 	bs.ConsecutiveFailures = e.Int("BREAKER_CONSECUTIVE_FAILURES", bs.ConsecutiveFailures, 1, 1000)

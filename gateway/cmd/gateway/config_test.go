@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fish-classifier/fish-classifier/gateway/breaker"
+	"github.com/fish-classifier/fish-classifier/gateway/onnx"
 	"github.com/fish-classifier/fish-classifier/gateway/triton"
 )
 
@@ -52,18 +53,32 @@ func TestLoadConfigLayersOnThePackagesDefaults(t *testing.T) {
 	if !reflect.DeepEqual(c.Triton, wantTriton) {
 		t.Errorf("Triton = %+v, want %+v", c.Triton, wantTriton)
 	}
+	wantONNX := onnx.DefaultConfig()
+	wantONNX.LibraryPath, wantONNX.ModelRepository, wantONNX.Model = defaultONNXRuntimeLib, "triton-models", "fish_classifier"
+	if c.ONNX != wantONNX {
+		t.Errorf("ONNX = %+v, want %+v", c.ONNX, wantONNX)
+	}
 	wantBreaker := breaker.DefaultSettings()
 	wantBreaker.Name = "triton"
 	if c.Breaker != wantBreaker {
 		t.Errorf("Breaker = %+v, want %+v", c.Breaker, wantBreaker)
 	}
 
-	c, err = loadConfig(lookupFrom(map[string]string{"TRITON_RETRIES": "0", "BREAKER_INTERVAL": "0s"}))
+	c, err = loadConfig(lookupFrom(map[string]string{"TRITON_RETRIES": "0", "BREAKER_INTERVAL": "0s", "ONNX_INTRA_OP_THREADS": "1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Triton.Retries != 0 || c.Breaker.Interval != 0 {
 		t.Errorf("TRITON_RETRIES=0, BREAKER_INTERVAL=0s: Retries %d, Interval %v; want 0, 0", c.Triton.Retries, c.Breaker.Interval)
+	}
+	// The runs' default follows the threads set.
+	if c.ONNX.IntraOpThreads != 1 || c.ONNX.MaxConcurrentRuns != onnx.DefaultMaxConcurrentRuns(1) {
+		t.Errorf("ONNX_INTRA_OP_THREADS=1: %d threads, %d runs; want 1, %d", c.ONNX.IntraOpThreads, c.ONNX.MaxConcurrentRuns, onnx.DefaultMaxConcurrentRuns(1))
+	}
+	// 0 was "the default" for the ONNX bounds; it is no value of theirs now.
+	if _, err := loadConfig(lookupFrom(map[string]string{"ONNX_INTRA_OP_THREADS": "0", "ONNX_MAX_CONCURRENT_RUNS": "0"})); err == nil ||
+		!strings.Contains(err.Error(), "ONNX_INTRA_OP_THREADS") || !strings.Contains(err.Error(), "ONNX_MAX_CONCURRENT_RUNS") {
+		t.Errorf("ONNX_INTRA_OP_THREADS=0, ONNX_MAX_CONCURRENT_RUNS=0: %v, want both refused", err)
 	}
 }
 

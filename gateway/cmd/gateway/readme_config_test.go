@@ -68,12 +68,13 @@ func readmeDefaults(t *testing.T, readme string) map[string]string {
 	if end := strings.Index(section[3:], "\n## "); end >= 0 {
 		section = section[:end+3]
 	}
+	cores := runtime.GOMAXPROCS(0)
 	words := map[string]string{
 		"(off)":                                "",
 		"(latest)":                             "",
-		"4 × cores":                            strconv.Itoa(4 * runtime.GOMAXPROCS(0)),
-		"cores":                                "0", // 0: ONNX Runtime's own choice, one thread a core
-		"cores / intra-op threads, at least 2": "0", // 0: computed by the onnx package
+		"4 × cores":                            strconv.Itoa(4 * cores),
+		"cores":                                strconv.Itoa(cores),
+		"cores / intra-op threads, at least 2": strconv.Itoa(max(2, cores/cores)), // with the default threads: cores
 		"90% of the container's memory limit":  "",
 	}
 	name := regexp.MustCompile("`([A-Z][A-Z0-9_]+)`")
