@@ -69,26 +69,26 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	// DefaultSettings); this file only names the variables and their bounds, and
 	// what only the gateway knows (its model, the breaker's name, the library's
 	// place in this repository).
-	hd := httpapi.DefaultConfig()
-	c.HTTP = httpapi.Config{
-		BodyLimit:              e.Int("HTTP_BODY_LIMIT_BYTES", hd.BodyLimit, 1<<10, 1<<30),
-		ReadTimeout:            e.Duration("HTTP_READ_TIMEOUT", hd.ReadTimeout, 100*time.Millisecond, time.Hour),
-		WriteTimeout:           e.Duration("HTTP_WRITE_TIMEOUT", hd.WriteTimeout, 100*time.Millisecond, time.Hour),
-		IdleTimeout:            e.Duration("HTTP_IDLE_TIMEOUT", hd.IdleTimeout, time.Second, time.Hour),
-		RequestTimeout:         e.Duration("REQUEST_TIMEOUT", hd.RequestTimeout, 10*time.Millisecond, 10*time.Minute),
-		MaxInFlight:            e.Int("MAX_IN_FLIGHT", hd.MaxInFlight, 1, 100000),
-		MaxUploadBytesInFlight: e.Int("MAX_UPLOAD_BYTES_IN_FLIGHT", hd.MaxUploadBytesInFlight, 1<<10, 1<<40),
-		MaxConnections:         e.Int("HTTP_MAX_CONNECTIONS", hd.MaxConnections, 1, 1<<20),
-		MaxBatchItems:          e.Int("MAX_BATCH_ITEMS", hd.MaxBatchItems, 1, 4096),
-		DefaultTopK:            e.Int("DEFAULT_TOP_K", hd.DefaultTopK, 1, 1000),
-	}
-	ld := preprocess.DefaultLimits()
-	c.Limits = preprocess.Limits{
-		MaxBytes:  e.Int64("IMAGE_MAX_BYTES", ld.MaxBytes, 1, 1<<30),
-		MaxPixels: e.Int64("IMAGE_MAX_PIXELS", ld.MaxPixels, 1, 1<<32),
-		MaxSide:   e.Int("IMAGE_MAX_SIDE", ld.MaxSide, 1, 65535),
-		MinSide:   e.Int("IMAGE_MIN_SIDE", ld.MinSide, 1, 65535),
-	}
+	hc := httpapi.DefaultConfig()
+	hc.BodyLimit = e.Int("HTTP_BODY_LIMIT_BYTES", hc.BodyLimit, 1<<10, 1<<30)
+	hc.ReadTimeout = e.Duration("HTTP_READ_TIMEOUT", hc.ReadTimeout, 100*time.Millisecond, time.Hour)
+	hc.WriteTimeout = e.Duration("HTTP_WRITE_TIMEOUT", hc.WriteTimeout, 100*time.Millisecond, time.Hour)
+	hc.IdleTimeout = e.Duration("HTTP_IDLE_TIMEOUT", hc.IdleTimeout, time.Second, time.Hour)
+	hc.RequestTimeout = e.Duration("REQUEST_TIMEOUT", hc.RequestTimeout, 10*time.Millisecond, 10*time.Minute)
+	hc.MaxInFlight = e.Int("MAX_IN_FLIGHT", hc.MaxInFlight, 1, 100000)
+	hc.MaxUploadBytesInFlight = e.Int("MAX_UPLOAD_BYTES_IN_FLIGHT", hc.MaxUploadBytesInFlight, 1<<10, 1<<40)
+	hc.MaxConnections = e.Int("HTTP_MAX_CONNECTIONS", hc.MaxConnections, 1, 1<<20)
+	hc.MaxBatchItems = e.Int("MAX_BATCH_ITEMS", hc.MaxBatchItems, 1, 4096)
+	hc.DefaultTopK = e.Int("DEFAULT_TOP_K", hc.DefaultTopK, 1, 1000)
+	c.HTTP = hc
+
+	lc := preprocess.DefaultLimits()
+	lc.MaxBytes = e.Int64("IMAGE_MAX_BYTES", lc.MaxBytes, 1, 1<<30)
+	lc.MaxPixels = e.Int64("IMAGE_MAX_PIXELS", lc.MaxPixels, 1, 1<<32)
+	lc.MaxSide = e.Int("IMAGE_MAX_SIDE", lc.MaxSide, 1, 65535)
+	lc.MinSide = e.Int("IMAGE_MIN_SIDE", lc.MinSide, 1, 65535)
+	c.Limits = lc
+
 	tc := triton.DefaultConfig()
 	tc.Address = e.String("TRITON_URL", tc.Address)
 	tc.Model = e.String("MODEL_NAME", "fish_classifier")
@@ -105,6 +105,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	tc.SharedMemoryBytes = e.Int64("TRITON_SHARED_MEMORY_BYTES", tc.SharedMemoryBytes, 4<<10, 1<<40)
 	tc.SharedMemoryRegions = e.Int("TRITON_SHARED_MEMORY_REGIONS", tc.SharedMemoryRegions, 1, triton.MaxSharedMemoryRegions)
 	c.Triton = tc
+
 	oc := onnx.DefaultConfig()
 	oc.LibraryPath = e.String("ONNXRUNTIME_LIB", defaultONNXRuntimeLib)
 	oc.ModelRepository, oc.Model, oc.Version = c.ModelRepository, c.Triton.Model, c.Triton.Version
@@ -112,6 +113,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	// The default bound depends on the threads: max(2, cores / intra-op threads).
 	oc.MaxConcurrentRuns = e.Int("ONNX_MAX_CONCURRENT_RUNS", onnx.DefaultMaxConcurrentRuns(oc.IntraOpThreads), 1, 1024)
 	c.ONNX = oc
+
 	bs := breaker.DefaultSettings()
 	bs.Name = "triton"
 	bs.ConsecutiveFailures = e.Int("BREAKER_CONSECUTIVE_FAILURES", bs.ConsecutiveFailures, 1, 1000)
@@ -121,6 +123,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	bs.HalfOpenMaxRequests = e.Int("BREAKER_HALF_OPEN_REQUESTS", bs.HalfOpenMaxRequests, 1, 1000)
 	bs.Interval = e.Duration("BREAKER_INTERVAL", bs.Interval, 0, 24*time.Hour) // 0: never reset
 	c.Breaker = bs
+
 	if c.Limits.MinSide > c.Limits.MaxSide {
 		e.fail("IMAGE_MIN_SIDE", "%d is larger than IMAGE_MAX_SIDE (%d)", c.Limits.MinSide, c.Limits.MaxSide)
 	}

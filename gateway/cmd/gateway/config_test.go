@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/fish-classifier/fish-classifier/gateway/breaker"
+	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
 	"github.com/fish-classifier/fish-classifier/gateway/onnx"
 	"github.com/fish-classifier/fish-classifier/gateway/triton"
+	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
 func lookupFrom(m map[string]string) func(string) (string, bool) {
@@ -47,6 +49,12 @@ func TestLoadConfigLayersOnThePackagesDefaults(t *testing.T) {
 	c, err := loadConfig(lookupFrom(nil))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.HTTP != httpapi.DefaultConfig() {
+		t.Errorf("HTTP = %+v, want %+v", c.HTTP, httpapi.DefaultConfig())
+	}
+	if !reflect.DeepEqual(c.Limits, preprocess.DefaultLimits()) {
+		t.Errorf("Limits = %+v, want %+v", c.Limits, preprocess.DefaultLimits())
 	}
 	wantTriton := triton.DefaultConfig()
 	wantTriton.Model = "fish_classifier"
