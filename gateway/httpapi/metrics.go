@@ -26,8 +26,8 @@ var (
 	batchItemsBuckets = prometheus.ExponentialBuckets(1, 2, 8)
 )
 
-// metrics are the request metrics of the API, named as the README's metrics
-// table lists them, after Prometheus conventions.
+// metrics are the request metrics of the API, named as docs/metrics.md lists
+// them, after Prometheus conventions.
 type metrics struct {
 	requests *prometheus.CounterVec   // method, endpoint, status
 	duration *prometheus.HistogramVec // method, endpoint
