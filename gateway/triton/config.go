@@ -1,6 +1,7 @@
 package triton
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
 )
 
 // maxSendMsgBytes is the most a request may carry: Triton accepts messages up
@@ -67,6 +69,10 @@ type Config struct {
 	// 1 to 64; each holds whole tensors, so a batch larger than one region
 	// travels in the message. Only SharedMemorySystem reads it.
 	SharedMemoryRegions int
+
+	// resolver replaces the resolver of "dns" targets (tests); nil: grpc's DNS
+	// resolver, polled (defaultResolver).
+	resolver resolver.Builder
 }
 
 // DefaultConfig is the configuration of a client of Triton's gRPC port on this
@@ -172,6 +178,9 @@ type dialSettings struct {
 	ServiceConfig   string
 	MaxRecvMsgBytes int
 	MaxSendMsgBytes int
+	// Resolver resolves the address's "dns" targets (and those without a
+	// scheme), again every resolveEvery.
+	Resolver resolver.Builder
 }
 
 // dialSettings derives the connection settings of a configuration.
@@ -198,6 +207,7 @@ func (c Config) dialSettings() dialSettings {
 		ServiceConfig:   serviceConfig,
 		MaxRecvMsgBytes: c.MaxRecvMsgBytes,
 		MaxSendMsgBytes: maxSendMsgBytes,
+		Resolver:        cmp.Or(c.resolver, defaultResolver()),
 	}
 }
 
@@ -209,6 +219,7 @@ func (s dialSettings) options() []grpc.DialOption {
 		grpc.WithKeepaliveParams(s.Keepalive),
 		grpc.WithConnectParams(s.Connect),
 		grpc.WithDefaultServiceConfig(s.ServiceConfig),
+		grpc.WithResolvers(s.Resolver),
 		// Even if a resolver's service config asked for health checking,
 		// Triton could not answer it (no Watch): keep it off.
 		grpc.WithDisableHealthCheck(),
