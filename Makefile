@@ -33,7 +33,7 @@ $(ORT_LIB): scripts/fetch-onnxruntime.sh
 	@touch $@
 
 .PHONY: test-deps
-test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the real Triton, schemathesis, .venv); idempotent, says what and why.
+test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the real Triton, schemathesis, .venv, helm and kubeconform for the chart); idempotent, says what and why.
 	scripts/setup-test.sh
 
 .PHONY: test
@@ -132,8 +132,13 @@ generate: fixtures venv ## Regenerate everything that is generated and committed
 	$(GO) generate ./monitoring/dashboard
 	$(VPY) loadtest/make_images.py
 	scripts/fetch-swagger-ui.sh
+	@# The Helm chart's copies of the monitoring rules and dashboards (Helm reads
+	@# only files inside the chart).
+	rm -f deploy/helm/fish-classifier/files/rules/*.yml deploy/helm/fish-classifier/files/dashboards/*.json
+	cp monitoring/prometheus/rules/*.yml deploy/helm/fish-classifier/files/rules/
+	cp monitoring/grafana/provisioning/dashboards/*.json deploy/helm/fish-classifier/files/dashboards/
 
 .PHONY: check-generated
 check-generated: generate ## Fail when regenerating changes a committed file.
-	@git diff --exit-code --stat -- preprocess/testdata gateway/kserve triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/kserve triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+	@git diff --exit-code --stat -- preprocess/testdata gateway/kserve triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui deploy/helm/fish-classifier/files || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard preprocess/testdata gateway/kserve triton-models monitoring/grafana loadtest/k6/images gateway/httpapi/docsui/swagger-ui deploy/helm/fish-classifier/files); if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi

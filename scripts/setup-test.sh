@@ -14,20 +14,25 @@
 #      PyPI in .schemathesis-venv/, run against /openapi.json by the httpapi tests.
 #   5. The model build's Python environment (make venv): numpy, onnx and Pillow
 #      from PyPI in .venv/, for the EfficientNet converter's tests.
+#   6. The Helm chart's checkers (scripts/chart-tools.sh install): helm and
+#      kubeconform built from the Go module proxy, the Kubernetes and CRD
+#      schemas, in .chart-tools/, for deploy/helm's tests.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 say() { echo "setup-test: $*" >&2; }
 
-say "1/5 Debian packages (libjpeg-turbo, protoc, prometheus, alertmanager, chromium)"
+say "1/6 Debian packages (libjpeg-turbo, protoc, prometheus, alertmanager, chromium)"
 scripts/install-test-deps.sh
-say "2/5 ONNX Runtime library for the embedded backend (npm onnxruntime-node, pinned)"
+say "2/6 ONNX Runtime library for the embedded backend (npm onnxruntime-node, pinned)"
 scripts/fetch-onnxruntime.sh >/dev/null
-say "3/5 the real NVIDIA Triton for the end-to-end tests (PyPI nvidia-pytriton, pinned)"
+say "3/6 the real NVIDIA Triton for the end-to-end tests (PyPI nvidia-pytriton, pinned)"
 scripts/triton-ci.sh install
-say "4/5 schemathesis for the OpenAPI contract test (PyPI, pinned)"
+say "4/6 schemathesis for the OpenAPI contract test (PyPI, pinned)"
 scripts/schemathesis.sh install >/dev/null
-say "5/5 the model build's Python environment, .venv (PyPI numpy, onnx, Pillow, pinned)"
+say "5/6 the model build's Python environment, .venv (PyPI numpy, onnx, Pillow, pinned)"
 make -s venv
+say "6/6 helm, kubeconform and schemas for the Helm chart's tests (Go module proxy, PyPI; pinned)"
+scripts/chart-tools.sh install >/dev/null
 say "ready"
