@@ -156,8 +156,10 @@ func TestDialSettings(t *testing.T) {
 	if def.Connect.Backoff.MaxDelay != 5*time.Second || def.Connect.Backoff.BaseDelay != time.Second {
 		t.Errorf("default connect backoff %+v, want 1s base, 5s cap", def.Connect.Backoff)
 	}
-	if n := len(def.options()); n != 6 {
-		t.Errorf("%d dial options, want 6", n)
+	// Credentials, keepalive, connect parameters, service config, the polled
+	// resolver, no health check, call options.
+	if n := len(def.options()); n != 7 {
+		t.Errorf("%d dial options, want 7", n)
 	}
 }
 
