@@ -3,30 +3,26 @@
 package onnx
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 // libPath is the ONNX Runtime library the tests load, fetched (or found in the
-// cache) by scripts/fetch-onnxruntime.sh.
+// cache) by scripts/fetch-onnxruntime.sh, through testenv like every other test.
 var libPath string
 
 // repoRoot is the repository's root directory.
 var repoRoot = func() string { abs, _ := filepath.Abs("../.."); return abs }()
 
 func TestMain(m *testing.M) {
-	cmd := exec.Command(filepath.Join(repoRoot, "scripts", "fetch-onnxruntime.sh"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "gateway/onnx tests need ONNX Runtime's library: scripts/fetch-onnxruntime.sh (make onnxruntime) failed: %v\n%s", err, stderr.String())
+	var err error
+	if libPath, err = testenv.FetchONNXRuntime(); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway/onnx tests:", err)
 		os.Exit(1)
 	}
-	libPath = strings.TrimSpace(stdout.String())
 	os.Exit(m.Run())
 }

@@ -7,6 +7,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -44,20 +45,30 @@ func RepoRoot(tb testing.TB) string {
 // returns its absolute path.
 func ONNXRuntimeLib(tb testing.TB) string {
 	tb.Helper()
-	root := RepoRoot(tb)
+	path, err := FetchONNXRuntime()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// FetchONNXRuntime is ONNXRuntimeLib for a TestMain, which has no testing.TB.
+func FetchONNXRuntime() (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
 	cmd := exec.Command(filepath.Join(root, "scripts", "fetch-onnxruntime.sh"))
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		tb.Fatalf("scripts/fetch-onnxruntime.sh: %v\n%s", err, stderr.String())
+		return "", fmt.Errorf("ONNX Runtime's library: scripts/fetch-onnxruntime.sh (make onnxruntime) failed: %v\n%s", err, stderr.String())
 	}
 	path := strings.TrimSpace(string(out))
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(root, path)
 	}
-	return path
+	return filepath.Clean(path), nil
 }
 
 // BuildGateway compiles ./gateway/cmd/gateway into a temporary folder and
