@@ -40,6 +40,14 @@ func FuzzProcess(f *testing.F) {
 	}
 	scalar.scalarResize, scalar.fullDecode = true, true
 	p.streamMinPixels = 0 // stream every JPEG the SIMD path can
+	// Where the CPU has AVX-512 VNNI, p runs it: the AVX2 level too, streaming.
+	var avx2 *Preprocessor
+	if haveVNNI {
+		if avx2, err = New(spec, limits); err != nil {
+			f.Fatal(err)
+		}
+		avx2.noVNNI, avx2.streamMinPixels = true, 0
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dst := make([]byte, p.TensorBytes())
 		info, err := p.Process(data, dst)
@@ -48,6 +56,12 @@ func FuzzProcess(f *testing.F) {
 			t.Fatalf("the %s and scalar resamplers disagree on success: %v / %v", simdName(), err, serr)
 		} else if err == nil && !bytes.Equal(dst, ref) {
 			t.Fatalf("the %s resampler's tensor differs from the scalar one's (byte %d)", simdName(), firstDiff(dst, ref))
+		}
+		if avx2 != nil && err == nil {
+			got := make([]byte, avx2.TensorBytes())
+			if _, aerr := avx2.Process(data, got); aerr != nil || !bytes.Equal(got, ref) {
+				t.Fatalf("the avx2 resampler's tensor differs from the scalar one's (%v, byte %d)", aerr, firstDiff(got, ref))
+			}
 		}
 		if err != nil {
 			if kindOf(err) == nil {

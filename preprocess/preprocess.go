@@ -49,8 +49,10 @@ type Preprocessor struct {
 	norm    *normalizer
 	scratch sync.Pool // *scratch
 	// scalarResize makes Process use the portable resampling passes even where
-	// SIMD ones exist (tests compare the two).
+	// SIMD ones exist (tests compare the two); noVNNI, the AVX2 passes where
+	// the AVX-512 VNNI ones exist.
 	scalarResize bool
+	noVNNI       bool
 	// fullDecode makes Process decode every pixel of a JPEG, not only those the
 	// resize reads (tests compare the two).
 	fullDecode bool
@@ -164,7 +166,7 @@ func (p *Preprocessor) Process(data []byte, dst []byte) (Info, error) {
 	info.Stages.Decode = decoded.Sub(start)
 
 	src := orientedView(&s.img, h.Orientation)
-	s.rs.scalar = p.scalarResize
+	s.rs.scalar, s.rs.noVNNI = p.scalarResize, p.noVNNI
 	normalized := p.resize(src, s, dst)
 	resized := time.Now()
 	info.Stages.Resize = resized.Sub(decoded)

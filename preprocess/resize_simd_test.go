@@ -165,22 +165,29 @@ func TestFusedNormalizeMatches(t *testing.T) {
 						} else {
 							spec.ShorterSide = 0
 						}
-						fused := mustNew(t, spec, DefaultLimits())
 						ref := mustNew(t, spec, DefaultLimits())
 						ref.scalarResize = true
-						got, info, err := process(t, fused, data)
-						if err != nil {
-							t.Fatal(err)
-						}
 						want, _, err := process(t, ref, data)
 						if err != nil {
 							t.Fatal(err)
 						}
-						if i := firstDiff(got, want); i >= 0 {
-							t.Fatalf("%s %s %s %s %s: byte %d is %d, the scalar path's %d", name, dt, layout, order, mode, i, got[i], want[i])
-						}
-						if haveSIMD && info.Stages.Normalize != 0 {
-							t.Errorf("%s %s %s %s %s: a separate normalise stage ran (%v): the fused pass did not", name, dt, layout, order, mode, info.Stages.Normalize)
+						// The best SIMD level, and AVX2 where that is VNNI.
+						for _, noVNNI := range []bool{false, true} {
+							if noVNNI && !haveVNNI {
+								continue
+							}
+							fused := mustNew(t, spec, DefaultLimits())
+							fused.noVNNI = noVNNI
+							got, info, err := process(t, fused, data)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if i := firstDiff(got, want); i >= 0 {
+								t.Fatalf("%s %s %s %s %s (noVNNI %v): byte %d is %d, the scalar path's %d", name, dt, layout, order, mode, noVNNI, i, got[i], want[i])
+							}
+							if haveSIMD && info.Stages.Normalize != 0 {
+								t.Errorf("%s %s %s %s %s: a separate normalise stage ran (%v): the fused pass did not", name, dt, layout, order, mode, info.Stages.Normalize)
+							}
 						}
 					}
 				}

@@ -38,7 +38,7 @@ func (p *Preprocessor) processStreaming(data []byte, h Header, s *scratch, tenso
 		return false, false, nil
 	}
 	r := &s.rs
-	r.scalar = false
+	r.scalar, r.noVNNI = false, p.noVNNI
 	filt := filters[p.spec.Filter]
 	win := t.win
 	r.vert.compute(dh, t.h, win.y, win.h, filt)
