@@ -12,6 +12,21 @@
 
 #define FC_PRECISION_BITS 22
 
+// fc_store_pixels writes one output pixel of n rows, rgb[i] holding row i's
+// bytes (R, G, B in its low three), stride bytes apart. A packed pixel that is
+// not its row's last (wide) is written as four bytes, one store: the fourth is
+// the next pixel's first, written later. (Constant sizes: each memcpy becomes
+// one store, not a call.)
+static inline void fc_store_pixels(uint8_t *o, const int32_t *rgb, int n, ptrdiff_t stride, int wide) {
+	if (wide) {
+		for (int i = 0; i < n; i++, o += stride)
+			memcpy(o, &rgb[i], 4);
+	} else {
+		for (int i = 0; i < n; i++, o += stride)
+			memcpy(o, &rgb[i], 3);
+	}
+}
+
 // fc_hpass: for each of rows rows (row r's stored pixel 0 at pix + row0 + r*row_step),
 // output pixel x (0 <= x < out_w), written at dst + r*dst_stride + x*dst_pixel, is
 // the sum over groups[x]*4 taps of weight * the RGB pixel at base + starts[x] +
@@ -68,21 +83,13 @@ void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int r
 			__m256i px = _mm256_packus_epi16(_mm256_packs_epi32(ab, cd), ab);
 			int32_t rgb[4] = {_mm256_cvtsi256_si32(px), _mm256_extract_epi32(px, 4),
 				_mm256_extract_epi32(px, 1), _mm256_extract_epi32(px, 5)};
-			uint8_t *o = out + x * dst_pixel;
-			if (wide && x + 1 < out_w) {
-				for (int i = 0; i < 4; i++, o += dst_stride)
-					memcpy(o, &rgb[i], 4);
-			} else {
-				for (int i = 0; i < 4; i++, o += dst_stride)
-					memcpy(o, &rgb[i], 3);
-			}
+			fc_store_pixels(out + x * dst_pixel, rgb, 4, dst_stride, wide && x + 1 < out_w);
 		}
 	}
 	for (; r + 2 <= rows; r += 2) {
 		const uint8_t *base_a = pix + row0 + (ptrdiff_t)r * row_step;
 		const uint8_t *base_b = base_a + row_step;
 		uint8_t *out_a = dst + (ptrdiff_t)r * dst_stride;
-		uint8_t *out_b = out_a + dst_stride;
 		const int32_t *w = wexp;
 		for (int x = 0; x < out_w; x++) {
 			const uint8_t *pa = base_a + starts[x], *pb = base_b + starts[x];
@@ -102,16 +109,9 @@ void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int r
 			__m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 			s = _mm256_srai_epi32(_mm256_add_epi32(s, half), FC_PRECISION_BITS);
 			s = _mm256_packus_epi16(_mm256_packs_epi32(s, s), s);
-			int32_t rgb_a = _mm256_cvtsi256_si32(s), rgb_b = _mm256_extract_epi32(s, 4);
+			int32_t rgb[2] = {_mm256_cvtsi256_si32(s), _mm256_extract_epi32(s, 4)};
 			// The last pixel of a row must not touch the next row's first byte.
-			// (Constant sizes: memcpy becomes one store, not a call.)
-			if (wide && x + 1 < out_w) {
-				memcpy(out_a + x * dst_pixel, &rgb_a, 4);
-				memcpy(out_b + x * dst_pixel, &rgb_b, 4);
-			} else {
-				memcpy(out_a + x * dst_pixel, &rgb_a, 3);
-				memcpy(out_b + x * dst_pixel, &rgb_b, 3);
-			}
+			fc_store_pixels(out_a + x * dst_pixel, rgb, 2, dst_stride, wide && x + 1 < out_w);
 		}
 	}
 	for (; r < rows; r++) {
@@ -130,10 +130,7 @@ void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int r
 			s = _mm_srai_epi32(_mm_add_epi32(s, _mm256_castsi256_si128(half)), FC_PRECISION_BITS);
 			s = _mm_packus_epi16(_mm_packs_epi32(s, s), s);
 			int32_t rgb = _mm_cvtsi128_si32(s);
-			if (wide && x + 1 < out_w)
-				memcpy(out + x * dst_pixel, &rgb, 4);
-			else
-				memcpy(out + x * dst_pixel, &rgb, 3);
+			fc_store_pixels(out + x * dst_pixel, &rgb, 1, dst_stride, wide && x + 1 < out_w);
 		}
 	}
 }
@@ -352,14 +349,7 @@ void fc_hpass_vnni(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int r
 				_mm_cvtsi128_si32(_mm512_extracti32x4_epi32(px, 1)),
 				_mm_cvtsi128_si32(_mm512_extracti32x4_epi32(px, 2)),
 				_mm_cvtsi128_si32(_mm512_extracti32x4_epi32(px, 3))};
-			uint8_t *o = out + x * dst_pixel;
-			if (wide && x + 1 < out_w) {
-				for (int i = 0; i < 4; i++, o += dst_stride)
-					memcpy(o, &rgb[i], 4);
-			} else {
-				for (int i = 0; i < 4; i++, o += dst_stride)
-					memcpy(o, &rgb[i], 3);
-			}
+			fc_store_pixels(out + x * dst_pixel, rgb, 4, dst_stride, wide && x + 1 < out_w);
 		}
 	}
 	// The last rows one at a time, 128-bit.
@@ -380,10 +370,7 @@ void fc_hpass_vnni(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int r
 			s = _mm_srai_epi32(_mm_add_epi32(s, _mm_slli_epi32(a2, 16)), FC_PRECISION_BITS);
 			s = _mm_packus_epi16(_mm_packs_epi32(s, s), s);
 			int32_t rgb = _mm_cvtsi128_si32(s);
-			if (wide && x + 1 < out_w)
-				memcpy(out + x * dst_pixel, &rgb, 4);
-			else
-				memcpy(out + x * dst_pixel, &rgb, 3);
+			fc_store_pixels(out + x * dst_pixel, &rgb, 1, dst_stride, wide && x + 1 < out_w);
 		}
 	}
 }
