@@ -22,6 +22,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 const (
@@ -828,30 +830,5 @@ func TestComposeDockerignoreMirrorsGitignore(t *testing.T) {
 // configuration table, which are the ones the gateway reads.
 func gatewayVariables(t *testing.T) map[string]bool {
 	t.Helper()
-	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := string(readme)
-	start := strings.Index(section, "\n## Configuration\n")
-	if start < 0 {
-		t.Fatal("README has no Configuration section")
-	}
-	section = section[start+1:]
-	if end := strings.Index(section[3:], "\n## "); end >= 0 {
-		section = section[:end+3]
-	}
-	vars := map[string]bool{}
-	name := regexp.MustCompile("`([A-Z][A-Z0-9_]+)`")
-	for _, line := range strings.Split(section, "\n") {
-		if cells := strings.Split(line, "|"); len(cells) > 2 {
-			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
-				vars[m[1]] = true
-			}
-		}
-	}
-	if len(vars) < 20 {
-		t.Fatalf("only %d variables in the README's configuration table", len(vars))
-	}
-	return vars
+	return testenv.ConfigVariables(t)
 }

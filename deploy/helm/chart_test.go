@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 const chart = "fish-classifier"
@@ -357,30 +359,7 @@ func TestChartFilesMatchMonitoring(t *testing.T) {
 // TestValuesCoverREADME: gateway.config offers every variable of the README's
 // configuration table, and nothing the gateway does not read.
 func TestValuesCoverREADME(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := string(readme)
-	start := strings.Index(section, "\n## Configuration")
-	if start < 0 {
-		t.Fatal("README has no Configuration section")
-	}
-	section = section[start+1:]
-	if end := strings.Index(section, "\n## "); end > 0 {
-		section = section[:end]
-	}
-	documented := map[string]bool{}
-	name := regexp.MustCompile("`([A-Z][A-Z0-9_]+)`")
-	for _, line := range strings.Split(section, "\n") {
-		if !strings.HasPrefix(line, "| `") {
-			continue
-		}
-		cell := strings.SplitN(line, "|", 3)[1]
-		for _, m := range name.FindAllStringSubmatch(cell, -1) {
-			documented[m[1]] = true
-		}
-	}
+	documented := testenv.ConfigVariables(t)
 	documented["AUTOMEMLIMIT"] = true // in GOMEMLIMIT's row
 	if len(documented) < 40 {
 		t.Fatalf("read %d variables from the README's table", len(documented))

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 // TestREADMEConfigurationTable holds the README's configuration table and the
@@ -16,11 +16,7 @@ import (
 // table, every variable of the table is read, and each default the table gives
 // is the value the gateway uses when the variable is unset.
 func TestREADMEConfigurationTable(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	documented := readmeDefaults(t, string(readme))
+	documented := readmeDefaults(t)
 
 	c, err := loadConfig(func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -53,21 +49,12 @@ func TestREADMEConfigurationTable(t *testing.T) {
 	}
 }
 
-// readmeDefaults reads the table of the README's Configuration section: each
-// variable with its default, as the gateway would print it. A row may name
-// several variables (`A`, `B` | `1`, `2`). Defaults that are computed from the
+// readmeDefaults is the README configuration table's default of each
+// variable, as the gateway would print it. Defaults that are computed from the
 // machine are written in words; they are translated here to what the gateway
 // records.
-func readmeDefaults(t *testing.T, readme string) map[string]string {
+func readmeDefaults(t *testing.T) map[string]string {
 	t.Helper()
-	start := strings.Index(readme, "\n## Configuration\n")
-	if start < 0 {
-		t.Fatal("README has no Configuration section")
-	}
-	section := readme[start+1:]
-	if end := strings.Index(section[3:], "\n## "); end >= 0 {
-		section = section[:end+3]
-	}
 	cores := runtime.GOMAXPROCS(0)
 	words := map[string]string{
 		"(off)":                                "",
@@ -77,40 +64,23 @@ func readmeDefaults(t *testing.T, readme string) map[string]string {
 		"cores / intra-op threads, at least 2": strconv.Itoa(max(2, cores/cores)), // with the default threads: cores
 		"90% of the container's memory limit":  "",
 	}
-	name := regexp.MustCompile("`([A-Z][A-Z0-9_]+)`")
+	value := regexp.MustCompile("^`([^`]*)`")
 	out := map[string]string{}
-	rows := 0
-	for _, line := range strings.Split(section, "\n") {
-		cells := strings.Split(line, "|")
-		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
-			continue
-		}
-		names := name.FindAllStringSubmatch(cells[1], -1)
-		defaults := []string{strings.TrimSpace(cells[2])}
-		if len(names) > 1 {
-			defaults = strings.Split(defaults[0], ", ")
-		}
-		if len(names) == 0 || len(names) != len(defaults) {
-			t.Fatalf("README configuration row %q: %d variables, %d defaults", line, len(names), len(defaults))
-		}
-		for i, n := range names {
-			d := strings.TrimSpace(defaults[i])
+	for _, row := range testenv.ConfigTable(t) {
+		for i, n := range row.Names {
+			d := strings.TrimSpace(row.Defaults[i])
 			if v, ok := words[d]; ok {
 				d = v
 			} else {
 				// `value` with an optional note after it: `0` (off).
-				m := regexp.MustCompile("^`([^`]*)`").FindStringSubmatch(d)
+				m := value.FindStringSubmatch(d)
 				if m == nil {
-					t.Fatalf("README: the default of %s, %q, is neither `a value` nor a known phrase", n[1], d)
+					t.Fatalf("README: the default of %s, %q, is neither `a value` nor a known phrase", n, d)
 				}
 				d = m[1]
 			}
-			out[n[1]] = d
+			out[n] = d
 		}
-		rows++
-	}
-	if rows < 20 {
-		t.Fatalf("found only %d rows in the README's configuration table", rows)
 	}
 	return out
 }
