@@ -110,38 +110,64 @@ func TestContractFromParameters(t *testing.T) {
 	}
 }
 
-// fakeBackend scores each item by the mean of its first channel, so tests can
-// tell which image a row belongs to.
-type fakeBackend struct {
-	model ModelInfo
-	mu    sync.Mutex
-	calls []int // batch sizes
-	err   error
-	bad   bool // answer with the wrong number of rows
+// fishModel is the model of the package's tests: 8×8 UINT8 NHWC images and
+// three classes (cod, tuna, eel) scored as logits, at most maxBatch images per
+// call (0: no batch dimension).
+func fishModel(maxBatch int) ModelInfo {
+	spec := preprocess.Spec{Width: 8, Height: 8, Scale: 1, Std: [3]float32{1, 1, 1}, Layout: preprocess.NHWC, DataType: preprocess.UINT8}
+	return ModelInfo{
+		Name: "fish", Version: "3", Backend: "fake", MaxBatchSize: maxBatch,
+		Labels: []string{"cod", "tuna", "eel"}, OutputIsLogits: true, Preprocess: spec,
+		Output: TensorInfo{Name: "logits", Datatype: "FP32", Shape: []int64{3}},
+	}
 }
 
-func (f *fakeBackend) Model(context.Context) (ModelInfo, error) { return f.model, nil }
-func (f *fakeBackend) Ready(context.Context) error              { return f.err }
-
-func (f *fakeBackend) Infer(ctx context.Context, in Batch) (Scores, error) {
-	f.mu.Lock()
-	f.calls = append(f.calls, in.Size)
-	f.mu.Unlock()
-	if f.err != nil {
-		return Scores{}, f.err
-	}
+// scoreByRed scores each item by its first byte, the red of its top-left
+// pixel: class red % 3 gets logit 10, the others 0, so tests can tell which
+// image a row belongs to.
+func scoreByRed(_ context.Context, in Batch) (Scores, error) {
+	const classes = 3
 	item := len(in.Data) / in.Size
-	classes := len(f.model.Labels)
 	out := Scores{Size: in.Size, Classes: classes, Values: make([]float32, in.Size*classes)}
-	if f.bad {
-		out.Size--
-	}
 	for i := range in.Size {
-		// UINT8 NHWC: the first byte is the red of the top-left pixel.
 		red := in.Data[i*item]
-		out.Values[i*classes+int(red)%classes] = 10 // logit
+		out.Values[i*classes+int(red)%classes] = 10
 	}
 	return out, nil
+}
+
+// fishBackend serves fishModel(maxBatch) and scores with scoreByRed; sizes,
+// when not nil, records the size of every batch.
+func fishBackend(maxBatch int, sizes *batchSizes) InferencerFuncs {
+	m := fishModel(maxBatch)
+	return InferencerFuncs{
+		ModelFunc: func(context.Context) (ModelInfo, error) { return m, nil },
+		InferFunc: func(ctx context.Context, in Batch) (Scores, error) {
+			sizes.add(in.Size)
+			return scoreByRed(ctx, in)
+		},
+	}
+}
+
+// batchSizes records batch sizes; a nil *batchSizes records nothing.
+type batchSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchSizes) add(n int) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.sizes = append(b.sizes, n)
+	b.mu.Unlock()
+}
+
+func (b *batchSizes) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprint(b.sizes)
 }
 
 func solidPNG(t testing.TB, c color.NRGBA) []byte {
@@ -155,15 +181,6 @@ func solidPNG(t testing.TB, c color.NRGBA) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
-}
-
-func newFake(maxBatch int) *fakeBackend {
-	spec := preprocess.Spec{Width: 8, Height: 8, Scale: 1, Std: [3]float32{1, 1, 1}, Layout: preprocess.NHWC, DataType: preprocess.UINT8}
-	return &fakeBackend{model: ModelInfo{
-		Name: "fish", Version: "3", Backend: "fake", MaxBatchSize: maxBatch,
-		Labels: []string{"cod", "tuna", "eel"}, OutputIsLogits: true, Preprocess: spec,
-		Output: TensorInfo{Name: "logits", Datatype: "FP32", Shape: []int64{3}},
-	}}
 }
 
 type recordingObserver struct {
@@ -184,7 +201,8 @@ func (r *recordingObserver) Predicted(ModelInfo, Prediction) { r.mu.Lock(); r.pr
 func (r *recordingObserver) Waited(string, time.Duration)    {}
 
 func TestClassifyBatchChunksAndKeepsOrder(t *testing.T) {
-	backend := newFake(2)
+	sizes := &batchSizes{}
+	backend := fishBackend(2, sizes)
 	obs := &recordingObserver{}
 	c, err := NewClassifier(context.Background(), backend, preprocess.DefaultLimits(), obs)
 	if err != nil {
@@ -217,8 +235,8 @@ func TestClassifyBatchChunksAndKeepsOrder(t *testing.T) {
 			t.Errorf("item %d: confidence %v is not the softmax of the logits", i, p)
 		}
 	}
-	if fmt.Sprint(backend.calls) != "[2 2]" {
-		t.Errorf("backend calls = %v, want two batches of 2 (4 good images, max batch 2)", backend.calls)
+	if sizes.String() != "[2 2]" {
+		t.Errorf("backend calls = %v, want two batches of 2 (4 good images, max batch 2)", sizes)
 	}
 	if obs.pre != 4 || obs.preds != 4 || fmt.Sprint(obs.batches) != "[2 2]" {
 		t.Errorf("observer saw %d preprocessed, %d predictions, batches %v", obs.pre, obs.preds, obs.batches)
@@ -228,23 +246,27 @@ func TestClassifyBatchChunksAndKeepsOrder(t *testing.T) {
 func TestClassifyBackendFailures(t *testing.T) {
 	img := solidPNG(t, color.NRGBA{1, 2, 3, 255})
 	t.Run("error kind passes through", func(t *testing.T) {
-		b := newFake(4)
-		b.err = Errorf(KindUnavailable, "triton down")
+		b := fishBackend(4, nil)
+		b.InferFunc = func(context.Context, Batch) (Scores, error) { return Scores{}, Errorf(KindUnavailable, "triton down") }
 		c, _ := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil)
 		if _, err := c.Classify(context.Background(), img, 1); KindOf(err) != KindUnavailable {
 			t.Errorf("error = %v, want unavailable", err)
 		}
 	})
 	t.Run("wrong row count is a bad gateway", func(t *testing.T) {
-		b := newFake(4)
-		b.bad = true
+		b := fishBackend(4, nil)
+		b.InferFunc = func(ctx context.Context, in Batch) (Scores, error) {
+			s, err := scoreByRed(ctx, in)
+			s.Size-- // one row short
+			return s, err
+		}
 		c, _ := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil)
 		if _, err := c.Classify(context.Background(), img, 1); KindOf(err) != KindBadGateway {
 			t.Errorf("error = %v, want bad gateway", err)
 		}
 	})
 	t.Run("canceled before start", func(t *testing.T) {
-		c, _ := NewClassifier(context.Background(), newFake(4), preprocess.DefaultLimits(), nil)
+		c, _ := NewClassifier(context.Background(), fishBackend(4, nil), preprocess.DefaultLimits(), nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := c.Classify(ctx, img, 1); KindOf(err) != KindCanceled {
@@ -252,8 +274,9 @@ func TestClassifyBackendFailures(t *testing.T) {
 		}
 	})
 	t.Run("labels must match the output", func(t *testing.T) {
-		b := newFake(4)
-		b.model.Output.Shape = []int64{5}
+		m := fishModel(4)
+		m.Output.Shape = []int64{5}
+		b := InferencerFuncs{ModelFunc: func(context.Context) (ModelInfo, error) { return m, nil }}
 		if _, err := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil); err == nil || !strings.Contains(err.Error(), "3 labels for 5") {
 			t.Errorf("NewClassifier = %v, want a label count error", err)
 		}
@@ -261,7 +284,8 @@ func TestClassifyBackendFailures(t *testing.T) {
 }
 
 func TestClassifyWithoutBatching(t *testing.T) {
-	b := newFake(0) // the model takes no batch dimension
+	sizes := &batchSizes{}
+	b := fishBackend(0, sizes) // the model takes no batch dimension
 	c, _ := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil)
 	imgs := [][]byte{solidPNG(t, color.NRGBA{0, 0, 0, 255}), solidPNG(t, color.NRGBA{1, 0, 0, 255}), solidPNG(t, color.NRGBA{2, 0, 0, 255})}
 	_, errs := c.ClassifyBatch(context.Background(), imgs, 1)
@@ -270,8 +294,8 @@ func TestClassifyWithoutBatching(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if fmt.Sprint(b.calls) != "[1 1 1]" {
-		t.Errorf("calls = %v, want one call per image", b.calls)
+	if sizes.String() != "[1 1 1]" {
+		t.Errorf("calls = %v, want one call per image", sizes)
 	}
 }
 

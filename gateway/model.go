@@ -22,6 +22,42 @@ type Inferencer interface {
 	Ready(ctx context.Context) error
 }
 
+// InferencerFuncs is an Inferencer made of functions, one per method: the
+// adapter for tests and for decorators that change one method and pass the
+// others on. A nil ModelFunc or InferFunc answers a KindInternal error that
+// names it; a nil ReadyFunc answers nil (ready).
+type InferencerFuncs struct {
+	ModelFunc func(ctx context.Context) (ModelInfo, error)
+	InferFunc func(ctx context.Context, in Batch) (Scores, error)
+	ReadyFunc func(ctx context.Context) error
+}
+
+var _ Inferencer = InferencerFuncs{}
+
+// Model calls ModelFunc.
+func (f InferencerFuncs) Model(ctx context.Context) (ModelInfo, error) {
+	if f.ModelFunc == nil {
+		return ModelInfo{}, Errorf(KindInternal, "gateway.InferencerFuncs: no ModelFunc")
+	}
+	return f.ModelFunc(ctx)
+}
+
+// Infer calls InferFunc.
+func (f InferencerFuncs) Infer(ctx context.Context, in Batch) (Scores, error) {
+	if f.InferFunc == nil {
+		return Scores{}, Errorf(KindInternal, "gateway.InferencerFuncs: no InferFunc")
+	}
+	return f.InferFunc(ctx, in)
+}
+
+// Ready calls ReadyFunc.
+func (f InferencerFuncs) Ready(ctx context.Context) error {
+	if f.ReadyFunc == nil {
+		return nil
+	}
+	return f.ReadyFunc(ctx)
+}
+
 // Batch is the input of one inference call: Size tensors back to back, each in the
 // model input's layout, data type and little-endian byte order (what KServe's
 // raw_input_contents carries).

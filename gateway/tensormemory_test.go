@@ -34,26 +34,20 @@ func (a *arenaMemory) AllocTensor(n int) ([]byte, func(), bool) {
 	return buf, func() { a.mu.Lock(); a.freed++; a.mu.Unlock() }, true
 }
 
-// inArena is a backend that reports whether each batch lay in the arena.
-type inArena struct {
-	*fakeBackend
-	arena []byte
-	mu    sync.Mutex
-	in    []bool
-}
-
-func (b *inArena) Infer(ctx context.Context, in Batch) (Scores, error) {
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(in.Data)))
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(b.arena)))
-	b.mu.Lock()
-	b.in = append(b.in, start >= base && start+uintptr(len(in.Data)) <= base+uintptr(len(b.arena)))
-	b.mu.Unlock()
-	return b.fakeBackend.Infer(ctx, in)
-}
-
 func TestClassifierPreprocessesIntoLentMemory(t *testing.T) {
 	mem := &arenaMemory{arena: make([]byte, 1<<20), left: 1}
-	backend := &inArena{fakeBackend: newFake(2), arena: mem.arena}
+	// The backend records whether each batch lay in the arena.
+	var mu sync.Mutex
+	var inArena []bool
+	backend := fishBackend(2, nil)
+	backend.InferFunc = func(ctx context.Context, in Batch) (Scores, error) {
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(in.Data)))
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(mem.arena)))
+		mu.Lock()
+		inArena = append(inArena, start >= base && start+uintptr(len(in.Data)) <= base+uintptr(len(mem.arena)))
+		mu.Unlock()
+		return scoreByRed(ctx, in)
+	}
 	c, err := NewClassifier(context.Background(), backend, preprocess.DefaultLimits(), nil, WithTensorMemory(mem))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +61,7 @@ func TestClassifierPreprocessesIntoLentMemory(t *testing.T) {
 	// The first request gets the loan (all four images), the second does not
 	// and uses the Classifier's own buffer.
 	for round, wantIn := range []bool{true, false} {
-		backend.in = nil
+		inArena = nil
 		results, errs := c.ClassifyBatch(context.Background(), images, 1)
 		for i, want := range []string{"tuna", "", "eel", "cod"} {
 			if want == "" {
@@ -80,8 +74,8 @@ func TestClassifierPreprocessesIntoLentMemory(t *testing.T) {
 				t.Errorf("round %d, image %d: %v %+v, want %s", round, i, errs[i], results[i].Predictions, want)
 			}
 		}
-		if len(backend.in) != 2 || backend.in[0] != wantIn || backend.in[1] != wantIn {
-			t.Errorf("round %d: batches in the lent memory: %v, want [%v %v]", round, backend.in, wantIn, wantIn)
+		if len(inArena) != 2 || inArena[0] != wantIn || inArena[1] != wantIn {
+			t.Errorf("round %d: batches in the lent memory: %v, want [%v %v]", round, inArena, wantIn, wantIn)
 		}
 	}
 	item := c.state.Load().itemBytes

@@ -53,8 +53,9 @@ var (
 // success in a script is a call the backend answers.
 var success error
 
-// fakeBackend is an Inferencer that counts its calls and answers what it is told.
-type fakeBackend struct {
+// backend is the state of the breaker's backend in a test: it counts the
+// calls and answers what it is told; inferencer is the backend itself.
+type backend struct {
 	inferCalls, modelCalls, readyCalls atomic.Int64
 
 	mu       sync.Mutex
@@ -67,7 +68,7 @@ type fakeBackend struct {
 	model    gateway.ModelInfo   // Model's answer
 }
 
-func (f *fakeBackend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, error) {
+func (f *backend) infer(ctx context.Context, in gateway.Batch) (gateway.Scores, error) {
 	n := f.inferCalls.Add(1)
 	f.mu.Lock()
 	err, pick, held, entered := f.err, f.pick, f.held, f.entered
@@ -85,21 +86,26 @@ func (f *fakeBackend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scor
 	return gateway.Scores{Size: in.Size, Classes: 1, Values: make([]float32, in.Size)}, nil
 }
 
-func (f *fakeBackend) Model(context.Context) (gateway.ModelInfo, error) {
+func (f *backend) describe(context.Context) (gateway.ModelInfo, error) {
 	f.modelCalls.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.model, f.modelErr
 }
 
-func (f *fakeBackend) Ready(context.Context) error {
+func (f *backend) ready(context.Context) error {
 	f.readyCalls.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.readyErr
 }
 
-func (f *fakeBackend) setErr(err error) {
+// inferencer is the Inferencer the breaker wraps.
+func (f *backend) inferencer() gateway.Inferencer {
+	return gateway.InferencerFuncs{ModelFunc: f.describe, InferFunc: f.infer, ReadyFunc: f.ready}
+}
+
+func (f *backend) setErr(err error) {
 	f.mu.Lock()
 	f.err = err
 	f.mu.Unlock()
@@ -107,7 +113,7 @@ func (f *fakeBackend) setErr(err error) {
 
 // hold makes the next Infer calls wait: each signals on the returned channel when
 // it has reached the backend, and answers the error passed to release.
-func (f *fakeBackend) hold() (entered <-chan struct{}, release func(error)) {
+func (f *backend) hold() (entered <-chan struct{}, release func(error)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.held, f.entered = make(chan error), make(chan struct{})
@@ -123,11 +129,11 @@ func named(name string) Settings {
 	return s
 }
 
-func newBreaker(t *testing.T, s Settings) (*Breaker, *fakeBackend, *prometheus.Registry) {
+func newBreaker(t *testing.T, s Settings) (*Breaker, *backend, *prometheus.Registry) {
 	t.Helper()
-	f := &fakeBackend{}
+	f := &backend{}
 	reg := prometheus.NewRegistry()
-	b, err := New(f, s, reg)
+	b, err := New(f.inferencer(), s, reg)
 	if err != nil {
 		t.Fatalf("New(%+v) = %v", s, err)
 	}
@@ -136,7 +142,7 @@ func newBreaker(t *testing.T, s Settings) (*Breaker, *fakeBackend, *prometheus.R
 
 // play makes one Infer call per scripted answer and checks that the breaker
 // hands each answer back unchanged while it lets calls through.
-func play(t *testing.T, b *Breaker, f *fakeBackend, script ...error) {
+func play(t *testing.T, b *Breaker, f *backend, script ...error) {
 	t.Helper()
 	for i, answer := range script {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -631,15 +637,15 @@ circuit_breaker_state{name="triton"} 1
 
 func TestMetricsRegistration(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := New(&fakeBackend{}, named("triton"), reg); err != nil {
+	if _, err := New(gateway.InferencerFuncs{}, named("triton"), reg); err != nil {
 		t.Fatalf("first breaker: %v", err)
 	}
-	if _, err := New(&fakeBackend{}, named("onnx"), reg); err != nil {
+	if _, err := New(gateway.InferencerFuncs{}, named("onnx"), reg); err != nil {
 		t.Fatalf("a second breaker with another name on the same registry: %v", err)
 	}
 	panicked := func() (panicked bool) {
 		defer func() { panicked = recover() != nil }()
-		_, _ = New(&fakeBackend{}, named("triton"), reg)
+		_, _ = New(gateway.InferencerFuncs{}, named("triton"), reg)
 		return false
 	}()
 	if !panicked {
@@ -653,7 +659,7 @@ func TestMetricsRegistration(t *testing.T) {
 	if err != nil || len(problems) > 0 {
 		t.Errorf("lint = %v, %v, want no problems", problems, err)
 	}
-	if _, err := New(&fakeBackend{}, named("unregistered"), nil); err != nil {
+	if _, err := New(gateway.InferencerFuncs{}, named("unregistered"), nil); err != nil {
 		t.Errorf("nil registry: New = %v, want no error", err)
 	}
 }
@@ -783,7 +789,7 @@ func TestValidate(t *testing.T) {
 			if got := strings.Count(msg, "\n") + 1; got != len(tt.wantFields) {
 				t.Errorf("Validate reported %d problems, want %d:\n%s", got, len(tt.wantFields), msg)
 			}
-			if _, err := New(&fakeBackend{}, settings, nil); err == nil {
+			if _, err := New(gateway.InferencerFuncs{}, settings, nil); err == nil {
 				t.Errorf("New accepted settings that Validate rejects")
 			}
 		})

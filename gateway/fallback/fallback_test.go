@@ -12,26 +12,30 @@ import (
 	"github.com/fish-classifier/fish-classifier/gateway"
 )
 
-type fake struct {
+// backend is the state of one of the Fallback's two backends in a test;
+// inferencer is the backend itself.
+type backend struct {
 	name     string
 	err      error // returned by Infer and Ready
 	modelErr error
 	calls    int
 }
 
-func (f *fake) Model(context.Context) (gateway.ModelInfo, error) {
-	return gateway.ModelInfo{Name: "fish", Backend: f.name}, f.modelErr
-}
-
-func (f *fake) Infer(_ context.Context, in gateway.Batch) (gateway.Scores, error) {
-	f.calls++
-	if f.err != nil {
-		return gateway.Scores{}, f.err
+func (b *backend) inferencer() gateway.Inferencer {
+	return gateway.InferencerFuncs{
+		ModelFunc: func(context.Context) (gateway.ModelInfo, error) {
+			return gateway.ModelInfo{Name: "fish", Backend: b.name}, b.modelErr
+		},
+		InferFunc: func(_ context.Context, in gateway.Batch) (gateway.Scores, error) {
+			b.calls++
+			if b.err != nil {
+				return gateway.Scores{}, b.err
+			}
+			return gateway.Scores{Size: in.Size, Classes: 1, Values: make([]float32, in.Size)}, nil
+		},
+		ReadyFunc: func(context.Context) error { return b.err },
 	}
-	return gateway.Scores{Size: in.Size, Classes: 1, Values: make([]float32, in.Size)}, nil
 }
-
-func (f *fake) Ready(context.Context) error { return f.err }
 
 func TestInferFallsBackOnlyWhenUnavailable(t *testing.T) {
 	tests := []struct {
@@ -49,9 +53,9 @@ func TestInferFallsBackOnlyWhenUnavailable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, s := &fake{name: "triton", err: tt.primaryErr}, &fake{name: "onnxruntime"}
+			p, s := &backend{name: "triton", err: tt.primaryErr}, &backend{name: "onnxruntime"}
 			reg := prometheus.NewRegistry()
-			f, err := New(p, s, reg)
+			f, err := New(p.inferencer(), s.inferencer(), reg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,9 +81,9 @@ func TestInferFallsBackOnlyWhenUnavailable(t *testing.T) {
 }
 
 func TestSecondaryFailureAndCancel(t *testing.T) {
-	p := &fake{name: "triton", err: gateway.Errorf(gateway.KindUnavailable, "down")}
-	s := &fake{name: "onnxruntime", err: gateway.Errorf(gateway.KindInternal, "ort broke")}
-	f, _ := New(p, s, nil)
+	p := &backend{name: "triton", err: gateway.Errorf(gateway.KindUnavailable, "down")}
+	s := &backend{name: "onnxruntime", err: gateway.Errorf(gateway.KindInternal, "ort broke")}
+	f, _ := New(p.inferencer(), s.inferencer(), nil)
 	if _, err := f.Infer(context.Background(), gateway.Batch{Size: 1}); !strings.Contains(err.Error(), "ort broke") {
 		t.Errorf("both failing: %v, want the secondary's error", err)
 	}
@@ -93,8 +97,8 @@ func TestSecondaryFailureAndCancel(t *testing.T) {
 
 func TestModelAndReady(t *testing.T) {
 	down := gateway.Errorf(gateway.KindUnavailable, "down")
-	p, s := &fake{name: "triton", err: down, modelErr: down}, &fake{name: "onnxruntime"}
-	f, _ := New(p, s, nil)
+	p, s := &backend{name: "triton", err: down, modelErr: down}, &backend{name: "onnxruntime"}
+	f, _ := New(p.inferencer(), s.inferencer(), nil)
 	if m, err := f.Model(context.Background()); err != nil || m.Backend != "onnxruntime" {
 		t.Errorf("Model with the primary down = %+v, %v; want the secondary's", m, err)
 	}
