@@ -193,7 +193,7 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 // fills their results or errors.
 func (c *Classifier) infer(ctx context.Context, st *classifierState, data []byte, idx []int, k int, results []Result, errs []error) {
 	start := time.Now()
-	scores, err := c.backend.Infer(ctx, Batch{Size: len(idx), Data: data})
+	scores, err := c.backend.Infer(ctx, Batch{Size: len(idx), Data: data, Model: &st.model})
 	elapsed := time.Since(start)
 	if err == nil && (scores.Size != len(idx) || scores.Classes < 1 || len(scores.Values) != scores.Size*scores.Classes) {
 		err = Errorf(KindBadGateway, "backend returned %d×%d scores (%d values) for %d images", scores.Size, scores.Classes, len(scores.Values), len(idx))

@@ -11,11 +11,13 @@ import (
 // or a decorator around either (the circuit breaker).
 type Inferencer interface {
 	// Model describes the served model: its tensors, labels, batching and the
-	// preprocessing it was trained with. Backends read it at start and again when
-	// asked, so a new model version is picked up without a restart.
+	// preprocessing it was trained with. The Classifier asks at start and again
+	// every refresh, so a new model version is picked up without a restart.
 	Model(ctx context.Context) (ModelInfo, error)
 	// Infer runs the model on a batch of preprocessed inputs and returns one score
-	// vector per item. Errors are *Error values with a kind.
+	// vector per item. The batch carries the description it was made for
+	// (Batch.Model): a backend keeps no "last read" model. Errors are *Error
+	// values with a kind.
 	Infer(ctx context.Context, in Batch) (Scores, error)
 	// Ready returns nil when the backend can serve the model now, or an error
 	// saying why not.
@@ -64,6 +66,12 @@ func (f InferencerFuncs) Ready(ctx context.Context) error {
 type Batch struct {
 	Size int
 	Data []byte
+	// Model is the description the tensors were made for: what the backend's
+	// Model returned and the Classifier loaded. A backend builds its call from
+	// it (input, output, batching) rather than from a model it read before, and
+	// a decorator passes it on. Shared by concurrent calls: read-only. nil is a
+	// caller's bug (KindInternal).
+	Model *ModelInfo
 }
 
 // Scores are a model's outputs for a batch: Size rows of Classes values.

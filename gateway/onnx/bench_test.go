@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/fish-classifier/fish-classifier/gateway"
 )
 
 // TestTimings logs how long New and one inference take (go test -v -run Timings).
@@ -16,7 +14,7 @@ func TestTimings(t *testing.T) {
 	b := newBackend(t)
 	t.Logf("New (library loaded, session, warm-up): %v with %d intra-op threads", time.Since(start), b.threads)
 	for _, n := range []int{1, 8} {
-		in := gateway.Batch{Size: n, Data: input(b, n, 1)}
+		in := batchOf(b, n, input(b, n, 1))
 		b.Infer(t.Context(), in) // fills the pool for this size
 		const runs = 20
 		start := time.Now()
@@ -33,7 +31,7 @@ func BenchmarkInfer(b *testing.B) {
 	be := newBackend(b)
 	for _, n := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			in := gateway.Batch{Size: n, Data: input(be, n, 1)}
+			in := batchOf(be, n, input(be, n, 1))
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := be.Infer(b.Context(), in); err != nil {

@@ -165,7 +165,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
 	}
 	b.metrics = newMetrics(reg, spec.info, version, threads)
 	// Warm up: the first run allocates and plans; pay for it before serving.
-	if _, err := b.Infer(context.Background(), gateway.Batch{Size: 1, Data: make([]byte, spec.itemBytes)}); err != nil {
+	if _, err := b.Infer(context.Background(), gateway.Batch{Size: 1, Data: make([]byte, spec.itemBytes), Model: &spec.info}); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("onnx: warm-up inference of %s: %w", spec.modelPath, err)
 	}
@@ -289,12 +289,19 @@ func errClosed() *gateway.Error {
 // Infer runs the model once on the whole batch. The input tensor is a view of
 // in.Data (no copy) unless its bytes are not aligned for the element type; the
 // output tensors and run options are reused between calls of the same batch
-// size. A context that ends during the run terminates it. Errors: KindCanceled
-// or KindDeadline when ctx ends, KindInternal for a batch the model cannot
-// take (a caller's bug) or a failed run, KindUnavailable after Close.
+// size. A context that ends during the run terminates it. The session is the
+// backend's model: in.Model, the description the tensors were made for (the
+// one Model returned, or, behind a fallback, Triton's), must agree with it
+// (see checkModel). Errors: KindCanceled or KindDeadline when ctx ends,
+// KindInternal for a batch without a description or one the model cannot take
+// (a caller's bug) or a failed run, KindUnavailable for tensors made for
+// another model and after Close.
 func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, error) {
 	if err := ctx.Err(); err != nil {
 		return gateway.Scores{}, ctxError(err)
+	}
+	if err := b.checkModel(in.Model); err != nil {
+		return gateway.Scores{}, err
 	}
 	s := b.spec
 	switch {
@@ -378,6 +385,28 @@ func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, 
 	b.metrics.observe(outcomeOK, elapsed)
 	values := slices.Clone(sl.out.GetData()[:in.Size*s.classes])
 	return gateway.Scores{Size: in.Size, Classes: s.classes, Values: values}, nil
+}
+
+// checkModel compares m, the description a batch was made for, with the
+// model the session runs: the same input (name, datatype, dimensions) and the
+// same output (name, dimensions). A batch without one is the caller's bug
+// (KindInternal). Tensors made for another model (a Triton that serves
+// another version than the repository the fallback reads) are refused with
+// KindUnavailable rather than scored as if they were this model's: the
+// backend cannot serve that model now; the session is never asked.
+func (b *Backend) checkModel(m *gateway.ModelInfo) error {
+	if m == nil {
+		return gateway.Errorf(gateway.KindInternal, "onnx: a batch without its model's description (Batch.Model)")
+	}
+	s := b.spec
+	if m.Input.Name == s.inputName && m.Input.Datatype == s.info.Input.Datatype && slices.Equal(m.Input.Shape, s.inputDims) &&
+		m.Output.Name == s.outputName && slices.Equal(m.Output.Shape, s.outputDims) {
+		return nil
+	}
+	return gateway.Errorf(gateway.KindUnavailable,
+		"the embedded ONNX backend runs model %q version %s (input %q %s %v, output %q %v), not the batch's model %q version %s (input %q %s %v, output %q %v)",
+		s.info.Name, s.info.Version, s.inputName, s.info.Input.Datatype, s.inputDims, s.outputName, s.outputDims,
+		m.Name, m.Version, m.Input.Name, m.Input.Datatype, m.Input.Shape, m.Output.Name, m.Output.Shape)
 }
 
 // ctxError is the gateway error of a context that ended.

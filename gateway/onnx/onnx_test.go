@@ -188,7 +188,7 @@ func TestReferenceNumerics(t *testing.T) {
 			}
 		}
 	}
-	got, err := b.Infer(t.Context(), gateway.Batch{Size: n, Data: data})
+	got, err := b.Infer(t.Context(), batchOf(b, n, data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestReferenceNumerics(t *testing.T) {
 	check("batch", got, 0)
 	item := b.spec.itemBytes
 	for i := range n {
-		one, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: data[i*item : (i+1)*item]})
+		one, err := b.Infer(t.Context(), batchOf(b, 1, data[i*item:(i+1)*item]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,12 +212,12 @@ func TestBatchEqualsSingles(t *testing.T) {
 	item := b.spec.itemBytes
 	for _, n := range []int{1, 3, 8, 32} {
 		data := input(b, n, uint32(n))
-		batch, err := b.Infer(t.Context(), gateway.Batch{Size: n, Data: data})
+		batch, err := b.Infer(t.Context(), batchOf(b, n, data))
 		if err != nil {
 			t.Fatalf("batch of %d: %v", n, err)
 		}
 		for i := range n {
-			one, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: data[i*item : (i+1)*item]})
+			one, err := b.Infer(t.Context(), batchOf(b, 1, data[i*item:(i+1)*item]))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,7 +233,7 @@ func TestBatchEqualsSingles(t *testing.T) {
 func TestUnalignedInputIsCopied(t *testing.T) {
 	b := sharedBackend(t)
 	data := input(b, 2, 7)
-	want, err := b.Infer(t.Context(), gateway.Batch{Size: 2, Data: data})
+	want, err := b.Infer(t.Context(), batchOf(b, 2, data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestUnalignedInputIsCopied(t *testing.T) {
 		t.Fatal("test bug: shifted input is aligned")
 	}
 	for range 2 { // the second call reuses the copy tensor
-		got, err := b.Infer(t.Context(), gateway.Batch{Size: 2, Data: shifted})
+		got, err := b.Infer(t.Context(), batchOf(b, 2, shifted))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,26 +256,59 @@ func TestUnalignedInputIsCopied(t *testing.T) {
 func TestBadBatchIsInternalError(t *testing.T) {
 	b := sharedBackend(t)
 	item := b.spec.itemBytes
+	m := &b.spec.info
 	for name, in := range map[string]gateway.Batch{
-		"short":         {Size: 1, Data: make([]byte, item-4)},
-		"long":          {Size: 1, Data: make([]byte, item+4)},
-		"size vs bytes": {Size: 2, Data: make([]byte, item)},
-		"empty":         {Size: 0, Data: nil},
-		"over max":      {Size: 33, Data: make([]byte, 33*item)},
+		"short":          {Size: 1, Data: make([]byte, item-4), Model: m},
+		"long":           {Size: 1, Data: make([]byte, item+4), Model: m},
+		"size vs bytes":  {Size: 2, Data: make([]byte, item), Model: m},
+		"empty":          {Size: 0, Data: nil, Model: m},
+		"over max":       {Size: 33, Data: make([]byte, 33*item), Model: m},
+		"no description": {Size: 1, Data: make([]byte, item)},
 	} {
 		_, err := b.Infer(t.Context(), in)
 		if gateway.KindOf(err) != gateway.KindInternal {
 			t.Errorf("%s: %v (kind %v), want an internal error", name, err, gateway.KindOf(err))
 		}
 	}
-	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: make([]byte, item)}); err != nil {
+	if _, err := b.Infer(t.Context(), batchOf(b, 1, make([]byte, item))); err != nil {
 		t.Errorf("after bad batches: %v", err)
 	}
 }
 
+// Tensors made for another model than the session's (a fallback behind a
+// Triton that serves another version) are refused, not scored.
+func TestBatchForAnotherModel(t *testing.T) {
+	b := sharedBackend(t)
+	for name, edit := range map[string]func(*gateway.ModelInfo){
+		"input size":  func(m *gateway.ModelInfo) { m.Input.Shape = []int64{3, 256, 256} },
+		"input type":  func(m *gateway.ModelInfo) { m.Input.Datatype = "UINT8" },
+		"output":      func(m *gateway.ModelInfo) { m.Output.Name = "probabilities" },
+		"class count": func(m *gateway.ModelInfo) { m.Output.Shape = []int64{9} },
+	} {
+		other := b.spec.info
+		edit(&other)
+		_, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: make([]byte, b.spec.itemBytes), Model: &other})
+		if gateway.KindOf(err) != gateway.KindUnavailable || !strings.Contains(err.Error(), "not the batch's model") {
+			t.Errorf("%s: %v (kind %v), want unavailable naming both models", name, err, gateway.KindOf(err))
+		}
+	}
+	// Another name or version with the same tensors is the same model to the
+	// session (Triton's description of the repository's model).
+	same := b.spec.info
+	same.Name, same.Version, same.Backend = "fish", "7", "triton"
+	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: make([]byte, b.spec.itemBytes), Model: &same}); err != nil {
+		t.Errorf("the same tensors under another name: %v", err)
+	}
+}
+
+// batchOf is a batch of n items, data, made for b's model.
+func batchOf(b *Backend, n int, data []byte) gateway.Batch {
+	return gateway.Batch{Size: n, Data: data, Model: &b.spec.info}
+}
+
 func TestEndedContext(t *testing.T) {
 	b := sharedBackend(t)
-	in := gateway.Batch{Size: 1, Data: make([]byte, b.spec.itemBytes)}
+	in := batchOf(b, 1, make([]byte, b.spec.itemBytes))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := b.Infer(ctx, in); gateway.KindOf(err) != gateway.KindCanceled {
@@ -289,10 +322,10 @@ func TestEndedContext(t *testing.T) {
 	// A run canceled midway ends as canceled, and the backend keeps serving.
 	ctx, cancel = context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Microsecond, cancel)
-	if _, err := b.Infer(ctx, gateway.Batch{Size: 32, Data: make([]byte, 32*b.spec.itemBytes)}); err != nil && gateway.KindOf(err) != gateway.KindCanceled {
+	if _, err := b.Infer(ctx, batchOf(b, 32, make([]byte, 32*b.spec.itemBytes))); err != nil && gateway.KindOf(err) != gateway.KindCanceled {
 		t.Errorf("canceled during the run: %v (kind %v)", err, gateway.KindOf(err))
 	}
-	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 32, Data: make([]byte, 32*b.spec.itemBytes)}); err != nil {
+	if _, err := b.Infer(t.Context(), batchOf(b, 32, make([]byte, 32*b.spec.itemBytes))); err != nil {
 		t.Errorf("after a canceled run: %v", err)
 	}
 }
@@ -304,7 +337,7 @@ func TestConcurrentInfer(t *testing.T) {
 	wants := make([][]float32, len(sizes))
 	for i, n := range sizes {
 		inputs[i] = input(b, n, uint32(100+i))
-		s, err := b.Infer(t.Context(), gateway.Batch{Size: n, Data: inputs[i]})
+		s, err := b.Infer(t.Context(), batchOf(b, n, inputs[i]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +348,7 @@ func TestConcurrentInfer(t *testing.T) {
 		wg.Go(func() {
 			for k := range 10 {
 				i := (g + k) % len(sizes)
-				s, err := b.Infer(t.Context(), gateway.Batch{Size: sizes[i], Data: inputs[i]})
+				s, err := b.Infer(t.Context(), batchOf(b, sizes[i], inputs[i]))
 				if err != nil {
 					t.Error(err)
 					return
@@ -341,7 +374,7 @@ func TestCloseAndReady(t *testing.T) {
 	if err := b.Ready(t.Context()); gateway.KindOf(err) != gateway.KindUnavailable {
 		t.Errorf("Ready after Close: %v", err)
 	}
-	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: make([]byte, b.spec.itemBytes)}); gateway.KindOf(err) != gateway.KindUnavailable {
+	if _, err := b.Infer(t.Context(), batchOf(b, 1, make([]byte, b.spec.itemBytes))); gateway.KindOf(err) != gateway.KindUnavailable {
 		t.Errorf("Infer after Close: %v", err)
 	}
 	if err := b.Close(); err != nil {
@@ -445,7 +478,7 @@ func TestTempRepositoryHighestVersion(t *testing.T) {
 	if b.threads < 1 {
 		t.Errorf("intra-op threads %d", b.threads)
 	}
-	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 5, Data: make([]byte, 5*b.spec.itemBytes)}); gateway.KindOf(err) != gateway.KindInternal {
+	if _, err := b.Infer(t.Context(), batchOf(b, 5, make([]byte, 5*b.spec.itemBytes))); gateway.KindOf(err) != gateway.KindInternal {
 		t.Errorf("batch over max_batch_size 4: %v", err)
 	}
 }
@@ -549,11 +582,11 @@ func TestConcurrentRunsBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	one := input(b, 1, 1)
-	if _, err := b.Infer(ctx, gateway.Batch{Size: 1, Data: one}); gateway.KindOf(err) != gateway.KindDeadline {
+	if _, err := b.Infer(ctx, batchOf(b, 1, one)); gateway.KindOf(err) != gateway.KindDeadline {
 		t.Fatalf("Infer while the bound is taken: %v, want a deadline error", err)
 	}
 	b.runs.Release()
-	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: one}); err != nil {
+	if _, err := b.Infer(t.Context(), batchOf(b, 1, one)); err != nil {
 		t.Fatalf("Infer once the bound is free: %v", err)
 	}
 	// The default: as many runs as the cores hold intra-op thread sets.

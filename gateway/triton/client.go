@@ -32,8 +32,8 @@ import (
 )
 
 // Client is a gateway.Inferencer backed by Triton. It is safe for concurrent
-// use. Call Model before Infer: Infer uses the model description Model read
-// last.
+// use. It keeps no model: each Infer carries the description Model returned
+// (gateway.Batch.Model).
 type Client struct {
 	cfg     Config
 	conn    *grpc.ClientConn
@@ -42,7 +42,6 @@ type Client struct {
 	metrics *metrics
 	shm     *shmPool // nil unless Config.SharedMemory is "system"
 
-	model   atomic.Pointer[modelState] // nil until Model succeeds
 	latency map[string]*latencyEstimate
 	closed  atomic.Bool
 	close   sync.Once

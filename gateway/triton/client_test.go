@@ -100,8 +100,6 @@ func TestModelLabels(t *testing.T) {
 		c, _ := newTestClient(t, cfg)
 		_, err := c.Model(callCtx(t))
 		wantKind(t, err, gateway.KindBadGateway, "8 labels", "9 output classes")
-		_, err = c.Infer(callCtx(t), batchOf(tritontest.ItemForClass(smallModel(), 0)))
-		wantKind(t, err, gateway.KindUnavailable, "model not loaded")
 	})
 	t.Run("a model without a label file has no labels", func(t *testing.T) {
 		m := smallModel()
@@ -224,7 +222,7 @@ func TestModelVariants(t *testing.T) {
 			// And inference works in that variant: every class is recognised.
 			for k := range m.NumClasses() {
 				item := tritontest.ItemForClass(m, k)
-				scores, err := e.client.Infer(callCtx(t), batchOf(item))
+				scores, err := e.client.Infer(callCtx(t), batchOf(&e.info, item))
 				if err != nil {
 					t.Fatalf("Infer class %d: %v", k, err)
 				}
@@ -258,7 +256,7 @@ func TestModelVersion(t *testing.T) {
 		if err != nil || info.Version != "1" {
 			t.Fatalf("Model = version %q, %v; want 1", info.Version, err)
 		}
-		if _, err := c.Infer(callCtx(t), batchOf(tritontest.ItemForClass(m, 1))); err != nil {
+		if _, err := c.Infer(callCtx(t), batchOf(&info, tritontest.ItemForClass(m, 1))); err != nil {
 			t.Fatalf("Infer: %v", err)
 		}
 		if rec, _ := srv.LastRequest(); rec.ModelVersion != "1" || rec.ModelName != m.Name {
@@ -267,10 +265,11 @@ func TestModelVersion(t *testing.T) {
 	})
 	t.Run("unpinned sends no version", func(t *testing.T) {
 		c, _ := newTestClient(t, testConfig(srv.Addr(), m.Name))
-		if _, err := c.Model(callCtx(t)); err != nil {
+		info, err := c.Model(callCtx(t))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Infer(callCtx(t), batchOf(tritontest.ItemForClass(m, 1))); err != nil {
+		if _, err := c.Infer(callCtx(t), batchOf(&info, tritontest.ItemForClass(m, 1))); err != nil {
 			t.Fatalf("Infer: %v", err)
 		}
 		if rec, _ := srv.LastRequest(); rec.ModelVersion != "" {
@@ -305,7 +304,7 @@ func TestInferSendsTheBatchAndReadsEachItemsScores(t *testing.T) {
 		for i := range items {
 			items[i] = tritontest.ItemForClass(m, (i*5+2)%m.NumClasses())
 		}
-		in := batchOf(items...)
+		in := batchOf(&e.info, items...)
 		scores, err := e.client.Infer(callCtx(t), in)
 		if err != nil {
 			t.Fatalf("Infer(%d items): %v", size, err)
@@ -347,7 +346,7 @@ func TestInferSendsTheBatchAndReadsEachItemsScores(t *testing.T) {
 }
 
 func TestInferRequestSharesTheBatchBytes(t *testing.T) {
-	st := &modelState{inputName: "input", inputDatatype: "FP32", inputDims: []int64{3, 2, 2}, itemBytes: 48, batched: true, maxBatch: 4, outputName: "out", classes: 2}
+	st := &modelTensors{inputName: "input", inputDatatype: "FP32", inputDims: []int64{3, 2, 2}, itemBytes: 48, batched: true, maxBatch: 4, outputName: "out", classes: 2}
 	c := &Client{cfg: Config{Model: "m"}}
 	data := make([]byte, 96)
 	msg := c.inferRequest(st, gateway.Batch{Size: 2, Data: data}, "")
@@ -368,7 +367,7 @@ func TestInferRequestID(t *testing.T) {
 
 	t.Run("the context's id as the request's id and x-request-id", func(t *testing.T) {
 		ctx := gateway.WithRequestID(callCtx(t), "req-42")
-		if _, err := e.client.Infer(ctx, batchOf(item, item)); err != nil {
+		if _, err := e.client.Infer(ctx, batchOf(&e.info, item, item)); err != nil {
 			t.Fatal(err)
 		}
 		rec, _ := e.srv.LastRequest()
@@ -380,7 +379,7 @@ func TestInferRequestID(t *testing.T) {
 		}
 	})
 	t.Run("none without one in the context", func(t *testing.T) {
-		if _, err := e.client.Infer(callCtx(t), batchOf(item)); err != nil {
+		if _, err := e.client.Infer(callCtx(t), batchOf(&e.info, item)); err != nil {
 			t.Fatal(err)
 		}
 		rec, _ := e.srv.LastRequest()
@@ -391,7 +390,7 @@ func TestInferRequestID(t *testing.T) {
 	t.Run("an answer for another id is refused", func(t *testing.T) {
 		e.srv.SetFault(tritontest.Fault{WrongID: true})
 		t.Cleanup(func() { e.srv.SetFault(tritontest.Fault{}) })
-		_, err := e.client.Infer(gateway.WithRequestID(callCtx(t), "req-43"), batchOf(item))
+		_, err := e.client.Infer(gateway.WithRequestID(callCtx(t), "req-43"), batchOf(&e.info, item))
 		wantKind(t, err, gateway.KindBadGateway, `id "req-43-crossed" for request "req-43"`)
 	})
 }
@@ -408,10 +407,10 @@ func TestInferRejectsBatchesTheModelCannotTake(t *testing.T) {
 		in   gateway.Batch
 		want string
 	}{
-		{"empty", batched, gateway.Batch{}, "batch of 0 items"},
-		{"over max_batch_size", batched, batchOf(slices.Repeat([][]byte{item}, 9)...), "exceeds"},
-		{"bytes short of the size", batched, gateway.Batch{Size: 2, Data: item}, "want 384"},
-		{"two items without batching", unbatched, batchOf(item, item), "no batch dimension"},
+		{"empty", batched, gateway.Batch{Model: &batched.info}, "batch of 0 items"},
+		{"over max_batch_size", batched, batchOf(&batched.info, slices.Repeat([][]byte{item}, 9)...), "exceeds"},
+		{"bytes short of the size", batched, gateway.Batch{Size: 2, Data: item, Model: &batched.info}, "want 384"},
+		{"two items without batching", unbatched, batchOf(&unbatched.info, item, item), "no batch dimension"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -423,7 +422,7 @@ func TestInferRejectsBatchesTheModelCannotTake(t *testing.T) {
 		})
 	}
 	t.Run("one item without batching has no batch dimension", func(t *testing.T) {
-		if _, err := unbatched.client.Infer(callCtx(t), batchOf(item)); err != nil {
+		if _, err := unbatched.client.Infer(callCtx(t), batchOf(&unbatched.info, item)); err != nil {
 			t.Fatal(err)
 		}
 		rec, _ := unbatched.srv.LastRequest()
@@ -433,12 +432,15 @@ func TestInferRejectsBatchesTheModelCannotTake(t *testing.T) {
 	})
 }
 
-func TestInferBeforeModel(t *testing.T) {
-	srv := tritontest.Start(t, smallModel())
-	c, _ := newTestClient(t, testConfig(srv.Addr(), "fish_classifier"))
-	_, err := c.Infer(callCtx(t), batchOf(tritontest.ItemForClass(smallModel(), 0)))
-	if e := wantKind(t, err, gateway.KindUnavailable, "model not loaded"); e.RetryAfter <= 0 {
-		t.Errorf("RetryAfter %v, want a hint", e.RetryAfter)
+// A batch without the description it was made for is the caller's bug, and
+// the server is not asked.
+func TestInferWithoutDescription(t *testing.T) {
+	e := startEnv(t, smallModel(), nil)
+	before := e.srv.InferCount()
+	_, err := e.client.Infer(callCtx(t), batchOf(nil, tritontest.ItemForClass(e.model, 0)))
+	wantKind(t, err, gateway.KindInternal, "Batch.Model")
+	if n := e.srv.InferCount() - before; n != 0 {
+		t.Errorf("%d ModelInfer calls, want none", n)
 	}
 }
 
@@ -470,7 +472,7 @@ func TestInferFaults(t *testing.T) {
 			e := startEnv(t, smallModel(), nil)
 			e.srv.SetFault(tt.fault)
 			item := tritontest.ItemForClass(e.model, 4)
-			scores, err := e.client.Infer(callCtx(t), batchOf(item))
+			scores, err := e.client.Infer(callCtx(t), batchOf(&e.info, item))
 			if tt.wantKind < 0 {
 				if err != nil {
 					t.Fatalf("Infer: %v", err)
@@ -507,7 +509,7 @@ func TestRetriesStopBeforeTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := e.client.Infer(ctx, batchOf(tritontest.ItemForClass(e.model, 0)))
+	_, err := e.client.Infer(ctx, batchOf(&e.info, tritontest.ItemForClass(e.model, 0)))
 	elapsed := time.Since(start)
 	wantKind(t, err, gateway.KindUnavailable)
 	if elapsed > 80*time.Millisecond {
@@ -521,7 +523,7 @@ func TestRetriesStopBeforeTheDeadline(t *testing.T) {
 func TestRetriesDisabled(t *testing.T) {
 	e := startEnv(t, smallModel(), func(c *Config) { c.Retries = 0 })
 	e.srv.SetFault(tritontest.Fault{Code: codes.Unavailable, FailCount: 1})
-	_, err := e.client.Infer(callCtx(t), batchOf(tritontest.ItemForClass(e.model, 0)))
+	_, err := e.client.Infer(callCtx(t), batchOf(&e.info, tritontest.ItemForClass(e.model, 0)))
 	wantKind(t, err, gateway.KindUnavailable)
 	if n := e.srv.InferCount() - 1; n != 1 {
 		t.Errorf("%d attempts, want 1", n)
@@ -544,7 +546,7 @@ func TestDeadlines(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), budget)
 			defer cancel()
 			start := time.Now()
-			_, err := e.client.Infer(ctx, batchOf(tritontest.ItemForClass(e.model, 0)))
+			_, err := e.client.Infer(ctx, batchOf(&e.info, tritontest.ItemForClass(e.model, 0)))
 			elapsed := time.Since(start)
 			wantKind(t, err, gateway.KindDeadline)
 			if elapsed > budget+slack {
@@ -561,7 +563,7 @@ func TestDeadlines(t *testing.T) {
 		e := startEnv(t, smallModel(), func(c *Config) { c.CallTimeout = budget })
 		e.srv.SetFault(tritontest.Fault{Hang: true})
 		start := time.Now()
-		_, err := e.client.Infer(context.Background(), batchOf(tritontest.ItemForClass(e.model, 0)))
+		_, err := e.client.Infer(context.Background(), batchOf(&e.info, tritontest.ItemForClass(e.model, 0)))
 		elapsed := time.Since(start)
 		wantKind(t, err, gateway.KindDeadline)
 		if elapsed > budget+slack {
@@ -575,7 +577,7 @@ func TestDeadlines(t *testing.T) {
 		e := startEnv(t, smallModel(), nil)
 		ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 		defer cancel()
-		_, err := e.client.Infer(ctx, batchOf(tritontest.ItemForClass(e.model, 0)))
+		_, err := e.client.Infer(ctx, batchOf(&e.info, tritontest.ItemForClass(e.model, 0)))
 		wantKind(t, err, gateway.KindDeadline)
 	})
 }
@@ -586,7 +588,7 @@ func TestCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(callCtx(t))
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.client.Infer(ctx, batchOf(tritontest.ItemForClass(e.model, 0)))
+		_, err := e.client.Infer(ctx, batchOf(&e.info, tritontest.ItemForClass(e.model, 0)))
 		done <- err
 	}()
 	waitUntil(t, "the call to reach the server", func() bool { return e.srv.InFlight() == 1 })
@@ -610,7 +612,7 @@ func TestMaxRecvMsgBytes(t *testing.T) {
 	m.Output.Dims = []int64{5000}
 	m.Labels = nil
 	e := startEnv(t, m, func(c *Config) { c.MaxRecvMsgBytes = 4096 })
-	_, err := e.client.Infer(callCtx(t), batchOf(tritontest.ItemForClass(m, 0)))
+	_, err := e.client.Infer(callCtx(t), batchOf(&e.info, tritontest.ItemForClass(m, 0)))
 	wantKind(t, err, gateway.KindBadGateway, "MaxRecvMsgBytes")
 }
 
@@ -661,7 +663,7 @@ func TestReady(t *testing.T) {
 
 func TestServerStopAndRestart(t *testing.T) {
 	e := startEnv(t, smallModel(), nil)
-	item := batchOf(tritontest.ItemForClass(e.model, 2))
+	item := batchOf(&e.info, tritontest.ItemForClass(e.model, 2))
 	if err := e.client.Ready(callCtx(t)); err != nil {
 		t.Fatalf("Ready before Stop: %v", err)
 	}
@@ -692,7 +694,7 @@ func TestClose(t *testing.T) {
 	if err := e.client.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	_, err := e.client.Infer(callCtx(t), batchOf(tritontest.ItemForClass(e.model, 0)))
+	_, err := e.client.Infer(callCtx(t), batchOf(&e.info, tritontest.ItemForClass(e.model, 0)))
 	wantKind(t, err, gateway.KindUnavailable, "closed")
 	wantKind(t, e.client.Ready(callCtx(t)), gateway.KindUnavailable, "closed")
 }
@@ -702,7 +704,7 @@ func TestClose(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	e := startEnv(t, smallModel(), nil)
 	e.srv.SetFault(tritontest.Fault{Code: codes.Unavailable, FailCount: 2})
-	if _, err := e.client.Infer(callCtx(t), batchOf(tritontest.ItemForClass(e.model, 0))); err != nil {
+	if _, err := e.client.Infer(callCtx(t), batchOf(&e.info, tritontest.ItemForClass(e.model, 0))); err != nil {
 		t.Fatal(err)
 	}
 	want := `
@@ -769,7 +771,7 @@ func TestOneClientPerRegistry(t *testing.T) {
 	e := startEnv(t, smallModel(), nil)
 	other, otherReg := newTestClient(t, testConfig(e.srv.Addr(), e.model.Name))
 	e.srv.SetFault(tritontest.Fault{Code: codes.Unavailable, FailCount: 1})
-	if _, err := e.client.Infer(callCtx(t), batchOf(tritontest.ItemForClass(e.model, 0))); err != nil {
+	if _, err := e.client.Infer(callCtx(t), batchOf(&e.info, tritontest.ItemForClass(e.model, 0))); err != nil {
 		t.Fatal(err)
 	}
 	if got := testutil.ToFloat64(e.client.metrics.retries.WithLabelValues(rpcModelInfer)); got != 1 {

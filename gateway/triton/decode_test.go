@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,12 +48,12 @@ func answer(name, datatype string, shape []int64, raw []byte) *kserve.ModelInfer
 }
 
 func TestDecodeScores(t *testing.T) {
-	batched := &modelState{batched: true, maxBatch: 8, outputName: "logits", classes: 3}
-	unbatched := &modelState{outputName: "logits", classes: 3}
+	batched := &modelTensors{batched: true, maxBatch: 8, outputName: "logits", classes: 3}
+	unbatched := &modelTensors{outputName: "logits", classes: 3}
 	six := fp32Bytes(1, 2, 3, 4, 5, 6)
 	tests := []struct {
 		name   string
-		st     *modelState
+		st     *modelTensors
 		resp   *kserve.ModelInferResponse
 		size   int
 		want   []float32
@@ -157,7 +158,7 @@ func randomAnswer(rng *rand.Rand) *kserve.ModelInferResponse {
 
 func TestDecodeScoresNeverPanics(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	states := []*modelState{
+	states := []*modelTensors{
 		{batched: true, maxBatch: 4, outputName: "logits", classes: 3},
 		{outputName: "logits", classes: 3},
 		{batched: true, maxBatch: 4, outputName: "logits", classes: 1},
@@ -190,7 +191,7 @@ func FuzzDecodeScores(f *testing.F) {
 		if proto.Unmarshal(wire, resp) != nil || size == 0 {
 			return
 		}
-		st := &modelState{batched: true, maxBatch: 255, outputName: "logits", classes: 3}
+		st := &modelTensors{batched: true, maxBatch: 255, outputName: "logits", classes: 3}
 		if scores, err := st.decodeScores(resp, int(size)); err == nil && len(scores.Values) != int(size)*3 {
 			t.Fatalf("accepted %d values for %d×3", len(scores.Values), size)
 		}
@@ -208,7 +209,8 @@ func TestRandomAnswersOverTheWire(t *testing.T) {
 	}})
 	c, _ := newTestClient(t, testConfig(addr, "stub"))
 	answers <- &kserve.ModelInferResponse{} // the classification call: no labels
-	if _, err := c.Model(callCtx(t)); err != nil {
+	info, err := c.Model(callCtx(t))
+	if err != nil {
 		t.Fatalf("Model: %v", err)
 	}
 	for range 200 {
@@ -219,7 +221,7 @@ func TestRandomAnswersOverTheWire(t *testing.T) {
 			}
 		}
 		answers <- resp
-		scores, err := c.Infer(callCtx(t), gateway.Batch{Size: 1, Data: make([]byte, 48)})
+		scores, err := c.Infer(callCtx(t), gateway.Batch{Size: 1, Data: make([]byte, 48), Model: &info})
 		if err != nil {
 			wantKind(t, err, gateway.KindBadGateway)
 		} else if scores.Size != 1 || scores.Classes != 3 || len(scores.Values) != 3 {
@@ -259,7 +261,7 @@ func TestOutputNamedByParameterWithFP16Scores(t *testing.T) {
 	if want := []string{"eel: the long one", "carp", "pike"}; !slices.Equal(info.Labels, want) {
 		t.Errorf("Labels = %q, want %q", info.Labels, want)
 	}
-	scores, err := c.Infer(callCtx(t), gateway.Batch{Size: 2, Data: make([]byte, 96)})
+	scores, err := c.Infer(callCtx(t), gateway.Batch{Size: 2, Data: make([]byte, 96), Model: &info})
 	if err != nil {
 		t.Fatalf("Infer: %v", err)
 	}
@@ -274,6 +276,67 @@ func TestOutputNamedByParameterWithFP16Scores(t *testing.T) {
 	}
 }
 
+// Infer builds each call from the description that comes with its batch:
+// two descriptions used in turn give two kinds of request, and neither is
+// remembered for the next call.
+func TestInferTakesTheModelFromTheBatch(t *testing.T) {
+	meta, cfg := stubModel()
+	var mu sync.Mutex
+	var got []*kserve.ModelInferRequest
+	addr := startStub(t, &stubServer{meta: meta, cfg: cfg, infer: func(req *kserve.ModelInferRequest) (*kserve.ModelInferResponse, error) {
+		mu.Lock()
+		got = append(got, req)
+		mu.Unlock()
+		items, shape := int64(1), []int64{3} // one item, no batch dimension
+		if s := req.GetInputs()[0].GetShape(); len(s) == 4 {
+			items, shape = s[0], []int64{s[0], 3}
+		}
+		return answer(req.GetOutputs()[0].GetName(), "FP32", shape, make([]byte, 4*3*items)), nil
+	}})
+	c, _ := newTestClient(t, testConfig(addr, "stub"))
+	a, err := c.Model(callCtx(t)) // pixels FP32 [3 2 2], batches of up to 4, output probs
+	if err != nil {
+		t.Fatalf("Model: %v", err)
+	}
+	b := a // another model: UINT8 [3 1 1] images, one per call, output features
+	b.MaxBatchSize = 0
+	b.Input = gateway.TensorInfo{Name: "image", Datatype: "UINT8", Shape: []int64{3, 1, 1}}
+	b.Output = gateway.TensorInfo{Name: "features", Datatype: "FP32", Shape: []int64{3}}
+	mu.Lock()
+	got = nil // the classification call of Model
+	mu.Unlock()
+
+	calls := []struct {
+		in                   gateway.Batch
+		input, dtype, output string
+		shape                []int64
+	}{
+		{gateway.Batch{Size: 2, Data: make([]byte, 96), Model: &a}, "pixels", "FP32", "probs", []int64{2, 3, 2, 2}},
+		{gateway.Batch{Size: 1, Data: make([]byte, 3), Model: &b}, "image", "UINT8", "features", []int64{3, 1, 1}},
+		{gateway.Batch{Size: 1, Data: make([]byte, 48), Model: &a}, "pixels", "FP32", "probs", []int64{1, 3, 2, 2}},
+	}
+	for i, call := range calls {
+		scores, err := c.Infer(callCtx(t), call.in)
+		if err != nil || scores.Size != call.in.Size || scores.Classes != 3 {
+			t.Fatalf("call %d: %+v, %v", i, scores, err)
+		}
+		mu.Lock()
+		req := got[len(got)-1]
+		mu.Unlock()
+		in := req.GetInputs()[0]
+		if in.GetName() != call.input || in.GetDatatype() != call.dtype || !slices.Equal(in.GetShape(), call.shape) || req.GetOutputs()[0].GetName() != call.output {
+			t.Errorf("call %d sent %s %s %v for output %s, want %s %s %v for %s", i,
+				in.GetName(), in.GetDatatype(), in.GetShape(), req.GetOutputs()[0].GetName(), call.input, call.dtype, call.shape, call.output)
+		}
+	}
+	// The batch is checked against its own description too.
+	_, err = c.Infer(callCtx(t), gateway.Batch{Size: 2, Data: make([]byte, 6), Model: &b})
+	wantKind(t, err, gateway.KindInternal, "no batch dimension")
+	if _, err := c.Infer(callCtx(t), gateway.Batch{Size: 2, Data: make([]byte, 96), Model: &a}); err != nil {
+		t.Errorf("a batch of 2 for the batching model: %v", err)
+	}
+}
+
 func bytesTensor(elems ...string) []byte {
 	var b []byte
 	for _, e := range elems {
@@ -284,7 +347,7 @@ func bytesTensor(elems ...string) []byte {
 }
 
 func TestParseClassification(t *testing.T) {
-	st := &modelState{outputName: "logits", classes: 3}
+	st := &modelTensors{outputName: "logits", classes: 3}
 	bytesAnswer := func(raw []byte) *kserve.ModelInferResponse {
 		return answer("logits", "BYTES", []int64{1, 3}, raw)
 	}
@@ -369,25 +432,25 @@ func TestDescribeLayoutAndVersion(t *testing.T) {
 	cfg.Input[0].Dims = []int64{5, 6, 3} // inferred NHWC
 	meta.Versions = []string{"2", "10", "9"}
 	meta.Platform = ""
-	st, err := describe(Config{Model: "stub"}, meta, cfg)
+	info, err := describe(Config{Model: "stub"}, meta, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := st.info.Preprocess; s.Width != 6 || s.Height != 5 || s.Layout != preprocess.NHWC {
+	if s := info.Preprocess; s.Width != 6 || s.Height != 5 || s.Layout != preprocess.NHWC {
 		t.Errorf("Preprocess %+v, want NHWC 6×5", s)
 	}
-	if st.info.Version != "10" {
-		t.Errorf("Version %q, want the highest ready version, 10", st.info.Version)
+	if info.Version != "10" {
+		t.Errorf("Version %q, want the highest ready version, 10", info.Version)
 	}
-	if st.info.Platform != "onnxruntime" {
-		t.Errorf("Platform %q, want the backend when no platform is named", st.info.Platform)
+	if info.Platform != "onnxruntime" {
+		t.Errorf("Platform %q, want the backend when no platform is named", info.Platform)
 	}
-	if st.itemBytes != 5*6*3*4 {
-		t.Errorf("itemBytes %d", st.itemBytes)
+	if st, err := tensorsOf(&info); err != nil || st.itemBytes != 5*6*3*4 {
+		t.Errorf("tensorsOf: itemBytes %d, %v", st.itemBytes, err)
 	}
-	st, _ = describe(Config{Model: "stub", Version: "2"}, meta, cfg)
-	if st.info.Version != "2" {
-		t.Errorf("pinned Version %q, want 2", st.info.Version)
+	info, _ = describe(Config{Model: "stub", Version: "2"}, meta, cfg)
+	if info.Version != "2" {
+		t.Errorf("pinned Version %q, want 2", info.Version)
 	}
 	if got := servedVersion(nil); got != "" {
 		t.Errorf("servedVersion(nil) = %q", got)

@@ -83,9 +83,9 @@ func smallModel() tritontest.Model {
 	return m
 }
 
-// batchOf joins items into a batch.
-func batchOf(items ...[]byte) gateway.Batch {
-	return gateway.Batch{Size: len(items), Data: bytes.Join(items, nil)}
+// batchOf joins items, made for the model m describes, into a batch.
+func batchOf(m *gateway.ModelInfo, items ...[]byte) gateway.Batch {
+	return gateway.Batch{Size: len(items), Data: bytes.Join(items, nil), Model: m}
 }
 
 // wantKind fails unless err is a *gateway.Error of kind want whose message

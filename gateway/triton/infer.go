@@ -23,8 +23,10 @@ const RequestIDHeader = "x-request-id"
 
 // Infer sends the batch to Triton in one ModelInfer call, its tensor bytes as
 // they are (raw_input_contents), and returns the model's scores, one row per
-// item, after checking the answer's output, datatype, shape and size. It uses
-// the model Model read last; before any, it fails with KindUnavailable.
+// item, after checking the answer's output, datatype, shape and size. The
+// request is built from in.Model, the description Model returned that the
+// tensors were made for: input name, datatype and dimensions, the output, the
+// batching. A batch without one, or one it does not fit, is KindInternal.
 //
 // The request id of ctx (gateway.RequestID), when there is one, becomes the
 // ModelInferRequest's id, which Triton logs and echoes in its answer, and goes
@@ -32,13 +34,9 @@ const RequestIDHeader = "x-request-id"
 // split in several calls included, carries that request's id. An answer
 // echoing another id is a crossed answer: KindBadGateway.
 func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, error) {
-	st := c.model.Load()
-	if st == nil {
-		return gateway.Scores{}, &gateway.Error{
-			Kind:       gateway.KindUnavailable,
-			Message:    "inference server: model not loaded (Model was never read)",
-			RetryAfter: unavailableRetryAfter,
-		}
+	st, err := tensorsOf(in.Model)
+	if err != nil {
+		return gateway.Scores{}, err
 	}
 	if err := st.checkBatch(in); err != nil {
 		return gateway.Scores{}, err
@@ -49,9 +47,8 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 	}
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
-	msg := c.inferRequest(st, in, id)
+	msg := c.inferRequest(&st, in, id)
 	var resp *kserve.ModelInferResponse
-	var err error
 	if c.shm != nil {
 		resp, err = c.inferShared(ctx, msg, in.Data)
 	} else {
@@ -101,14 +98,14 @@ func (c *Client) inferShared(ctx context.Context, msg *inferMessage, data []byte
 
 // checkBatch rejects a batch the model cannot take; the Classifier never
 // builds one, so it is a bug in the caller.
-func (st *modelState) checkBatch(in gateway.Batch) error {
+func (st *modelTensors) checkBatch(in gateway.Batch) error {
 	switch {
 	case in.Size < 1:
 		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items", in.Size)
 	case !st.batched && in.Size != 1:
-		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items for model %q, which takes no batch dimension (one item per call)", in.Size, st.info.Name)
+		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items for model %q, which takes no batch dimension (one item per call)", in.Size, st.name)
 	case st.batched && in.Size > st.maxBatch:
-		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items exceeds model %q's max_batch_size %d", in.Size, st.info.Name, st.maxBatch)
+		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items exceeds model %q's max_batch_size %d", in.Size, st.name, st.maxBatch)
 	case len(in.Data) != in.Size*st.itemBytes:
 		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items holds %d bytes, want %d (%d per item)", in.Size, len(in.Data), in.Size*st.itemBytes, st.itemBytes)
 	}
@@ -133,7 +130,7 @@ func (c *Client) modelInfer(ctx context.Context, msg *inferMessage) (*kserve.Mod
 
 // inferRequest builds the ModelInfer request of a checked batch, with the
 // request id id ("": none); its raw contents are in.Data itself, not a copy.
-func (c *Client) inferRequest(st *modelState, in gateway.Batch, id string) *inferMessage {
+func (c *Client) inferRequest(st *modelTensors, in gateway.Batch, id string) *inferMessage {
 	shape := st.inputDims
 	if st.batched {
 		shape = append([]int64{int64(in.Size)}, st.inputDims...)
@@ -157,7 +154,7 @@ func (c *Client) inferRequest(st *modelState, in gateway.Batch, id string) *infe
 // decodeScores checks an answer for a batch of size items and reads its
 // scores. Whatever the answer holds, it returns scores or a KindBadGateway
 // error, never panics.
-func (st *modelState) decodeScores(resp *kserve.ModelInferResponse, size int) (gateway.Scores, *gateway.Error) {
+func (st *modelTensors) decodeScores(resp *kserve.ModelInferResponse, size int) (gateway.Scores, *gateway.Error) {
 	outs := resp.GetOutputs()
 	i := slices.IndexFunc(outs, func(o *kserve.ModelInferResponse_InferOutputTensor) bool {
 		return o.GetName() == st.outputName
@@ -210,7 +207,7 @@ func (st *modelState) decodeScores(resp *kserve.ModelInferResponse, size int) (g
 // checkShape accepts the shapes of size items of st.classes scores: with the
 // batch dimension first when the model batches, then dimensions that are all
 // 1 but one, which is the number of classes ([8, 9], [8, 1, 9], [8, 9, 1]).
-func (st *modelState) checkShape(shape []int64, size int) *gateway.Error {
+func (st *modelTensors) checkShape(shape []int64, size int) *gateway.Error {
 	item := shape
 	if st.batched {
 		if len(shape) == 0 || shape[0] != int64(size) {

@@ -12,8 +12,8 @@ import (
 
 // benchModel is the served model's input: FP32 3×224×224 (602,112 bytes an
 // image), batches of up to 8.
-func benchModel() *modelState {
-	return &modelState{
+func benchModel() *modelTensors {
+	return &modelTensors{
 		inputName: "input", inputDatatype: "FP32", inputDims: []int64{3, 224, 224},
 		itemBytes: 3 * 224 * 224 * 4, batched: true, maxBatch: 8,
 		outputName: "logits", classes: 17,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,9 +22,10 @@ const Backend = "triton"
 // classes as BYTES "<value>:<index>[:<label>]".
 const classificationParameter = "classification"
 
-// modelState is what Infer needs of the model Model read last.
-type modelState struct {
-	info gateway.ModelInfo
+// modelTensors is what a ModelInfer call needs of a model description
+// (tensorsOf): the input to send, the output to read, and the batching.
+type modelTensors struct {
+	name string // the model's, for messages
 	// input
 	inputName, inputDatatype string
 	inputDims                []int64 // without batch
@@ -35,11 +37,43 @@ type modelState struct {
 	classes    int
 }
 
+// tensorsOf derives what a ModelInfer call needs from m, the description
+// Model returned. It fails (KindInternal: the caller's bug) when there is none
+// or when its tensors are not ones the gateway sends and reads, which no
+// description from Model is.
+func tensorsOf(m *gateway.ModelInfo) (modelTensors, error) {
+	if m == nil {
+		return modelTensors{}, gateway.Errorf(gateway.KindInternal, "triton: a batch without its model's description (Batch.Model)")
+	}
+	elems, ok := modelconfig.Elements(m.Input.Shape)
+	size := modelconfig.ElementSize(m.Input.Datatype)
+	if !ok || elems == 0 || elems > math.MaxInt32 || size == 0 {
+		return modelTensors{}, gateway.Errorf(gateway.KindInternal, "triton: model %q's input %q is %s %v: not a tensor the gateway sends", m.Name, m.Input.Name, m.Input.Datatype, m.Input.Shape)
+	}
+	classes, ok := modelconfig.ClassCount(m.Output.Shape)
+	if !ok {
+		return modelTensors{}, gateway.Errorf(gateway.KindInternal, "triton: model %q's output %q has shape %v: not one row of classes", m.Name, m.Output.Name, m.Output.Shape)
+	}
+	return modelTensors{
+		name:          m.Name,
+		inputName:     m.Input.Name,
+		inputDatatype: m.Input.Datatype,
+		inputDims:     m.Input.Shape,
+		itemBytes:     int(elems) * size,
+		batched:       m.MaxBatchSize > 0,
+		maxBatch:      m.MaxBatchSize,
+		outputName:    m.Output.Name,
+		classes:       classes,
+	}, nil
+}
+
 // Model reads the model's metadata and configuration from Triton and returns
 // its description; labels come from Config.Labels, or else from Triton's
-// classification extension (empty when Triton has none). Infer uses the
-// description read last. Errors: the call's (see mapError), or KindBadGateway
-// for a model the gateway cannot serve, saying why.
+// classification extension (empty when Triton has none). With shared memory,
+// it also registers the regions Triton lacks. The Client keeps nothing of the
+// description: Infer takes it with each batch (gateway.Batch.Model). Errors:
+// the call's (see mapError), or KindBadGateway for a model the gateway cannot
+// serve, saying why.
 func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
@@ -55,7 +89,11 @@ func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 	if err != nil {
 		return gateway.ModelInfo{}, err
 	}
-	st, err := describe(c.cfg, meta, cfgResp.GetConfig())
+	info, err := describe(c.cfg, meta, cfgResp.GetConfig())
+	var tensors modelTensors
+	if err == nil {
+		tensors, err = tensorsOf(&info)
+	}
 	if err != nil {
 		return gateway.ModelInfo{}, &gateway.Error{
 			Kind:    gateway.KindBadGateway,
@@ -65,23 +103,22 @@ func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 	}
 	switch {
 	case len(c.cfg.Labels) > 0:
-		if len(c.cfg.Labels) != st.classes {
+		if len(c.cfg.Labels) != tensors.classes {
 			return gateway.ModelInfo{}, &gateway.Error{
 				Kind:    gateway.KindBadGateway,
-				Message: fmt.Sprintf("%s: %d labels configured for %d output classes", c.modelName(), len(c.cfg.Labels), st.classes),
+				Message: fmt.Sprintf("%s: %d labels configured for %d output classes", c.modelName(), len(c.cfg.Labels), tensors.classes),
 			}
 		}
-		st.info.Labels = slices.Clone(c.cfg.Labels)
+		info.Labels = slices.Clone(c.cfg.Labels)
 	default:
-		labels, err := c.classificationLabels(ctx, st)
+		labels, err := c.classificationLabels(ctx, tensors)
 		if err != nil {
 			// The server did not answer: the labels are unknown, not absent.
 			// Returning no model beats serving class_N until the next reload.
 			return gateway.ModelInfo{}, err
 		}
-		st.info.Labels = labels
+		info.Labels = labels
 	}
-	c.model.Store(st)
 	if c.shm != nil {
 		// Every refresh checks that Triton still has the regions (a restarted
 		// Triton has none) and registers what it lacks.
@@ -89,19 +126,15 @@ func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 			return gateway.ModelInfo{}, err
 		}
 	}
-	info := st.info
-	info.Labels = slices.Clone(st.info.Labels)
-	info.Input.Shape = slices.Clone(st.info.Input.Shape)
-	info.Output.Shape = slices.Clone(st.info.Output.Shape)
 	return info, nil
 }
 
-// describe builds the model's state from Triton's metadata and configuration,
-// reporting what makes the model unusable.
-func describe(cfg Config, meta *kserve.ModelMetadataResponse, mc *kserve.ModelConfig) (*modelState, error) {
+// describe builds the model's description from Triton's metadata and
+// configuration, reporting what makes the model unusable.
+func describe(cfg Config, meta *kserve.ModelMetadataResponse, mc *kserve.ModelConfig) (gateway.ModelInfo, error) {
 	d, err := modelconfig.Describe(mc)
 	if err != nil {
-		return nil, err
+		return gateway.ModelInfo{}, err
 	}
 	info := d.Info
 	info.Name, info.Version, info.Backend = meta.GetName(), cfg.Version, Backend
@@ -114,17 +147,7 @@ func describe(cfg Config, meta *kserve.ModelMetadataResponse, mc *kserve.ModelCo
 	if p := meta.GetPlatform(); p != "" {
 		info.Platform = p
 	}
-	return &modelState{
-		info:          info,
-		inputName:     d.InputName,
-		inputDatatype: d.InputDatatype,
-		inputDims:     d.InputDims,
-		itemBytes:     d.ItemBytes,
-		batched:       d.Batched,
-		maxBatch:      d.MaxBatch,
-		outputName:    d.OutputName,
-		classes:       d.Classes,
-	}, nil
+	return info, nil
 }
 
 // servedVersion is the version Triton serves for an unpinned request: the
@@ -148,8 +171,8 @@ func servedVersion(versions []string) string {
 // labels, or with something else, leaves them empty (nil, nil): the gateway
 // then names classes class_N. An error is returned only when the call itself
 // failed for want of a server or of time (unavailable, deadline, canceled).
-func (c *Client) classificationLabels(ctx context.Context, st *modelState) ([]string, error) {
-	msg := c.inferRequest(st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)}, "")
+func (c *Client) classificationLabels(ctx context.Context, st modelTensors) ([]string, error) {
+	msg := c.inferRequest(&st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)}, "")
 	msg.req.Outputs[0].Parameters = map[string]*kserve.InferParameter{
 		classificationParameter: {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: int64(st.classes)}},
 	}
@@ -161,13 +184,13 @@ func (c *Client) classificationLabels(ctx context.Context, st *modelState) ([]st
 		}
 		return nil, nil
 	}
-	return parseClassification(resp, st), nil
+	return parseClassification(resp, &st), nil
 }
 
 // parseClassification reads labels by index from a classification answer for
 // one item; nil unless it names every class exactly once and at least one
 // label. Classes the answer leaves unlabelled get "".
-func parseClassification(resp *kserve.ModelInferResponse, st *modelState) []string {
+func parseClassification(resp *kserve.ModelInferResponse, st *modelTensors) []string {
 	i := slices.IndexFunc(resp.GetOutputs(), func(o *kserve.ModelInferResponse_InferOutputTensor) bool {
 		return o.GetName() == st.outputName
 	})

@@ -24,10 +24,15 @@ func TestRealTritonRequestID(t *testing.T) {
 	}
 	tr := testenv.StartTriton(t)
 	c, _ := newTestClient(t, testConfig(tr.GRPCAddr, "fish_classifier"))
-	if _, err := c.Model(callCtx(t)); err != nil {
+	info, err := c.Model(callCtx(t))
+	if err != nil {
 		t.Fatalf("Model: %v", err)
 	}
-	st := c.model.Load()
+	tensors, err := tensorsOf(&info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &tensors
 	zeros := make([]byte, 2*st.itemBytes)
 
 	t.Run("the raw answer echoes the id", func(t *testing.T) {
@@ -47,7 +52,7 @@ func TestRealTritonRequestID(t *testing.T) {
 		}
 	})
 	t.Run("Infer with an id", func(t *testing.T) {
-		scores, err := c.Infer(gateway.WithRequestID(callCtx(t), "abc-124"), gateway.Batch{Size: 2, Data: zeros})
+		scores, err := c.Infer(gateway.WithRequestID(callCtx(t), "abc-124"), gateway.Batch{Size: 2, Data: zeros, Model: &info})
 		if err != nil {
 			t.Fatalf("Infer: %v", err)
 		}

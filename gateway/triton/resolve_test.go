@@ -38,12 +38,13 @@ func TestScaleOutIsDiscovered(t *testing.T) {
 			cfg := testConfig("dns:///triton.test:8001", m.Name)
 			cfg.resolver = pollingBuilder{Builder: dns, every: tc.every}
 			c, _ := newTestClient(t, cfg)
-			if _, err := c.Model(callCtx(t)); err != nil {
+			info, err := c.Model(callCtx(t))
+			if err != nil {
 				t.Fatalf("Model: %v", err)
 			}
 			item := bytes.Repeat([]byte{0, 0, 128, 63}, 3*4*4) // 1.0 in FP32
 			infer := func() {
-				if _, err := c.Infer(callCtx(t), batchOf(item)); err != nil {
+				if _, err := c.Infer(callCtx(t), batchOf(&info, item)); err != nil {
 					t.Fatalf("Infer: %v", err)
 				}
 			}

@@ -81,7 +81,7 @@ func TestSharedMemoryCarriesTheTensor(t *testing.T) {
 	defer free()
 	sentBefore := inputsSent(e, viaMessage) // Model's classification call
 
-	viaShm, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 3, Data: buf})
+	viaShm, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 3, Data: buf, Model: &e.info})
 	if err != nil {
 		t.Fatalf("Infer by shared memory: %v", err)
 	}
@@ -98,7 +98,7 @@ func TestSharedMemoryCarriesTheTensor(t *testing.T) {
 	}
 
 	// The same tensor in the message scores the same.
-	inline, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 3, Data: bytes.Clone(buf)})
+	inline, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 3, Data: bytes.Clone(buf), Model: &e.info})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestSharedMemoryCarriesTheTensor(t *testing.T) {
 
 	// A part of an allocation (the Classifier sends chunks of its buffer) is
 	// named by its own offset.
-	if _, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 2, Data: buf[size:]}); err != nil {
+	if _, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 2, Data: buf[size:], Model: &e.info}); err != nil {
 		t.Fatal(err)
 	}
 	rec, _ = e.srv.LastRequest()
@@ -196,7 +196,7 @@ func TestSharedMemoryConcurrentUse(t *testing.T) {
 				for k := range n {
 					copy(buf[k*size:], tritontest.ItemForClass(e.model, (g+k)%e.model.NumClasses()))
 				}
-				scores, err := e.client.Infer(callCtx(t), gateway.Batch{Size: n, Data: buf})
+				scores, err := e.client.Infer(callCtx(t), gateway.Batch{Size: n, Data: buf, Model: &e.info})
 				free()
 				if err != nil {
 					t.Error(err)
@@ -236,7 +236,7 @@ func TestSharedMemoryRecoversFromATritonRestart(t *testing.T) {
 		buf, free := allocItems(t, e, 2)
 		wg.Go(func() {
 			defer free()
-			if _, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 2, Data: buf}); err != nil {
+			if _, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 2, Data: buf, Model: &e.info}); err != nil {
 				t.Errorf("Infer after the restart: %v", err)
 			}
 		})
@@ -290,7 +290,7 @@ func TestSharedMemoryUnregisteredElsewhere(t *testing.T) {
 	}
 	buf, free := allocItems(t, e, 1)
 	defer free()
-	if _, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 1, Data: buf}); err != nil {
+	if _, err := e.client.Infer(callCtx(t), gateway.Batch{Size: 1, Data: buf, Model: &e.info}); err != nil {
 		t.Fatalf("Infer: %v", err)
 	}
 	if rec, _ := e.srv.LastRequest(); rec.SharedMemory == nil {
@@ -315,14 +315,20 @@ func TestSharedMemoryTritonElsewhere(t *testing.T) {
 	if got := testutil.ToFloat64(c.shm.metrics.registrations.WithLabelValues("error")); got != 1 {
 		t.Errorf("registrations{result=error} = %v, want 1", got)
 	}
-	// Inference itself works, in the message, from the region's bytes.
+	// Inference itself works, in the message, from the region's bytes (with
+	// the description a client without shared memory read).
+	plain, _ := newTestClient(t, testConfig(srv.Addr(), m.Name))
+	info, err := plain.Model(callCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	buf, free, ok := c.AllocTensor(m.ItemSize())
 	if !ok {
 		t.Fatal("no room")
 	}
 	defer free()
 	copy(buf, tritontest.ItemForClass(m, 1))
-	if _, err := c.Infer(callCtx(t), gateway.Batch{Size: 1, Data: buf}); err != nil {
+	if _, err := c.Infer(callCtx(t), gateway.Batch{Size: 1, Data: buf, Model: &info}); err != nil {
 		t.Fatal(err)
 	}
 	if rec, _ := srv.LastRequest(); rec.SharedMemory != nil || !bytes.Equal(rec.Input, buf) {

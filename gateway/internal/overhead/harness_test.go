@@ -255,8 +255,15 @@ func directCall(api kserve.GRPCInferenceServiceClient, m tritontest.Model, tenso
 	}
 }
 
+// tritonAdapter is the gateway's own KServe adapter and the description its
+// Model read, which every Infer carries.
+type tritonAdapter struct {
+	client *triton.Client
+	model  gateway.ModelInfo
+}
+
 // newTritonClient is the gateway's own KServe adapter, Model already read.
-func newTritonClient(tb testing.TB, srv *tritontest.Server, reg prometheus.Registerer) *triton.Client {
+func newTritonClient(tb testing.TB, srv *tritontest.Server, reg prometheus.Registerer) tritonAdapter {
 	tb.Helper()
 	m := srv.Model()
 	cfg := triton.DefaultConfig()
@@ -268,17 +275,18 @@ func newTritonClient(tb testing.TB, srv *tritontest.Server, reg prometheus.Regis
 	tb.Cleanup(func() { _ = c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c.Model(ctx); err != nil {
+	info, err := c.Model(ctx)
+	if err != nil {
 		tb.Fatalf("triton.Client.Model: %v", err)
 	}
-	return c
+	return tritonAdapter{client: c, model: info}
 }
 
 // adapterCall runs one Infer of a ready-made tensor through the gateway's
 // triton.Client (request building, retry wrapper, metrics, answer checks).
-func adapterCall(c *triton.Client, tensor []byte) call {
+func adapterCall(a tritonAdapter, tensor []byte) call {
 	return func(ctx context.Context) (time.Time, time.Duration, error) {
-		scores, err := c.Infer(ctx, gateway.Batch{Size: 1, Data: tensor})
+		scores, err := a.client.Infer(ctx, gateway.Batch{Size: 1, Data: tensor, Model: &a.model})
 		done := time.Now()
 		if err == nil && scores.Size != 1 {
 			err = fmt.Errorf("Infer answered %d rows", scores.Size)
@@ -302,7 +310,7 @@ func gatewayURL(tb testing.TB, srv *tritontest.Server) string {
 	client := newTritonClient(tb, srv, reg)
 	bs := breaker.DefaultSettings()
 	bs.Name = "triton"
-	backend, err := breaker.New(client, bs, reg)
+	backend, err := breaker.New(client.client, bs, reg)
 	if err != nil {
 		tb.Fatalf("breaker.New: %v", err)
 	}
