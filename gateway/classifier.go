@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -15,12 +16,27 @@ import (
 )
 
 // Classifier is the use case: image bytes in, labelled predictions out, each
-// stage timed and observed. It is safe for concurrent use.
+// stage timed and observed. It owns the model's lifecycle too: it starts
+// unloaded, loads the model from the backend and keeps it fresh (Load, Run),
+// answers "model not loaded" until it has one, and reports loads and losses to
+// its Observer. It is safe for concurrent use.
 type Classifier struct {
 	backend Inferencer
-	limits  preprocess.Limits
-	obs     Observer
-	state   atomic.Pointer[classifierState]
+	// ready says whether the model is served, asked by Load once the model
+	// is read: the backend's Ready unless WithReadyProbe.
+	ready  func(context.Context) error
+	limits preprocess.Limits
+	obs    Observer
+	// state is the model in use and what is derived from it: nil until the
+	// first load, then swapped whole by Load; a request keeps the one it
+	// started with.
+	state atomic.Pointer[classifierState]
+	// unloaded is the error requests get while state is nil.
+	unloaded atomic.Pointer[Error]
+	// loading serialises Load; served, under it, is the model last reported
+	// by Observer.ModelLoaded, nil before the first and after a loss.
+	loading sync.Mutex
+	served  *ModelInfo
 	// decodeSlots bounds the images being preprocessed at once, across all
 	// requests, to the cores. Decoding is CPU-bound, so more at once only
 	// adds memory (a decoded picture is 2.4 MB for 1024x768). Requests beyond
@@ -54,8 +70,16 @@ func WithTensorMemory(m TensorMemory) ClassifierOption {
 	return func(c *Classifier) { c.memory = m }
 }
 
-// classifierState is everything derived from one version of the model; Reload
-// swaps it whole.
+// WithReadyProbe has Load ask ready, instead of the backend's Ready, whether
+// the model it read is served. main passes the Triton client's own Ready,
+// under the circuit breaker and the fallback: an open breaker is not a lost
+// model, and a fallback that can answer does not make Triton's model ready.
+func WithReadyProbe(ready func(context.Context) error) ClassifierOption {
+	return func(c *Classifier) { c.ready = ready }
+}
+
+// classifierState is everything derived from one description of the model;
+// Load swaps it whole.
 type classifierState struct {
 	model     ModelInfo
 	pre       *preprocess.Preprocessor
@@ -63,43 +87,141 @@ type classifierState struct {
 	buffers   sync.Pool // *[]byte batch buffers
 }
 
-// NewClassifier reads the model from backend and prepares its preprocessing.
-func NewClassifier(ctx context.Context, backend Inferencer, limits preprocess.Limits, obs Observer, opts ...ClassifierOption) (*Classifier, error) {
-	if obs == nil {
-		obs = NopObserver{}
-	}
-	c := &Classifier{backend: backend, limits: limits, obs: obs, decodeSlots: NewSlots(runtime.GOMAXPROCS(0))}
-	for _, o := range opts {
-		o(c)
-	}
-	if err := c.Reload(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// Reload reads the model description from the backend again and switches to it;
-// requests in flight finish with the state they started with.
-func (c *Classifier) Reload(ctx context.Context) error {
-	model, err := c.backend.Model(ctx)
+// newClassifierState prepares model's preprocessing, checking its labels
+// against its output's classes.
+func newClassifierState(model ModelInfo, limits preprocess.Limits) (*classifierState, error) {
+	pre, err := preprocess.New(model.Preprocess, limits)
 	if err != nil {
-		return fmt.Errorf("read model: %w", err)
-	}
-	pre, err := preprocess.New(model.Preprocess, c.limits)
-	if err != nil {
-		return fmt.Errorf("model %s: %w", model.Name, err)
+		return nil, fmt.Errorf("model %s: %w", model.Name, err)
 	}
 	if model.Output.Shape != nil && len(model.Labels) > 0 {
 		if n := model.Output.Shape[len(model.Output.Shape)-1]; n > 0 && int(n) != len(model.Labels) {
-			return fmt.Errorf("model %s: %d labels for %d output classes", model.Name, len(model.Labels), n)
+			return nil, fmt.Errorf("model %s: %d labels for %d output classes", model.Name, len(model.Labels), n)
 		}
 	}
-	c.state.Store(&classifierState{model: model, pre: pre, itemBytes: pre.TensorBytes()})
+	return &classifierState{model: model, pre: pre, itemBytes: pre.TensorBytes()}, nil
+}
+
+// notLoadedRetryAfter is the Retry-After of "model not loaded".
+const notLoadedRetryAfter = 2 * time.Second
+
+// NewClassifier returns a Classifier of backend's model that has no model yet:
+// it does no I/O. Until Load (or Run) succeeds it answers every image, and
+// Ready, with a KindUnavailable "model not loaded" error. obs may be nil.
+func NewClassifier(backend Inferencer, limits preprocess.Limits, obs Observer, opts ...ClassifierOption) *Classifier {
+	if obs == nil {
+		obs = NopObserver{}
+	}
+	c := &Classifier{backend: backend, ready: backend.Ready, limits: limits, obs: obs, decodeSlots: NewSlots(runtime.GOMAXPROCS(0))}
+	for _, o := range opts {
+		o(c)
+	}
+	c.unloaded.Store(&Error{Kind: KindUnavailable, Message: "model not loaded yet", RetryAfter: notLoadedRetryAfter})
+	return c
+}
+
+// Load makes one attempt at loading the model: it reads the description from
+// the backend, prepares its preprocessing (checking the labels against the
+// output's classes), swaps it in when it differs from the one in use, and asks
+// whether the model is served (WithReadyProbe, else the backend's Ready).
+// Requests in flight finish with the state they started with.
+//
+// On success it reports Observer.ModelLoaded when the model is new to the
+// observer: the first load, another description (a new version), or the first
+// success after a loss. On failure it reports Observer.ModelLost and returns
+// the error; the Classifier keeps serving the model it has, if any (a
+// description read and prepared is served even when the readiness check
+// fails: the backend's breaker and fallback decide per call). While it has
+// none, requests are refused with "model not loaded: " and the failure's
+// public message.
+func (c *Classifier) Load(ctx context.Context) error {
+	c.loading.Lock()
+	defer c.loading.Unlock()
+	st, err := c.load(ctx)
+	if err != nil {
+		if c.state.Load() == nil {
+			c.unloaded.Store(&Error{Kind: KindUnavailable, Message: "model not loaded: " + PublicMessage(err), RetryAfter: notLoadedRetryAfter})
+		}
+		c.served = nil
+		c.obs.ModelLost(err)
+		return err
+	}
+	if c.served == nil || !reflect.DeepEqual(*c.served, st.model) {
+		m := st.model
+		c.served = &m
+		c.obs.ModelLoaded(m)
+	}
 	return nil
 }
 
-// Model returns the model in use.
-func (c *Classifier) Model() ModelInfo { return c.state.Load().model }
+// load is one attempt of Load; the caller holds c.loading.
+func (c *Classifier) load(ctx context.Context) (*classifierState, error) {
+	model, err := c.backend.Model(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read model: %w", err)
+	}
+	st := c.state.Load()
+	if st == nil || !reflect.DeepEqual(st.model, model) {
+		if st, err = newClassifierState(model, c.limits); err != nil {
+			return nil, err
+		}
+		c.state.Store(st)
+	}
+	if err := c.ready(ctx); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// The timing of Run.
+const (
+	// firstRetry is Run's wait after its first failed load; it doubles after
+	// each failure, up to Run's interval, until the model is loaded.
+	firstRetry = 250 * time.Millisecond
+	// loadTimeout bounds one Load of Run.
+	loadTimeout = 10 * time.Second
+)
+
+// Run loads the model and keeps it fresh until ctx ends. It calls Load (each
+// call within 10 s) until the Classifier has a model, waiting 250 ms after the
+// first failure and twice as long after each next one, up to every; from then
+// on it calls Load once per interval every, so that a new version is picked up
+// without a restart. every must be positive.
+func (c *Classifier) Run(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		panic("gateway: Classifier.Run with a non-positive interval")
+	}
+	wait := firstRetry
+	for ctx.Err() == nil {
+		attempt, cancel := context.WithTimeout(ctx, loadTimeout)
+		_ = c.Load(attempt) // reported to the Observer
+		cancel()
+		next := every
+		if c.state.Load() == nil {
+			next, wait = min(wait, every), min(2*wait, every)
+		}
+		timer := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// notLoaded is the error of a request while the Classifier has no model.
+func (c *Classifier) notLoaded() error {
+	e := *c.unloaded.Load()
+	return &e
+}
+
+// Model returns the model in use; before the first load, the zero ModelInfo.
+func (c *Classifier) Model() ModelInfo {
+	if st := c.state.Load(); st != nil {
+		return st.model
+	}
+	return ModelInfo{}
+}
 
 // Classify predicts the top k classes of one image.
 func (c *Classifier) Classify(ctx context.Context, image []byte, k int) (Result, error) {
@@ -113,12 +235,19 @@ func (c *Classifier) Classify(ctx context.Context, image []byte, k int) (Result,
 // ClassifyBatch predicts the top k classes of each image, in order. An image that
 // cannot be decoded gets its own error and does not spoil the others; the good
 // ones go to the backend together, in calls of at most the model's
-// MaxBatchSize. Several images are decoded in parallel, one per core. The
-// returned slices are as long as images.
+// MaxBatchSize. Several images are decoded in parallel, one per core. Before
+// the first load every image gets the "model not loaded" error. The returned
+// slices are as long as images.
 func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) ([]Result, []error) {
 	st := c.state.Load()
 	results := make([]Result, len(images))
 	errs := make([]error, len(images))
+	if st == nil {
+		for i := range errs {
+			errs[i] = c.notLoaded()
+		}
+		return results, errs
+	}
 	if c.tensorSlots != nil {
 		waited, err := c.tensorSlots.Acquire(ctx)
 		if err != nil {
@@ -263,8 +392,15 @@ func (st *classifierState) buffer(n int) *[]byte {
 	return &b
 }
 
-// Ready reports whether the backend can serve now.
-func (c *Classifier) Ready(ctx context.Context) error { return c.backend.Ready(ctx) }
+// Ready returns nil when the Classifier can serve now: before the first load,
+// the "model not loaded" error; then the backend's answer (through its
+// decorators: an open breaker is not ready, a fallback that can answer is).
+func (c *Classifier) Ready(ctx context.Context) error {
+	if c.state.Load() == nil {
+		return c.notLoaded()
+	}
+	return c.backend.Ready(ctx)
+}
 
 // ReleaseMemory returns to the operating system the memory that classifying
 // freed: the Go heap's (two collections, since a sync.Pool keeps what it held

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
 // waitObserver records the longest wait for an inference slot.
@@ -54,10 +52,7 @@ func TestMaxConcurrentInferencesBoundsAndQueues(t *testing.T) {
 		return scoreByRed(ctx, in)
 	}
 	obs := &waitObserver{}
-	c, err := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), obs, WithMaxConcurrentInferences(slots))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadedClassifier(t, b, obs, WithMaxConcurrentInferences(slots))
 	img := solidPNG(t, color.NRGBA{R: 7, A: 255})
 
 	var wg sync.WaitGroup
@@ -76,7 +71,7 @@ func TestMaxConcurrentInferencesBoundsAndQueues(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, err = c.Classify(ctx, img, 1)
+	_, err := c.Classify(ctx, img, 1)
 	if KindOf(err) != KindDeadline || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("request whose deadline passed while waiting: %v (kind %v), want deadline_exceeded", err, KindOf(err))
 	}

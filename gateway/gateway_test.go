@@ -170,6 +170,16 @@ func (b *batchSizes) String() string {
 	return fmt.Sprint(b.sizes)
 }
 
+// loadedClassifier is a Classifier of backend whose model is loaded.
+func loadedClassifier(t testing.TB, backend Inferencer, obs Observer, opts ...ClassifierOption) *Classifier {
+	t.Helper()
+	c := NewClassifier(backend, preprocess.DefaultLimits(), obs, opts...)
+	if err := c.Load(context.Background()); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return c
+}
+
 func solidPNG(t testing.TB, c color.NRGBA) []byte {
 	t.Helper()
 	img := image.NewNRGBA(image.Rect(0, 0, 16, 16))
@@ -188,6 +198,8 @@ type recordingObserver struct {
 	pre, preds int
 	batches    []int
 	errs       []error
+	// The model's lifecycle, in order: "loaded <version>" or "lost <error>".
+	lifecycle []string
 }
 
 func (r *recordingObserver) Preprocessed(preprocess.Info, int) { r.mu.Lock(); r.pre++; r.mu.Unlock() }
@@ -199,15 +211,31 @@ func (r *recordingObserver) Inferred(_ ModelInfo, n int, _ time.Duration, err er
 }
 func (r *recordingObserver) Predicted(ModelInfo, Prediction) { r.mu.Lock(); r.preds++; r.mu.Unlock() }
 func (r *recordingObserver) Waited(string, time.Duration)    {}
+func (r *recordingObserver) ModelLoaded(m ModelInfo) {
+	r.mu.Lock()
+	r.lifecycle = append(r.lifecycle, "loaded "+m.Version)
+	r.mu.Unlock()
+}
+func (r *recordingObserver) ModelLost(err error) {
+	r.mu.Lock()
+	r.lifecycle = append(r.lifecycle, "lost "+err.Error())
+	r.mu.Unlock()
+}
+
+// events returns the lifecycle reported so far and forgets it.
+func (r *recordingObserver) events() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.lifecycle
+	r.lifecycle = nil
+	return out
+}
 
 func TestClassifyBatchChunksAndKeepsOrder(t *testing.T) {
 	sizes := &batchSizes{}
 	backend := fishBackend(2, sizes)
 	obs := &recordingObserver{}
-	c, err := NewClassifier(context.Background(), backend, preprocess.DefaultLimits(), obs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadedClassifier(t, backend, obs)
 	images := [][]byte{
 		solidPNG(t, color.NRGBA{1, 0, 0, 255}), // red 1 → tuna
 		[]byte("<html>not an image</html>"),
@@ -248,7 +276,7 @@ func TestClassifyBackendFailures(t *testing.T) {
 	t.Run("error kind passes through", func(t *testing.T) {
 		b := fishBackend(4, nil)
 		b.InferFunc = func(context.Context, Batch) (Scores, error) { return Scores{}, Errorf(KindUnavailable, "triton down") }
-		c, _ := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil)
+		c := loadedClassifier(t, b, nil)
 		if _, err := c.Classify(context.Background(), img, 1); KindOf(err) != KindUnavailable {
 			t.Errorf("error = %v, want unavailable", err)
 		}
@@ -260,13 +288,13 @@ func TestClassifyBackendFailures(t *testing.T) {
 			s.Size-- // one row short
 			return s, err
 		}
-		c, _ := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil)
+		c := loadedClassifier(t, b, nil)
 		if _, err := c.Classify(context.Background(), img, 1); KindOf(err) != KindBadGateway {
 			t.Errorf("error = %v, want bad gateway", err)
 		}
 	})
 	t.Run("canceled before start", func(t *testing.T) {
-		c, _ := NewClassifier(context.Background(), fishBackend(4, nil), preprocess.DefaultLimits(), nil)
+		c := loadedClassifier(t, fishBackend(4, nil), nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := c.Classify(ctx, img, 1); KindOf(err) != KindCanceled {
@@ -277,8 +305,9 @@ func TestClassifyBackendFailures(t *testing.T) {
 		m := fishModel(4)
 		m.Output.Shape = []int64{5}
 		b := InferencerFuncs{ModelFunc: func(context.Context) (ModelInfo, error) { return m, nil }}
-		if _, err := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil); err == nil || !strings.Contains(err.Error(), "3 labels for 5") {
-			t.Errorf("NewClassifier = %v, want a label count error", err)
+		c := NewClassifier(b, preprocess.DefaultLimits(), nil)
+		if err := c.Load(context.Background()); err == nil || !strings.Contains(err.Error(), "3 labels for 5") {
+			t.Errorf("Load = %v, want a label count error", err)
 		}
 	})
 }
@@ -286,7 +315,7 @@ func TestClassifyBackendFailures(t *testing.T) {
 func TestClassifyWithoutBatching(t *testing.T) {
 	sizes := &batchSizes{}
 	b := fishBackend(0, sizes) // the model takes no batch dimension
-	c, _ := NewClassifier(context.Background(), b, preprocess.DefaultLimits(), nil)
+	c := loadedClassifier(t, b, nil)
 	imgs := [][]byte{solidPNG(t, color.NRGBA{0, 0, 0, 255}), solidPNG(t, color.NRGBA{1, 0, 0, 255}), solidPNG(t, color.NRGBA{2, 0, 0, 255})}
 	_, errs := c.ClassifyBatch(context.Background(), imgs, 1)
 	for _, err := range errs {

@@ -6,9 +6,10 @@ import (
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
-// Observer receives what the Classifier measures. The Prometheus implementation
-// lives in package prom; tests use their own. Implementations must be safe for
-// concurrent use and must not block.
+// Observer receives what the Classifier measures and the model's lifecycle.
+// The Prometheus implementation lives in package prom (cmd/gateway adds the
+// log); tests use their own. Implementations must be safe for concurrent use
+// and must not block.
 type Observer interface {
 	// Preprocessed reports one image that was decoded and turned into a tensor.
 	Preprocessed(info preprocess.Info, encodedBytes int)
@@ -21,6 +22,14 @@ type Observer interface {
 	// "decode") waited for one of the Classifier's bounded slots: the queueing
 	// that keeps memory flat under many connections.
 	Waited(slot string, d time.Duration)
+	// ModelLoaded reports the model the Classifier serves from now on: at the
+	// first load, at each new description (another version, or another
+	// backend's through a fallback), and at the first load after a loss.
+	ModelLoaded(model ModelInfo)
+	// ModelLost reports a load or refresh that failed (the model could not be
+	// read or prepared, or is not ready), each time. The Classifier keeps
+	// serving the model it had, if any.
+	ModelLost(err error)
 }
 
 // The slots the Classifier bounds, as Observer.Waited names them.
@@ -36,3 +45,5 @@ func (NopObserver) Preprocessed(preprocess.Info, int)             {}
 func (NopObserver) Inferred(ModelInfo, int, time.Duration, error) {}
 func (NopObserver) Predicted(ModelInfo, Prediction)               {}
 func (NopObserver) Waited(string, time.Duration)                  {}
+func (NopObserver) ModelLoaded(ModelInfo)                         {}
+func (NopObserver) ModelLost(error)                               {}

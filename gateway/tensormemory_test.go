@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"unsafe"
-
-	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
 // arenaMemory lends bytes of one arena, a fixed number of times, and records
@@ -48,10 +46,7 @@ func TestClassifierPreprocessesIntoLentMemory(t *testing.T) {
 		mu.Unlock()
 		return scoreByRed(ctx, in)
 	}
-	c, err := NewClassifier(context.Background(), backend, preprocess.DefaultLimits(), nil, WithTensorMemory(mem))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadedClassifier(t, backend, nil, WithTensorMemory(mem))
 	images := [][]byte{
 		solidPNG(t, color.NRGBA{1, 0, 0, 255}),
 		[]byte("not an image"),

@@ -1,7 +1,7 @@
 // Package prom records the gateway's domain measurements in Prometheus: it
-// implements gateway.Observer for the Classifier and publishes which model is
-// loaded. Collectors are built from the Registerer main passes in; there is no
-// global registry.
+// implements gateway.Observer for the Classifier, which also tells it which
+// model is loaded. Collectors are built from the Registerer main passes in;
+// there is no global registry.
 package prom
 
 import (
@@ -129,9 +129,9 @@ func (o *Observer) Predicted(m gateway.ModelInfo, top gateway.Prediction) {
 	o.classes.WithLabelValues(m.Name, top.Label).Inc()
 }
 
-// SetModel publishes m as the model served: model_loaded 1 and model_info for it,
-// model_loaded 0 for the version it replaces.
-func (o *Observer) SetModel(m gateway.ModelInfo) {
+// ModelLoaded implements gateway.Observer: m is the model served, model_loaded
+// 1 and model_info for it, model_loaded 0 for the version it replaces.
+func (o *Observer) ModelLoaded(m gateway.ModelInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.current.Name != "" && (o.current.Name != m.Name || o.current.Version != m.Version || o.current.Backend != m.Backend ||
@@ -148,8 +148,9 @@ func (o *Observer) SetModel(m gateway.ModelInfo) {
 	}
 }
 
-// SetModelLost marks the current model as not loaded (the backend lost it).
-func (o *Observer) SetModelLost() {
+// ModelLost implements gateway.Observer: the current model is marked not
+// loaded (model_loaded 0) until the next ModelLoaded.
+func (o *Observer) ModelLost(error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.current.Name != "" {

@@ -22,7 +22,7 @@ func TestObserverExposition(t *testing.T) {
 	o, reg := newTestObserver(t)
 	v1 := gateway.ModelInfo{Name: "fish", Version: "1", Backend: "triton", Labels: []string{"cod", "eel"},
 		Provenance: gateway.Provenance{SHA256: strings.Repeat("a", 64)}}
-	o.SetModel(v1)
+	o.ModelLoaded(v1)
 	o.Preprocessed(preprocess.Info{Format: preprocess.FormatJPEG, Stages: preprocess.Stages{Decode: 3 * time.Millisecond, Resize: 200 * time.Microsecond, Normalize: 50 * time.Microsecond}}, 1000)
 	o.Inferred(v1, 4, 20*time.Millisecond, nil)
 	o.Inferred(v1, 4, time.Second, gateway.Errorf(gateway.KindUnavailable, "down"))
@@ -34,7 +34,7 @@ func TestObserverExposition(t *testing.T) {
 	v2 := v1
 	v2.Version = "2"
 	v2.Provenance.SHA256 = strings.Repeat("b", 64)
-	o.SetModel(v2)
+	o.ModelLoaded(v2)
 
 	want := `
 # HELP model_inference_errors_total Failed inference calls, by error kind.
@@ -80,10 +80,10 @@ preprocess_images_total{format="jpeg"} 1
 	}
 }
 
-func TestSetModelLost(t *testing.T) {
+func TestModelLost(t *testing.T) {
 	o, reg := newTestObserver(t)
-	o.SetModel(gateway.ModelInfo{Name: "fish", Version: "7", Backend: "onnxruntime"})
-	o.SetModelLost()
+	o.ModelLoaded(gateway.ModelInfo{Name: "fish", Version: "7", Backend: "onnxruntime"})
+	o.ModelLost(gateway.Errorf(gateway.KindUnavailable, "model fish is not ready"))
 	want := `
 # HELP model_loaded 1 while the model version is loaded and served, 0 once it was replaced or lost.
 # TYPE model_loaded gauge

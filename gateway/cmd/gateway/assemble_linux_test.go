@@ -118,25 +118,26 @@ func TestAssembleTwice(t *testing.T) {
 	}
 }
 
-// TestRefreshRegistersNothing: the model loader's refreshes, through a Triton
+// TestRefreshRegistersNothing: the Classifier's loads, through a Triton
 // restart that loses the shared-memory regions and makes the client register
 // them again, reuse the backend built at start and register no metric: the
 // path on which a re-created client would have registered its metrics again.
 func TestRefreshRegistersNothing(t *testing.T) {
 	srv, cfg := fullGateway(t)
 	reg := &countingRegistry{Registry: prometheus.NewRegistry()}
-	_, model, closeBackend, err := assemble(cfg, reg, slog.New(slog.DiscardHandler))
+	_, classifier, closeBackend, err := assemble(cfg, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeBackend()
 	registered := reg.registered.Load()
 
+	// Loaded from Triton: while Triton restarts, a load can succeed with the
+	// fallback's description (FALLBACK=onnx), which registers nothing.
 	loaded := func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
-		model.refresh(ctx)
-		return model.lastErr.Load() == nil
+		return classifier.Load(ctx) == nil && classifier.Model().Backend == "triton"
 	}
 	poll.Until(t, 10*time.Second, 50*time.Millisecond, "the model to load", loaded)
 	srv.Stop()

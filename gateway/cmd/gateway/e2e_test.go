@@ -662,9 +662,9 @@ func TestE2EModelLoadedLate(t *testing.T) {
 	if !strings.Contains(e.Error.Message, "model not loaded") {
 		t.Errorf("message %q, want model not loaded", e.Error.Message)
 	}
-	// Let the loader fail once (its reason then replaces "not loaded yet"), so
-	// that what follows is its retry, not its first attempt.
-	waitFor(t, "the model loader to report a failed load", func() bool {
+	// Let a load fail once (its reason then replaces "not loaded yet"), so
+	// that what follows is a retry, not the first attempt.
+	waitFor(t, "the Classifier to report a failed load", func() bool {
 		r := g.get(t, "/ready")
 		return r.Status == http.StatusServiceUnavailable && !strings.Contains(decodeJSON[readyBody](t, r).Reason, "not loaded yet")
 	})
@@ -777,7 +777,7 @@ func TestE2EMetrics(t *testing.T) {
 	}
 }
 
-// An open breaker is not a lost model: while it is open, the loader's refreshes
+// An open breaker is not a lost model: while it is open, the Classifier's refreshes
 // keep asking Triton itself, and model_loaded stays 1.
 func TestE2EOpenBreakerKeepsModelLoaded(t *testing.T) {
 	t.Parallel()

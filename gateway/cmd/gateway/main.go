@@ -52,7 +52,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	log.Info("configuration", attrs...)
 	setMemoryLimit(log)
 
-	srv, model, closeBackend, err := assemble(cfg, prometheus.NewRegistry(), log)
+	srv, classifier, closeBackend, err := assemble(cfg, prometheus.NewRegistry(), log)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	go model.run(ctx, cfg.ModelRefresh)
+	go classifier.Run(ctx, cfg.ModelRefresh)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -116,28 +116,32 @@ type registry interface {
 // assemble builds the gateway cfg describes, every metric registered with reg:
 // the Go runtime's and the process's, then the backend's (openBackend), the
 // classifier's observer and the HTTP API's. Each part registers its metrics
-// once, at construction; nothing registers later (the model loader's refreshes
+// once, at construction; nothing registers later (the Classifier's refreshes
 // reuse the backend), and a second gateway needs a registry of its own. The
-// model loader is not started.
-func assemble(cfg config, reg registry, log *slog.Logger) (srv *httpapi.Server, model *modelLoader, closeBackend func(), err error) {
+// Classifier has no model yet: Run loads it.
+func assemble(cfg config, reg registry, log *slog.Logger) (srv *httpapi.Server, classifier *gateway.Classifier, closeBackend func(), err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	backend, probe, closeBackend, err := openBackend(cfg, reg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	// The loader serves through the breaker but asks the client itself whether the
-	// model is ready: an open breaker is not a lost model.
-	opts := []gateway.ClassifierOption{gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences)}
+	// The Classifier serves through the breaker but asks the client itself
+	// whether the model is ready: an open breaker is not a lost model.
+	opts := []gateway.ClassifierOption{
+		gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences),
+		gateway.WithReadyProbe(probe.Ready),
+	}
 	if mem, ok := probe.(gateway.TensorMemory); ok && cfg.Triton.SharedMemory == triton.SharedMemorySystem {
 		// Images are preprocessed straight into Triton's shared memory.
 		opts = append(opts, gateway.WithTensorMemory(mem))
 	}
-	model = newModelLoader(backend, probe, cfg.Limits, opts, prom.NewObserver(reg), log)
-	if srv, err = httpapi.New(model, cfg.HTTP, reg, reg, log); err != nil {
+	obs := &modelLog{Observer: prom.NewObserver(reg), log: log}
+	classifier = gateway.NewClassifier(backend, cfg.Limits, obs, opts...)
+	if srv, err = httpapi.New(classifier, cfg.HTTP, reg, reg, log); err != nil {
 		closeBackend()
 		return nil, nil, nil, err
 	}
-	return srv, model, closeBackend, nil
+	return srv, classifier, closeBackend, nil
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit to 90% of the
@@ -206,5 +210,4 @@ var (
 	_ gateway.Inferencer = (*triton.Client)(nil)
 	_ gateway.Inferencer = (*breaker.Breaker)(nil)
 	_ httpapi.Classifier = (*gateway.Classifier)(nil)
-	_ httpapi.Classifier = (*modelLoader)(nil)
 )

@@ -300,10 +300,9 @@ func adapterCall(a tritonAdapter, tensor []byte) call {
 
 // gatewayURL starts the whole gateway in this process against srv, as main
 // builds it: triton.Client → breaker → gateway.Classifier with the Prometheus
-// observer → httpapi server with its default limits and a JSON access log at
-// level info (written to io.Discard rather than stderr), served on a real
-// 127.0.0.1 listener. It returns the base URL. (main also puts a model loader
-// between the server and the Classifier: one atomic load per request.)
+// observer, its model loaded → httpapi server with its default limits and a
+// JSON access log at level info (written to io.Discard rather than stderr),
+// served on a real 127.0.0.1 listener. It returns the base URL.
 func gatewayURL(tb testing.TB, srv *tritontest.Server) string {
 	tb.Helper()
 	reg := prometheus.NewRegistry()
@@ -317,11 +316,10 @@ func gatewayURL(tb testing.TB, srv *tritontest.Server) string {
 	obs := prom.NewObserver(reg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := gateway.NewClassifier(ctx, backend, preprocess.DefaultLimits(), obs)
-	if err != nil {
-		tb.Fatalf("gateway.NewClassifier: %v", err)
+	cl := gateway.NewClassifier(backend, preprocess.DefaultLimits(), obs, gateway.WithReadyProbe(client.client.Ready))
+	if err := cl.Load(ctx); err != nil {
+		tb.Fatalf("Classifier.Load: %v", err)
 	}
-	obs.SetModel(cl.Model())
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	api, err := httpapi.New(cl, httpapi.DefaultConfig(), reg, reg, log)
 	if err != nil {
