@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,23 +181,38 @@ func prepare(t *testing.T, opts []e2eOption) (*e2eSetup, *tritontest.Server, map
 	return s, srv, env, labels
 }
 
-// startGateway starts tritontest and the gateway (run, in a goroutine) and
-// waits until /health answers, and, unless the tritontest server starts with
-// a fault, until /ready is 200. At the end of the test the gateway's context
-// is cancelled and run must return nil; when the test failed (or E2E_DUMP is
-// set in the test's environment), the tail of the gateway's log is printed.
+// startGateway starts tritontest and the gateway in front of it (runGateway)
+// and, unless the tritontest server starts with a fault, waits until /ready is
+// 200.
 func startGateway(t *testing.T, opts ...e2eOption) *e2eGateway {
 	t.Helper()
 	s, srv, env, labels := prepare(t, opts)
+	g := runGateway(t, env)
+	g.Triton, g.Model, g.Labels = srv, srv.Model(), labels
+	if s.waitReady {
+		g.waitReady(t)
+	}
+	return g
+}
+
+// runGateway is the one builder of the in-process e2e gateways: it serves the
+// gateway configured by env (run, in a goroutine, on a free loopback port it
+// sets as GATEWAY_LISTEN_ADDR) and waits until /health answers 200. At the end
+// of the test the gateway's context is cancelled and run must return nil;
+// when the test failed (or E2E_DUMP is set in the test's environment), the
+// tail of the gateway's log is printed.
+func runGateway(t *testing.T, env map[string]string) *e2eGateway {
+	t.Helper()
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &e2eGateway{Triton: srv, Model: srv.Model(), Labels: labels, logPath: logFile.Name()}
+	g := &e2eGateway{logPath: logFile.Name()}
 
 	// A free port can be taken by someone else between Close and run's Listen:
 	// try again with another one when run fails to listen.
 	g.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
+	env = cloneEnv(env)
 	var done chan error
 	var cancel context.CancelFunc
 	for attempt := 0; ; attempt++ {
@@ -235,9 +251,6 @@ func startGateway(t *testing.T, opts ...e2eOption) *e2eGateway {
 			g.dumpLog(t)
 		}
 	})
-	if s.waitReady {
-		g.waitReady(t)
-	}
 	return g
 }
 
@@ -308,6 +321,113 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 func waitForWithin(t testing.TB, limit time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	return poll.Until(t, limit, 10*time.Millisecond, what, cond)
+}
+
+// procGateway is the gateway binary running with an environment of the
+// test's, in a process of its own.
+type procGateway struct {
+	*e2eGateway
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+}
+
+// startProcGateway is the one builder of the e2e gateways that run as a
+// process (buildGateway's binary): it runs the binary with env and nothing
+// else of the test's environment (GATEWAY_LISTEN_ADDR is picked here) and
+// waits until /ready answers 200. srv, when not nil, is the tritontest server
+// it talks to. At cleanup a process still running is killed; the log is
+// printed when the test failed.
+func startProcGateway(t *testing.T, env map[string]string, srv *tritontest.Server) *procGateway {
+	t.Helper()
+	bin := buildGateway(t)
+	for attempt := 0; ; attempt++ {
+		addr := freeAddr(t)
+		logPath := filepath.Join(t.TempDir(), "gateway.log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin)
+		cmd.Env = []string{"GATEWAY_LISTEN_ADDR=" + addr}
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start the gateway binary: %v", err)
+		}
+		p := &procGateway{
+			e2eGateway: &e2eGateway{URL: "http://" + addr, Addr: addr, Triton: srv, logPath: logPath,
+				client: &http.Client{Timeout: 60 * time.Second}},
+			cmd: cmd, exited: make(chan struct{}),
+		}
+		if srv != nil {
+			p.Model = srv.Model()
+		}
+		go func() { p.waitErr = cmd.Wait(); _ = logFile.Close(); close(p.exited) }()
+		t.Cleanup(func() {
+			if p.running() {
+				_ = cmd.Process.Kill()
+				<-p.exited
+			}
+			if t.Failed() {
+				p.dumpLog(t)
+			}
+		})
+		deadline := time.Now().Add(60 * time.Second)
+		for p.running() && time.Now().Before(deadline) {
+			if r := p.doNoFatal(mustGet(t, p.URL+"/ready")); r.Status == http.StatusOK {
+				return p
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !p.running() {
+			log, _ := os.ReadFile(logPath)
+			if attempt < 2 && bytes.Contains(log, []byte("GATEWAY_LISTEN_ADDR")) {
+				continue // the port was taken meanwhile
+			}
+			t.Fatalf("the gateway exited before it was ready: %v\n%s", p.waitErr, log)
+		}
+		p.dumpLog(t)
+		t.Fatalf("the gateway was not ready within 60s")
+	}
+}
+
+func (p *procGateway) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *procGateway) pid() int { return p.cmd.Process.Pid }
+
+// terminate sends SIGTERM and waits for the process, which must exit 0.
+func (p *procGateway) terminate(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(45 * time.Second):
+		t.Fatal("the gateway did not exit within 45s of SIGTERM")
+	}
+	if p.waitErr != nil {
+		t.Errorf("the gateway exited with %v after SIGTERM, want 0", p.waitErr)
+	}
+}
+
+// kill ends the process with SIGKILL, like a crash or the OOM killer.
+func (p *procGateway) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
 }
 
 // --- HTTP --------------------------------------------------------------------

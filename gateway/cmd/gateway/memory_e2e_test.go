@@ -8,15 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 // Memory bounds of the gateway binary at its default configuration (as
@@ -135,63 +132,19 @@ func TestE2EMemoryBoundedUnderHostileUploads(t *testing.T) {
 }
 
 // binaryGateway is the gateway binary, started for one test.
-type binaryGateway struct {
-	addr string
-	pid  int
-}
+type binaryGateway struct{ *procGateway }
 
-// startBinary builds and starts the gateway binary with env on a free
-// loopback port and waits until it is ready; it is killed when the test ends.
+// startBinary starts the gateway binary with env (startProcGateway) and
+// waits until it is ready; it is killed when the test ends.
 func startBinary(t *testing.T, env map[string]string) *binaryGateway {
 	t.Helper()
-	bin := testenv.BuildGateway(t)
-	addr := freeAddr(t)
-	logPath := filepath.Join(t.TempDir(), "gateway.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "GATEWAY_LISTEN_ADDR="+addr)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the gateway binary: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logFile.Close()
-		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			t.Logf("gateway output (tail):\n%s", tail(data, 4000))
-		}
-	})
-	client := &http.Client{Timeout: 2 * time.Second}
-	waitFor(t, "the gateway binary to be ready", func() bool {
-		select {
-		case err := <-exited:
-			t.Fatalf("the gateway exited early: %v", err)
-		default:
-		}
-		resp, err := client.Get("http://" + addr + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return &binaryGateway{addr: addr, pid: cmd.Process.Pid}
+	return &binaryGateway{startProcGateway(t, env, nil)}
 }
 
 // rawPredict posts img to /predict on a new connection.
 func (g *binaryGateway) rawPredict(t *testing.T, img []byte) *http.Response {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Post("http://"+g.addr+"/predict", "image/jpeg", bytes.NewReader(img))
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Post("http://"+g.Addr+"/predict", "image/jpeg", bytes.NewReader(img))
 	if err != nil {
 		t.Fatalf("POST /predict: %v", err)
 	}
@@ -205,7 +158,7 @@ func (g *binaryGateway) rawPredict(t *testing.T, img []byte) *http.Response {
 // the answer, or 0 when none could be read (a shed upload's connection is
 // closed while the body is still being written).
 func (g *binaryGateway) upload(body []byte) int {
-	c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", g.Addr, 5*time.Second)
 	if err != nil {
 		return 0
 	}
@@ -226,7 +179,7 @@ func (g *binaryGateway) dialN(t *testing.T, n int) []net.Conn {
 	t.Helper()
 	conns := make([]net.Conn, 0, n)
 	for range n {
-		c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+		c, err := net.DialTimeout("tcp", g.Addr, 5*time.Second)
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
@@ -254,7 +207,7 @@ func parallel(n int, f func(i int)) {
 // rss is the process's resident set size now, in bytes.
 func (g *binaryGateway) rss(t *testing.T) int64 {
 	t.Helper()
-	v, err := statusBytes(g.pid, "VmRSS")
+	v, err := statusBytes(g.pid(), "VmRSS")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +218,7 @@ func (g *binaryGateway) rss(t *testing.T) int64 {
 // kernel allows it; sample reads it as well as its own samples.
 func (g *binaryGateway) resetPeak(t *testing.T) {
 	t.Helper()
-	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", g.pid), []byte("5"), 0)
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", g.pid()), []byte("5"), 0)
 }
 
 // sample reads the RSS every 10 ms until the returned function is called,
@@ -278,12 +231,12 @@ func (g *binaryGateway) sample() (stop func() int64) {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if v, err := statusBytes(g.pid, "VmRSS"); err == nil && v > max {
+			if v, err := statusBytes(g.pid(), "VmRSS"); err == nil && v > max {
 				max = v
 			}
 			select {
 			case <-done:
-				if v, err := statusBytes(g.pid, "VmHWM"); err == nil && v > max {
+				if v, err := statusBytes(g.pid(), "VmHWM"); err == nil && v > max {
 					max = v
 				}
 				peak <- max
@@ -311,10 +264,3 @@ func statusBytes(pid int, key string) (int64, error) {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
-	"time"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
@@ -44,58 +42,20 @@ func TestDefaultONNXRuntimeLibMatchesFetchScript(t *testing.T) {
 	}
 }
 
-// startEmbeddedGateway serves the gateway (run, in a goroutine) with its
-// default backend, the embedded ONNX Runtime, on the committed model
-// repository, and waits until /ready answers 200; env adds to or overrides its
-// environment. At the end of the test run must return nil.
+// startEmbeddedGateway serves the gateway (runGateway) with its default
+// backend, the embedded ONNX Runtime, on the committed model repository, and
+// waits until /ready answers 200; env adds to or overrides its environment.
 func startEmbeddedGateway(t *testing.T, env map[string]string) *e2eGateway {
 	t.Helper()
-	addr := freeAddr(t)
 	vars := map[string]string{
-		"GATEWAY_LISTEN_ADDR": addr,
-		"MODEL_REPOSITORY":    filepath.Join(repoRoot(t), "triton-models"),
-		"ONNXRUNTIME_LIB":     onnxRuntimeLib(t),
+		"MODEL_REPOSITORY": filepath.Join(repoRoot(t), "triton-models"),
+		"ONNXRUNTIME_LIB":  onnxRuntimeLib(t),
 	}
 	for k, v := range env {
 		vars[k] = v
 	}
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, lookupFrom(vars), logFile) }()
-	g := &e2eGateway{URL: "http://" + addr, Addr: addr, client: &http.Client{Timeout: 10 * time.Second}, logPath: logFile.Name()}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("run did not return after cancel")
-		}
-		_ = logFile.Close()
-		if t.Failed() || os.Getenv("E2E_DUMP") != "" {
-			g.dumpLog(t)
-		}
-	})
-	waitFor(t, "the embedded backend to be ready", func() bool {
-		select {
-		case err := <-done:
-			done <- err // the cleanup reports it, and the log
-			t.Fatal("run returned before the gateway was ready")
-		default:
-		}
-		resp, err := g.client.Get(g.URL + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	g := runGateway(t, vars)
+	g.waitReady(t)
 	return g
 }
 

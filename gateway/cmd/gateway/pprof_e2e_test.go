@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,7 +28,7 @@ func TestE2EPprof(t *testing.T) {
 	if gw.loggedLevel("WARN", "not a loopback address") {
 		t.Error("a loopback PPROF_ADDR was warned about")
 	}
-	if got, want := listeningPorts(t, gw.cmd.Process.Pid), sortedPorts(t, gw.public.Addr, addr); !slices.Equal(got, want) {
+	if got, want := listeningPorts(t, gw.cmd.Process.Pid), sortedPorts(t, gw.Addr, addr); !slices.Equal(got, want) {
 		t.Errorf("the process listens on ports %v, want %v (public, profiling)", got, want)
 	}
 	pp := &e2eGateway{URL: "http://" + addr, client: &http.Client{Timeout: 20 * time.Second}}
@@ -59,7 +57,7 @@ func TestE2EPprof(t *testing.T) {
 	}
 	// None of them on the public port.
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/profile?seconds=1", "/debug/pprof/cmdline"} {
-		wantError(t, gw.public.get(t, path), http.StatusNotFound, "not_found")
+		wantError(t, gw.get(t, path), http.StatusNotFound, "not_found")
 	}
 
 	// A CPU profile asked for 60 s (longer than the server's write timeout) is
@@ -113,78 +111,30 @@ func TestE2EPprof(t *testing.T) {
 // public port alone, and that port answers 404 for the profiles.
 func TestE2EPprofOff(t *testing.T) {
 	gw := startPprofBinary(t, nil)
-	if got, want := listeningPorts(t, gw.cmd.Process.Pid), sortedPorts(t, gw.public.Addr); !slices.Equal(got, want) {
+	if got, want := listeningPorts(t, gw.cmd.Process.Pid), sortedPorts(t, gw.Addr); !slices.Equal(got, want) {
 		t.Errorf("the process listens on ports %v, want %v (public only)", got, want)
 	}
 	if gw.loggedLevel("", "profiling") {
 		t.Error("profiling was logged without PPROF_ADDR")
 	}
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1"} {
-		wantError(t, gw.public.get(t, path), http.StatusNotFound, "not_found")
+		wantError(t, gw.get(t, path), http.StatusNotFound, "not_found")
 	}
 }
 
 // pprofBinary is the gateway binary in front of tritontest.
-type pprofBinary struct {
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once it has exited, with waitErr
-	waitErr error
-	public  *e2eGateway
-	logPath string
-}
+type pprofBinary struct{ *procGateway }
 
-// startPprofBinary starts the gateway binary with env added to the e2e
-// environment, and waits until /ready answers 200.
+// startPprofBinary starts the gateway binary (startProcGateway) with env
+// added to the e2e environment, and waits until /ready answers 200.
 func startPprofBinary(t *testing.T, env map[string]string) *pprofBinary {
 	t.Helper()
-	bin := buildGateway(t)
 	_, srv, full, _ := prepare(t, nil)
-	addr := freeAddr(t)
-	full["GATEWAY_LISTEN_ADDR"] = addr
 	full["GATEWAY_LOG_LEVEL"] = "info"
 	for k, v := range env {
 		full[k] = v
 	}
-	gw := &pprofBinary{
-		exited:  make(chan struct{}),
-		public:  &e2eGateway{URL: "http://" + addr, Addr: addr, Triton: srv, client: &http.Client{Timeout: 20 * time.Second}},
-		logPath: filepath.Join(t.TempDir(), "gateway.log"),
-	}
-	logFile, err := os.Create(gw.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw.cmd = exec.Command(bin)
-	for k, v := range full {
-		gw.cmd.Env = append(gw.cmd.Env, k+"="+v)
-	}
-	gw.cmd.Stdout, gw.cmd.Stderr = logFile, logFile
-	if err := gw.cmd.Start(); err != nil {
-		t.Fatalf("start the gateway binary: %v", err)
-	}
-	go func() { gw.waitErr = gw.cmd.Wait(); logFile.Close(); close(gw.exited) }()
-	t.Cleanup(func() {
-		_ = gw.cmd.Process.Kill()
-		<-gw.exited
-		if t.Failed() {
-			data, _ := os.ReadFile(gw.logPath)
-			t.Logf("gateway output (tail):\n%s", tail(data, 4000))
-		}
-	})
-	waitFor(t, "the gateway binary to be ready", func() bool {
-		select {
-		case <-gw.exited:
-			t.Fatalf("the gateway exited early: %v", gw.waitErr)
-		default:
-		}
-		resp, err := gw.public.client.Get(gw.public.URL + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return gw
+	return &pprofBinary{startProcGateway(t, full, srv)}
 }
 
 // logRecords reads the gateway's JSON log lines.
