@@ -78,8 +78,11 @@ type Batch struct {
 type Scores struct {
 	Size, Classes int
 	Values        []float32
-	// Backend names the backend that answered when a decorator routed the call
-	// to another one than the model's own (a fallback); "" means the model's.
+	// Backend names the backend that answered: the adapters name themselves,
+	// and a fallback names the secondary when it answered; "" means the one
+	// Batch.Model names. (A description can reach another backend than the one
+	// it came from: Triton, back up, is sent the embedded backend's until the
+	// next refresh.)
 	Backend string
 }
 

@@ -384,7 +384,7 @@ func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, 
 	}
 	b.metrics.observe(outcomeOK, elapsed)
 	values := slices.Clone(sl.out.GetData()[:in.Size*s.classes])
-	return gateway.Scores{Size: in.Size, Classes: s.classes, Values: values}, nil
+	return gateway.Scores{Size: in.Size, Classes: s.classes, Values: values, Backend: BackendName}, nil
 }
 
 // checkModel compares m, the description a batch was made for, with the

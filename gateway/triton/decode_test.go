@@ -298,8 +298,10 @@ func TestInferTakesTheModelFromTheBatch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Model: %v", err)
 	}
-	b := a // another model: UINT8 [3 1 1] images, one per call, output features
-	b.MaxBatchSize = 0
+	// Another model, described by another backend: UINT8 [3 1 1] images, one
+	// per call, output features.
+	b := a
+	b.MaxBatchSize, b.Backend = 0, "onnxruntime"
 	b.Input = gateway.TensorInfo{Name: "image", Datatype: "UINT8", Shape: []int64{3, 1, 1}}
 	b.Output = gateway.TensorInfo{Name: "features", Datatype: "FP32", Shape: []int64{3}}
 	mu.Lock()
@@ -317,7 +319,7 @@ func TestInferTakesTheModelFromTheBatch(t *testing.T) {
 	}
 	for i, call := range calls {
 		scores, err := c.Infer(callCtx(t), call.in)
-		if err != nil || scores.Size != call.in.Size || scores.Classes != 3 {
+		if err != nil || scores.Size != call.in.Size || scores.Classes != 3 || scores.Backend != "triton" {
 			t.Fatalf("call %d: %+v, %v", i, scores, err)
 		}
 		mu.Lock()

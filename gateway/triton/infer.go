@@ -64,6 +64,7 @@ func (c *Client) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, e
 	if bad != nil {
 		return gateway.Scores{}, bad
 	}
+	scores.Backend = Backend
 	return scores, nil
 }
 
