@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -340,9 +341,9 @@ func TestHalfOpenProbe(t *testing.T) {
 	tests := []struct {
 		name  string
 		probe error
-		// wantState is the state after the probe; "open" is checked through the
-		// transition counter, since the short OpenTimeout may already have
-		// turned it half-open again.
+		// wantState is the state after the probe. The tests run in synctest
+		// bubbles, where the 20 ms OpenTimeout passes only when every goroutine
+		// waits: no state changes behind a check's back.
 		wantState string
 	}{
 		{"a successful probe closes it", success, "closed"},
@@ -353,62 +354,63 @@ func TestHalfOpenProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 1})
-			play(t, b, f, unavailable)
-			waitForState(t, b, "half-open")
+			synctest.Test(t, func(t *testing.T) {
+				b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 1})
+				play(t, b, f, unavailable)
+				waitForState(t, b, "half-open")
 
-			entered, release := f.hold()
-			probe := make(chan error, 1)
-			go func() {
-				_, err := b.Infer(context.Background(), batch)
-				probe <- err
-			}()
-			select {
-			case <-entered:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the half-open probe did not reach the backend")
-			}
-
-			// The probe is in flight: the quota of one is used, so the next call
-			// is refused, with the least Retry-After since the breaker cannot
-			// tell when it will decide.
-			_, err := b.Infer(context.Background(), batch)
-			checkOpenError(t, err, minRetryAfter, minRetryAfter)
-			if got := f.inferCalls.Load(); got != 2 {
-				t.Errorf("backend calls = %d, want 2 (the trip and the probe)", got)
-			}
-			if got := testutil.ToFloat64(b.metrics.rejected); got != 1 {
-				t.Errorf("rejected = %v, want 1", got)
-			}
-
-			release(tt.probe)
-			if err := <-probe; err != tt.probe {
-				t.Errorf("probe's Infer = %v, want the backend's answer %v", err, tt.probe)
-			}
-			switch tt.wantState {
-			case "open":
-				if got := transitionCount(b, "half-open", "open"); got != 1 {
-					t.Errorf("half-open→open transitions = %v, want 1", got)
+				entered, release := f.hold()
+				probe := make(chan error, 1)
+				go func() {
+					_, err := b.Infer(context.Background(), batch)
+					probe <- err
+				}()
+				select {
+				case <-entered:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the half-open probe did not reach the backend")
 				}
-			default:
+
+				// The probe is in flight: the quota of one is used, so the next call
+				// is refused, with the least Retry-After since the breaker cannot
+				// tell when it will decide.
+				_, err := b.Infer(context.Background(), batch)
+				checkOpenError(t, err, minRetryAfter, minRetryAfter)
+				if got := f.inferCalls.Load(); got != 2 {
+					t.Errorf("backend calls = %d, want 2 (the trip and the probe)", got)
+				}
+				if got := testutil.ToFloat64(b.metrics.rejected); got != 1 {
+					t.Errorf("rejected = %v, want 1", got)
+				}
+
+				release(tt.probe)
+				if err := <-probe; err != tt.probe {
+					t.Errorf("probe's Infer = %v, want the backend's answer %v", err, tt.probe)
+				}
+				switch tt.wantState {
+				case "open":
+					if got := transitionCount(b, "half-open", "open"); got != 1 {
+						t.Errorf("half-open→open transitions = %v, want 1", got)
+					}
+				}
 				if got := b.State(); got != tt.wantState {
 					t.Errorf("state after the probe = %q, want %q", got, tt.wantState)
 				}
-			}
-			if tt.wantState != "half-open" {
-				return
-			}
-			// An excluded probe frees its slot: the next call is a probe.
-			f.mu.Lock()
-			f.held = nil
-			f.mu.Unlock()
-			play(t, b, f, success)
-			if got := f.inferCalls.Load(); got != 3 {
-				t.Errorf("backend calls = %d, want 3 (a second probe after the canceled one)", got)
-			}
-			if got := b.State(); got != "closed" {
-				t.Errorf("state after the second probe = %q, want closed", got)
-			}
+				if tt.wantState != "half-open" {
+					return
+				}
+				// An excluded probe frees its slot: the next call is a probe.
+				f.mu.Lock()
+				f.held = nil
+				f.mu.Unlock()
+				play(t, b, f, success)
+				if got := f.inferCalls.Load(); got != 3 {
+					t.Errorf("backend calls = %d, want 3 (a second probe after the canceled one)", got)
+				}
+				if got := b.State(); got != "closed" {
+					t.Errorf("state after the second probe = %q, want closed", got)
+				}
+			})
 		})
 	}
 }
@@ -427,49 +429,52 @@ func TestHalfOpenMaxRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 2})
-			play(t, b, f, unavailable)
-			waitForState(t, b, "half-open")
-			play(t, b, f, tt.probes...)
-			if got := f.inferCalls.Load(); got != int64(1+len(tt.probes)) {
-				t.Errorf("backend calls = %d, want %d (every probe let through)", got, 1+len(tt.probes))
-			}
-			if tt.wantState == "open" {
-				if got := transitionCount(b, "half-open", "open"); got != 1 {
-					t.Errorf("half-open→open transitions = %v, want 1", got)
+			synctest.Test(t, func(t *testing.T) {
+				b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 2})
+				play(t, b, f, unavailable)
+				waitForState(t, b, "half-open")
+				play(t, b, f, tt.probes...)
+				if got := f.inferCalls.Load(); got != int64(1+len(tt.probes)) {
+					t.Errorf("backend calls = %d, want %d (every probe let through)", got, 1+len(tt.probes))
 				}
-				return
-			}
-			if got := b.State(); got != tt.wantState {
-				t.Errorf("state = %q, want %q", got, tt.wantState)
-			}
+				if tt.wantState == "open" {
+					if got := transitionCount(b, "half-open", "open"); got != 1 {
+						t.Errorf("half-open→open transitions = %v, want 1", got)
+					}
+				}
+				if got := b.State(); got != tt.wantState {
+					t.Errorf("state = %q, want %q", got, tt.wantState)
+				}
+			})
 		})
 	}
 	t.Run("a third probe is refused", func(t *testing.T) {
-		b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 2})
-		play(t, b, f, unavailable)
-		waitForState(t, b, "half-open")
-		entered, release := f.hold()
-		done := make(chan error, 2)
-		for range 2 {
-			go func() {
-				_, err := b.Infer(context.Background(), batch)
-				done <- err
-			}()
-			<-entered
-		}
-		_, err := b.Infer(context.Background(), batch)
-		checkOpenError(t, err, minRetryAfter, minRetryAfter)
-		release(success)
-		release(success)
-		for range 2 {
-			if err := <-done; err != nil {
-				t.Errorf("probe = %v, want success", err)
+		synctest.Test(t, func(t *testing.T) {
+			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 2})
+			play(t, b, f, unavailable)
+			waitForState(t, b, "half-open")
+			entered, release := f.hold()
+			done := make(chan error, 2)
+			for range 2 {
+				go func() {
+					_, err := b.Infer(context.Background(), batch)
+					done <- err
+				}()
+				<-entered
 			}
-		}
-		if got := b.State(); got != "closed" {
-			t.Errorf("state after two successful probes = %q, want closed", got)
-		}
+			_, err := b.Infer(context.Background(), batch)
+			checkOpenError(t, err, minRetryAfter, minRetryAfter)
+			release(success)
+			release(success)
+			for range 2 {
+				if err := <-done; err != nil {
+					t.Errorf("probe = %v, want success", err)
+				}
+			}
+			if got := b.State(); got != "closed" {
+				t.Errorf("state after two successful probes = %q, want closed", got)
+			}
+		})
 	})
 }
 
@@ -509,24 +514,26 @@ func TestFailureRatio(t *testing.T) {
 }
 
 func TestIntervalResetsCounts(t *testing.T) {
-	b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 3, Interval: 20 * time.Millisecond, OpenTimeout: time.Hour, HalfOpenMaxRequests: 1})
-	play(t, b, f, unavailable, unavailable)
-	// Wait for the window to turn: gobreaker clears the counts when next asked.
-	deadline := time.Now().Add(5 * time.Second)
-	for b.State(); b.cb.Counts().Requests != 0; b.State() {
-		if time.Now().After(deadline) {
-			t.Fatalf("counts = %+v after 5s, want them cleared", b.cb.Counts())
+	synctest.Test(t, func(t *testing.T) {
+		b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 3, Interval: 20 * time.Millisecond, OpenTimeout: time.Hour, HalfOpenMaxRequests: 1})
+		play(t, b, f, unavailable, unavailable)
+		// Wait for the window to turn: gobreaker clears the counts when next asked.
+		deadline := time.Now().Add(5 * time.Second)
+		for b.State(); b.cb.Counts().Requests != 0; b.State() {
+			if time.Now().After(deadline) {
+				t.Fatalf("counts = %+v after 5s, want them cleared", b.cb.Counts())
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	play(t, b, f, unavailable)
-	if got := b.State(); got != "closed" {
-		t.Fatalf("state after 2 faults, a new window and 1 fault = %q, want closed", got)
-	}
-	play(t, b, f, unavailable, unavailable)
-	if got := b.State(); got != "open" {
-		t.Errorf("state after 3 faults in one window = %q, want open", got)
-	}
+		play(t, b, f, unavailable)
+		if got := b.State(); got != "closed" {
+			t.Fatalf("state after 2 faults, a new window and 1 fault = %q, want closed", got)
+		}
+		play(t, b, f, unavailable, unavailable)
+		if got := b.State(); got != "open" {
+			t.Errorf("state after 3 faults in one window = %q, want open", got)
+		}
+	})
 }
 
 func TestReadyAndModel(t *testing.T) {
@@ -575,64 +582,66 @@ func TestReadyAndModel(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	// exposition is the expected text of all three metrics.
-	exposition := func(rejected, state int, closedOpen, halfOpenClosed, halfOpenOpen, openHalfOpen int) *strings.Reader {
-		return strings.NewReader(fmt.Sprintf(`
-# HELP circuit_breaker_rejected_total Inference calls the circuit breaker refused without calling the backend, because it was open or its half-open probes were taken.
-# TYPE circuit_breaker_rejected_total counter
-circuit_breaker_rejected_total{name="triton"} %d
-# HELP circuit_breaker_state State of the circuit breaker in front of the inference backend: 0 closed, 1 half-open, 2 open.
-# TYPE circuit_breaker_state gauge
-circuit_breaker_state{name="triton"} %d
-# HELP circuit_breaker_transitions_total State changes of the circuit breaker in front of the inference backend, by the state left and the state entered.
-# TYPE circuit_breaker_transitions_total counter
-circuit_breaker_transitions_total{from="closed",name="triton",to="open"} %d
-circuit_breaker_transitions_total{from="half-open",name="triton",to="closed"} %d
-circuit_breaker_transitions_total{from="half-open",name="triton",to="open"} %d
-circuit_breaker_transitions_total{from="open",name="triton",to="half-open"} %d
-`, rejected, state, closedOpen, halfOpenClosed, halfOpenOpen, openHalfOpen))
-	}
-	const timeout = 200 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		// exposition is the expected text of all three metrics.
+		exposition := func(rejected, state int, closedOpen, halfOpenClosed, halfOpenOpen, openHalfOpen int) *strings.Reader {
+			return strings.NewReader(fmt.Sprintf(`
+	# HELP circuit_breaker_rejected_total Inference calls the circuit breaker refused without calling the backend, because it was open or its half-open probes were taken.
+	# TYPE circuit_breaker_rejected_total counter
+	circuit_breaker_rejected_total{name="triton"} %d
+	# HELP circuit_breaker_state State of the circuit breaker in front of the inference backend: 0 closed, 1 half-open, 2 open.
+	# TYPE circuit_breaker_state gauge
+	circuit_breaker_state{name="triton"} %d
+	# HELP circuit_breaker_transitions_total State changes of the circuit breaker in front of the inference backend, by the state left and the state entered.
+	# TYPE circuit_breaker_transitions_total counter
+	circuit_breaker_transitions_total{from="closed",name="triton",to="open"} %d
+	circuit_breaker_transitions_total{from="half-open",name="triton",to="closed"} %d
+	circuit_breaker_transitions_total{from="half-open",name="triton",to="open"} %d
+	circuit_breaker_transitions_total{from="open",name="triton",to="half-open"} %d
+	`, rejected, state, closedOpen, halfOpenClosed, halfOpenOpen, openHalfOpen))
+		}
+		const timeout = 200 * time.Millisecond
 
-	b, f, reg := newBreaker(t, Settings{Name: "triton", ConsecutiveFailures: 2, OpenTimeout: timeout, HalfOpenMaxRequests: 1})
-	if err := testutil.GatherAndCompare(reg, exposition(0, 0, 0, 0, 0, 0)); err != nil {
-		t.Errorf("after New:\n%v", err)
-	}
+		b, f, reg := newBreaker(t, Settings{Name: "triton", ConsecutiveFailures: 2, OpenTimeout: timeout, HalfOpenMaxRequests: 1})
+		if err := testutil.GatherAndCompare(reg, exposition(0, 0, 0, 0, 0, 0)); err != nil {
+			t.Errorf("after New:\n%v", err)
+		}
 
-	play(t, b, f, unavailable, unavailable)
-	for range 3 {
-		_, err := b.Infer(context.Background(), batch)
-		checkOpenError(t, err, minRetryAfter, minRetryAfter) // OpenTimeout < 1s: the floor
-	}
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP circuit_breaker_state State of the circuit breaker in front of the inference backend: 0 closed, 1 half-open, 2 open.
-# TYPE circuit_breaker_state gauge
-circuit_breaker_state{name="triton"} 2
-`), "circuit_breaker_state"); err != nil {
-		t.Errorf("while open:\n%v", err)
-	}
+		play(t, b, f, unavailable, unavailable)
+		for range 3 {
+			_, err := b.Infer(context.Background(), batch)
+			checkOpenError(t, err, minRetryAfter, minRetryAfter) // OpenTimeout < 1s: the floor
+		}
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+	# HELP circuit_breaker_state State of the circuit breaker in front of the inference backend: 0 closed, 1 half-open, 2 open.
+	# TYPE circuit_breaker_state gauge
+	circuit_breaker_state{name="triton"} 2
+	`), "circuit_breaker_state"); err != nil {
+			t.Errorf("while open:\n%v", err)
+		}
 
-	waitForState(t, b, "half-open")
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP circuit_breaker_state State of the circuit breaker in front of the inference backend: 0 closed, 1 half-open, 2 open.
-# TYPE circuit_breaker_state gauge
-circuit_breaker_state{name="triton"} 1
-`), "circuit_breaker_state"); err != nil {
-		t.Errorf("while half-open:\n%v", err)
-	}
+		waitForState(t, b, "half-open")
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+	# HELP circuit_breaker_state State of the circuit breaker in front of the inference backend: 0 closed, 1 half-open, 2 open.
+	# TYPE circuit_breaker_state gauge
+	circuit_breaker_state{name="triton"} 1
+	`), "circuit_breaker_state"); err != nil {
+			t.Errorf("while half-open:\n%v", err)
+		}
 
-	play(t, b, f, success)
-	if err := testutil.GatherAndCompare(reg, exposition(3, 0, 1, 1, 0, 1)); err != nil {
-		t.Errorf("after closed→open→half-open→closed:\n%v", err)
-	}
+		play(t, b, f, success)
+		if err := testutil.GatherAndCompare(reg, exposition(3, 0, 1, 1, 0, 1)); err != nil {
+			t.Errorf("after closed→open→half-open→closed:\n%v", err)
+		}
 
-	problems, err := testutil.GatherAndLint(reg)
-	if err != nil {
-		t.Fatalf("GatherAndLint: %v", err)
-	}
-	for _, p := range problems {
-		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
+		problems, err := testutil.GatherAndLint(reg)
+		if err != nil {
+			t.Fatalf("GatherAndLint: %v", err)
+		}
+		for _, p := range problems {
+			t.Errorf("lint: %s: %s", p.Metric, p.Text)
+		}
+	})
 }
 
 func TestMetricsRegistration(t *testing.T) {
