@@ -45,6 +45,10 @@ test: test-deps model ## Install what the tests need, then run every test: race 
 	cd loadtest/pygateway && ../../$(VPY) -m unittest --quiet
 	cd preprocess/bench && ../../$(VPY) -m unittest --quiet
 
+.PHONY: test-short
+test-short: ## The quick tier, for the edit-test loop: go test -short, which skips the real-server tests (Triton, Prometheus, Chromium, schemathesis, load); no set-up, run `make test` once first.
+	$(GO) test -short -count=1 $(PKGS)
+
 .PHONY: contract
 contract: onnxruntime ## The OpenAPI contract test alone: schemathesis (pinned, installed once into .schemathesis-venv/) against a fresh gateway.
 	scripts/schemathesis.sh install >/dev/null

@@ -92,6 +92,7 @@ var standInFamilies = map[string]string{
 }
 
 func TestStackEndToEnd(t *testing.T) {
+	testenv.RealServers(t, "runs the real Prometheus and Alertmanager on a gateway")
 	prometheusBin := requireBinary(t, "prometheus")
 	alertmanagerBin := requireAlertmanagerBinary(t)
 	gatewayBin := testenv.BuildGateway(t)

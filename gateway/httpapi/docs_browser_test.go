@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 // browserNames are the names a Chromium-based browser goes by, most likely
@@ -104,6 +106,7 @@ func (b *browserLog) listen(ev any) {
 // gateway, and nothing may fail on it (an exception, a console error, a
 // request the CSP blocked).
 func TestDocsPageInBrowser(t *testing.T) {
+	testenv.RealServers(t, "drives the /docs page in a headless Chromium")
 	browser := findBrowser(t)
 	photo, err := filepath.Abs("../../loadtest/k6/images/fish_640x480.jpg")
 	if err != nil {

@@ -19,9 +19,6 @@ import (
 // TestInferRequestID), so a successful Infer carrying an id is one whose
 // answer echoed it.
 func TestRealTritonRequestID(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the real Triton; skipped with -short")
-	}
 	tr := testenv.StartTriton(t)
 	c, _ := newTestClient(t, testConfig(tr.GRPCAddr, "fish_classifier"))
 	info, err := c.Model(callCtx(t))

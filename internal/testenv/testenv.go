@@ -127,3 +127,14 @@ func RepositoryModel(tb testing.TB) tritontest.Model {
 	}
 	return m
 }
+
+// RealServers skips the calling test under `go test -short` (`make
+// test-short`): it starts real servers or binaries (Triton, Prometheus and
+// Alertmanager, a browser, schemathesis, the gateway under heavy load), which
+// `make test` runs and the quick tier leaves out. what says what it starts.
+func RealServers(tb testing.TB, what string) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skipf("%s: the real-server tier, skipped with -short (make test runs it)", what)
+	}
+}

@@ -40,6 +40,7 @@ type Triton struct {
 // failure to install or start fails the test: CI runs it.
 func StartTriton(t *testing.T) *Triton {
 	t.Helper()
+	RealServers(t, "starts the real Triton")
 	tr := &Triton{script: filepath.Join(RepoRoot(t), "scripts", "triton-ci.sh"), RunDir: t.TempDir()}
 	tr.run(t, TritonInstallTimeout, "install")
 	ports := make([]string, 3)

@@ -233,9 +233,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 func TestLoadSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the load smoke test builds and runs the gateway; skipped with -short")
-	}
+	testenv.RealServers(t, "builds the gateway and puts it under load")
 	root := testenv.RepoRoot(t)
 	bin := testenv.BuildGateway(t)
 

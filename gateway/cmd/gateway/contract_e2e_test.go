@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 // The contract test's run: how many cases schemathesis generates per operation
@@ -37,6 +39,7 @@ const (
 // why, is in testdata/schemathesis.toml. Any finding fails the test with
 // schemathesis' report, which gives a curl command to reproduce each one.
 func TestE2EContract(t *testing.T) {
+	testenv.RealServers(t, "runs schemathesis against a gateway")
 	root := repoRoot(t)
 	st := schemathesisPath(t, root)
 	g := startEmbeddedGateway(t, nil)

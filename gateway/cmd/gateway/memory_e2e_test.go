@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fish-classifier/fish-classifier/internal/testenv"
 )
 
 // Memory bounds of the gateway binary at its default configuration (as
@@ -31,9 +33,7 @@ const (
 // RSS (from /proc) stays under 300 MiB in each, and within 30 s of the last
 // its RSS is back under 1.5 times what it was idle.
 func TestE2EMemoryBoundedUnderHostileUploads(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the gateway binary and sends ~700 MB of uploads; skipped with -short")
-	}
+	testenv.RealServers(t, "starts the gateway binary and sends ~700 MB of uploads")
 	gw := startBinary(t, map[string]string{
 		"MODEL_REPOSITORY":  filepath.Join(repoRoot(t), "triton-models"),
 		"ONNXRUNTIME_LIB":   onnxRuntimeLib(t),
