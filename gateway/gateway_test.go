@@ -73,43 +73,6 @@ func TestSoftmaxAndTopK(t *testing.T) {
 	}
 }
 
-func TestContractFromParameters(t *testing.T) {
-	in := TensorInfo{Name: "input", Datatype: "FP32", Shape: []int64{3, 224, 224}}
-	spec, logits, err := ContractFromParameters(in, "", map[string]string{
-		ParamResize: "shorter_crop", ParamFilter: "bicubic", ParamScale: "1/255",
-		ParamMean: "0.485, 0.456, 0.406", ParamStd: "0.229,0.224,0.225", ParamOutputKind: "probabilities",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := preprocess.ImageNetSpec()
-	want.Filter = preprocess.FilterBicubic
-	if spec != want || logits {
-		t.Errorf("spec = %+v, logits %v; want %+v, false", spec, logits, want)
-	}
-
-	nhwc := TensorInfo{Name: "x", Datatype: "UINT8", Shape: []int64{160, 128, 3}}
-	spec, logits, err = ContractFromParameters(nhwc, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if spec.Layout != preprocess.NHWC || spec.Width != 128 || spec.Height != 160 || spec.Scale != 1 || !logits {
-		t.Errorf("defaults for a UINT8 NHWC input: %+v logits=%v", spec, logits)
-	}
-
-	_, _, err = ContractFromParameters(in, "", map[string]string{
-		ParamResize: "zoom", ParamMean: "1,2", ParamDCTScaling: "maybe", ParamOutputKind: "odds",
-	})
-	for _, key := range []string{ParamResize, ParamMean, ParamDCTScaling, ParamOutputKind} {
-		if err == nil || !strings.Contains(err.Error(), key) {
-			t.Errorf("error %v does not name %s", err, key)
-		}
-	}
-	if _, _, err := ContractFromParameters(TensorInfo{Name: "x", Datatype: "FP32", Shape: []int64{1, 224, 224}}, LayoutNCHW, nil); err == nil {
-		t.Error("a 1-channel input was accepted")
-	}
-}
-
 // fishModel is the model of the package's tests: 8×8 UINT8 NHWC images and
 // three classes (cod, tuna, eel) scored as logits, at most maxBatch images per
 // call (0: no batch dimension).
@@ -325,34 +288,5 @@ func TestClassifyWithoutBatching(t *testing.T) {
 	}
 	if sizes.String() != "[1 1 1]" {
 		t.Errorf("calls = %v, want one call per image", sizes)
-	}
-}
-
-func TestProvenanceFromParameters(t *testing.T) {
-	sum := strings.Repeat("0123456789abcdef", 4)
-	for _, tt := range []struct {
-		name    string
-		params  map[string]string
-		want    Provenance
-		wantErr string
-	}{
-		{"none declared", map[string]string{"output_kind": "logits"}, Provenance{}, ""},
-		{"all declared", map[string]string{ParamModelSHA256: " " + strings.ToUpper(sum) + " ", ParamModelSource: "PyPI pkg==1.0", ParamModelLicense: "Apache-2.0"},
-			Provenance{SHA256: sum, Source: "PyPI pkg==1.0", License: "Apache-2.0"}, ""},
-		{"short sha256", map[string]string{ParamModelSHA256: sum[:63]}, Provenance{}, "model_sha256"},
-		{"not hex", map[string]string{ParamModelSHA256: strings.Repeat("g", 64)}, Provenance{}, "not a sha256"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ProvenanceFromParameters(tt.params)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
-			}
-		})
 	}
 }

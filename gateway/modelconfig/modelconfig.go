@@ -43,7 +43,7 @@ type Description struct {
 // dimensions and a datatype the gateway produces, at least one output whose
 // scores are FP32 or FP16 with one non-1 dimension (the classes), a
 // non-negative max_batch_size, and a preprocessing contract
-// (gateway.ContractFromParameters) that holds.
+// (ContractFromParameters) that holds.
 func Describe(mc *kserve.ModelConfig) (*Description, error) {
 	if mc == nil {
 		return nil, errors.New("no model configuration")
@@ -65,18 +65,18 @@ func Describe(mc *kserve.ModelConfig) (*Description, error) {
 	in := mc.GetInput()[0]
 	inDatatype := WireDatatype(in.GetDataType())
 	input := gateway.TensorInfo{Name: in.GetName(), Datatype: inDatatype, Shape: slices.Clone(in.GetDims())}
-	var layout gateway.InputLayout
+	var layout InputLayout
 	switch in.GetFormat() {
 	case kserve.ModelInput_FORMAT_NCHW:
-		layout = gateway.LayoutNCHW
+		layout = LayoutNCHW
 	case kserve.ModelInput_FORMAT_NHWC:
-		layout = gateway.LayoutNHWC
+		layout = LayoutNHWC
 	}
-	spec, logits, err := gateway.ContractFromParameters(input, layout, params)
+	spec, logits, err := ContractFromParameters(input, layout, params)
 	if err != nil {
 		return nil, err
 	}
-	provenance, err := gateway.ProvenanceFromParameters(params)
+	provenance, err := ProvenanceFromParameters(params)
 	if err != nil {
 		return nil, err
 	}
@@ -90,10 +90,10 @@ func Describe(mc *kserve.ModelConfig) (*Description, error) {
 	}
 
 	out := mc.GetOutput()[0]
-	if name := params[gateway.ParamOutputName]; name != "" {
+	if name := params[ParamOutputName]; name != "" {
 		i := slices.IndexFunc(mc.GetOutput(), func(o *kserve.ModelOutput) bool { return o.GetName() == name })
 		if i < 0 {
-			return nil, fmt.Errorf("parameter %s names output %q, which the model does not have", gateway.ParamOutputName, name)
+			return nil, fmt.Errorf("parameter %s names output %q, which the model does not have", ParamOutputName, name)
 		}
 		out = mc.GetOutput()[i]
 	}
@@ -223,4 +223,22 @@ func ClassCount(dims []int64) (int, bool) {
 		}
 	}
 	return int(classes), true
+}
+
+// CheckBatch rejects a batch a model cannot take: no items, several for a model
+// without a batch dimension (batched false), more than maxBatch, or data that is
+// not size items of itemBytes. The Classifier never builds one, so the error is
+// KindInternal, a bug in the caller; adapter and model name it.
+func CheckBatch(adapter, model string, batched bool, maxBatch, itemBytes int, in gateway.Batch) error {
+	switch {
+	case in.Size < 1:
+		return gateway.Errorf(gateway.KindInternal, "%s: batch of %d items", adapter, in.Size)
+	case !batched && in.Size != 1:
+		return gateway.Errorf(gateway.KindInternal, "%s: batch of %d items for model %q, which takes no batch dimension (one item per call)", adapter, in.Size, model)
+	case batched && in.Size > maxBatch:
+		return gateway.Errorf(gateway.KindInternal, "%s: batch of %d items exceeds model %q's max_batch_size %d", adapter, in.Size, model, maxBatch)
+	case len(in.Data) != in.Size*itemBytes:
+		return gateway.Errorf(gateway.KindInternal, "%s: batch of %d items holds %d bytes, want %d (%d per item)", adapter, in.Size, len(in.Data), in.Size*itemBytes, itemBytes)
+	}
+	return nil
 }

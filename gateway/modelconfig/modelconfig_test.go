@@ -35,7 +35,7 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("Describe = %+v", d)
 	}
 	c := config()
-	c.Parameters = map[string]*kserve.ModelParameter{gateway.ParamOutputName: {StringValue: "probs"}}
+	c.Parameters = map[string]*kserve.ModelParameter{ParamOutputName: {StringValue: "probs"}}
 	if d, err := Describe(c); err != nil || d.OutputName != "probs" || d.Classes != 5 || d.Info.Output.Datatype != "FP16" {
 		t.Errorf("output_name=probs: %+v, %v", d, err)
 	}
@@ -52,7 +52,7 @@ func TestDescribe(t *testing.T) {
 		{"string output", func(c *kserve.ModelConfig) { c.Output[0].DataType = kserve.DataType_TYPE_STRING }, "BYTES"},
 		{"two class dims", func(c *kserve.ModelConfig) { c.Output[0].Dims = []int64{3, 9} }, "[classes]"},
 		{"unknown output_name", func(c *kserve.ModelConfig) {
-			c.Parameters = map[string]*kserve.ModelParameter{gateway.ParamOutputName: {StringValue: "nope"}}
+			c.Parameters = map[string]*kserve.ModelParameter{ParamOutputName: {StringValue: "nope"}}
 		}, "nope"},
 	}
 	for _, tt := range bad {
@@ -110,5 +110,36 @@ func TestReadFile(t *testing.T) {
 	}
 	if _, err := ReadFile(bad); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("malformed file: %v, want an error naming it", err)
+	}
+}
+
+func TestCheckBatch(t *testing.T) {
+	item := make([]byte, 12)
+	for _, tt := range []struct {
+		name     string
+		batched  bool
+		maxBatch int
+		in       gateway.Batch
+		want     string // "" for no error
+	}{
+		{"one item", false, 0, gateway.Batch{Size: 1, Data: item}, ""},
+		{"a full batch", true, 4, gateway.Batch{Size: 4, Data: make([]byte, 48)}, ""},
+		{"no items", true, 4, gateway.Batch{Size: 0}, "batch of 0 items"},
+		{"two for an unbatched model", false, 0, gateway.Batch{Size: 2, Data: make([]byte, 24)}, "no batch dimension"},
+		{"over max_batch_size", true, 4, gateway.Batch{Size: 5, Data: make([]byte, 60)}, "exceeds model \"m\"'s max_batch_size 4"},
+		{"short data", true, 4, gateway.Batch{Size: 2, Data: item}, "holds 12 bytes, want 24 (12 per item)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckBatch("x", "m", tt.batched, tt.maxBatch, 12, tt.in)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("CheckBatch = %v, want nil", err)
+				}
+				return
+			}
+			if gateway.KindOf(err) != gateway.KindInternal || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "x: ") {
+				t.Errorf("CheckBatch = %v (kind %v), want a KindInternal error from x saying %q", err, gateway.KindOf(err), tt.want)
+			}
+		})
 	}
 }

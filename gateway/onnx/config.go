@@ -224,7 +224,7 @@ func checkSHA256(path, want string) error {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("%s has sha256 %s, config.pbtxt declares %s=%s: rebuild or replace the model file", path, got, gateway.ParamModelSHA256, want)
+		return fmt.Errorf("%s has sha256 %s, config.pbtxt declares %s=%s: rebuild or replace the model file", path, got, modelconfig.ParamModelSHA256, want)
 	}
 	return nil
 }

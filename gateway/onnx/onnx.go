@@ -304,15 +304,8 @@ func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, 
 		return gateway.Scores{}, err
 	}
 	s := b.spec
-	switch {
-	case in.Size < 1:
-		return gateway.Scores{}, gateway.Errorf(gateway.KindInternal, "onnx: batch of %d items", in.Size)
-	case !s.batched && in.Size != 1:
-		return gateway.Scores{}, gateway.Errorf(gateway.KindInternal, "onnx: batch of %d items for model %q, which takes no batch dimension (one item per call)", in.Size, s.info.Name)
-	case s.batched && in.Size > s.maxBatch:
-		return gateway.Scores{}, gateway.Errorf(gateway.KindInternal, "onnx: batch of %d items exceeds model %q's max_batch_size %d", in.Size, s.info.Name, s.maxBatch)
-	case len(in.Data) != in.Size*s.itemBytes:
-		return gateway.Scores{}, gateway.Errorf(gateway.KindInternal, "onnx: batch of %d items holds %d bytes, want %d (%d per item)", in.Size, len(in.Data), in.Size*s.itemBytes, s.itemBytes)
+	if err := modelconfig.CheckBatch("onnx", s.info.Name, s.batched, s.maxBatch, s.itemBytes, in); err != nil {
+		return gateway.Scores{}, err
 	}
 	if _, err := b.runs.Acquire(ctx); err != nil {
 		return gateway.Scores{}, ctxError(err)

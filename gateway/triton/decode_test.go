@@ -19,6 +19,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/kserve"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -395,7 +396,7 @@ func TestDescribeRejects(t *testing.T) {
 		{"two inputs", func(c *kserve.ModelConfig) { c.Input = append(c.Input, c.Input[0]) }, "2 inputs"},
 		{"no output", func(c *kserve.ModelConfig) { c.Output = nil }, "no output"},
 		{"output_name names no output", func(c *kserve.ModelConfig) {
-			c.Parameters[gateway.ParamOutputName] = &kserve.ModelParameter{StringValue: "scores"}
+			c.Parameters[modelconfig.ParamOutputName] = &kserve.ModelParameter{StringValue: "scores"}
 		}, `output_name names output "scores"`},
 		{"output of two dimensions", func(c *kserve.ModelConfig) { c.Output[1].Dims = []int64{3, 3} }, "dims [3 3]"},
 		{"variable output", func(c *kserve.ModelConfig) { c.Output[1].Dims = []int64{-1} }, "dims [-1]"},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/kserve"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 	"github.com/fish-classifier/fish-classifier/internal/poll"
 )
@@ -165,8 +166,8 @@ func stubModel() (*kserve.ModelMetadataResponse, *kserve.ModelConfig) {
 			{Name: "probs", DataType: kserve.DataType_TYPE_FP16, Dims: []int64{1, 3}},
 		},
 		Parameters: map[string]*kserve.ModelParameter{
-			gateway.ParamOutputName: {StringValue: "probs"},
-			"output_kind":           {StringValue: "probabilities"},
+			modelconfig.ParamOutputName: {StringValue: "probs"},
+			"output_kind":               {StringValue: "probabilities"},
 		},
 	}
 	return meta, cfg

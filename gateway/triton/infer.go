@@ -97,20 +97,9 @@ func (c *Client) inferShared(ctx context.Context, msg *inferMessage, data []byte
 	return c.modelInfer(ctx, msg)
 }
 
-// checkBatch rejects a batch the model cannot take; the Classifier never
-// builds one, so it is a bug in the caller.
+// checkBatch rejects a batch the model cannot take (modelconfig.CheckBatch).
 func (st *modelTensors) checkBatch(in gateway.Batch) error {
-	switch {
-	case in.Size < 1:
-		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items", in.Size)
-	case !st.batched && in.Size != 1:
-		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items for model %q, which takes no batch dimension (one item per call)", in.Size, st.name)
-	case st.batched && in.Size > st.maxBatch:
-		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items exceeds model %q's max_batch_size %d", in.Size, st.name, st.maxBatch)
-	case len(in.Data) != in.Size*st.itemBytes:
-		return gateway.Errorf(gateway.KindInternal, "triton: batch of %d items holds %d bytes, want %d (%d per item)", in.Size, len(in.Data), in.Size*st.itemBytes, st.itemBytes)
-	}
-	return nil
+	return modelconfig.CheckBatch("triton", st.name, st.batched, st.maxBatch, st.itemBytes, in)
 }
 
 // modelInfer makes the ModelInfer call of msg (with the retry policy, see

@@ -35,6 +35,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/kserve"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 	"github.com/fish-classifier/fish-classifier/internal/formdata"
 	"github.com/fish-classifier/fish-classifier/internal/poll"
@@ -679,11 +680,11 @@ func truncatedJPEG(t testing.TB) []byte {
 // configuration, derived here the same way from the same parameters.
 func classSpec(t testing.TB, m tritontest.Model) preprocess.Spec {
 	t.Helper()
-	layout := gateway.LayoutNCHW
+	layout := modelconfig.LayoutNCHW
 	if m.Input.Format == kserve.ModelInput_FORMAT_NHWC {
-		layout = gateway.LayoutNHWC
+		layout = modelconfig.LayoutNHWC
 	}
-	spec, _, err := gateway.ContractFromParameters(
+	spec, _, err := modelconfig.ContractFromParameters(
 		gateway.TensorInfo{Name: m.Input.Name, Datatype: m.Input.Datatype, Shape: m.Input.Dims}, layout, m.Parameters)
 	if err != nil {
 		t.Fatalf("the model's preprocessing contract: %v", err)

@@ -1,4 +1,4 @@
-package gateway
+package modelconfig
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -52,15 +53,15 @@ const (
 // ProvenanceFromParameters reads where a model's weights come from out of its
 // configuration parameters; a model_sha256 that is not 64 hex digits is an
 // error naming the parameter.
-func ProvenanceFromParameters(params map[string]string) (Provenance, error) {
-	p := Provenance{
+func ProvenanceFromParameters(params map[string]string) (gateway.Provenance, error) {
+	p := gateway.Provenance{
 		SHA256:  strings.ToLower(strings.TrimSpace(params[ParamModelSHA256])),
 		Source:  strings.TrimSpace(params[ParamModelSource]),
 		License: strings.TrimSpace(params[ParamModelLicense]),
 	}
 	if p.SHA256 != "" {
 		if len(p.SHA256) != 64 || strings.Trim(p.SHA256, "0123456789abcdef") != "" {
-			return Provenance{}, fmt.Errorf("%s: %.80q is not a sha256 (64 hex digits)", ParamModelSHA256, params[ParamModelSHA256])
+			return gateway.Provenance{}, fmt.Errorf("%s: %.80q is not a sha256 (64 hex digits)", ParamModelSHA256, params[ParamModelSHA256])
 		}
 	}
 	return p, nil
@@ -79,7 +80,7 @@ const (
 // model from its input tensor (shape without batch dimension, KServe datatype),
 // its layout, and its configuration parameters. Every problem is reported at once,
 // each naming its parameter.
-func ContractFromParameters(input TensorInfo, layout InputLayout, params map[string]string) (spec preprocess.Spec, outputIsLogits bool, err error) {
+func ContractFromParameters(input gateway.TensorInfo, layout InputLayout, params map[string]string) (spec preprocess.Spec, outputIsLogits bool, err error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
