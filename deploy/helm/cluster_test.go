@@ -48,7 +48,12 @@ func clusterMain(m *testing.M) int {
 	cluster.bin = filepath.Join(root, ".cluster", "bin")
 	cluster.helm = filepath.Join(root, ".chart-tools", "bin", "helm")
 
+	// A fresh cluster for every run: the tests install into fixed namespaces.
 	start := time.Now()
+	if out, err := command(filepath.Join(root, "scripts", "cluster.sh"), "down"); err != nil {
+		fmt.Fprintf(os.Stderr, "scripts/cluster.sh down: %v %s\n", err, out)
+		return 1
+	}
 	up := exec.Command(filepath.Join(root, "scripts", "cluster.sh"), "up")
 	up.Stderr = os.Stderr
 	out, err := up.Output()
