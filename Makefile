@@ -53,7 +53,7 @@ test-short: ## The quick tier, for the edit-test loop: go test -short, which ski
 test-cluster: onnxruntime model ## The Helm chart on a real control plane (scripts/cluster.sh: etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and KEDA built once from the Go module proxy: ~25 min the first time, then ~4 min): install of every profile, a rollout under the PDB, KEDA autoscaling on the real Prometheus under k6 load.
 	scripts/chart-tools.sh install >/dev/null
 	scripts/cluster.sh build
-	@scripts/install-debian-packages.sh "the cluster tier's real Prometheus" prometheus
+	@scripts/install-debian-packages.sh "the cluster tier (its real Prometheus; certificates and probes)" prometheus openssl curl
 	scripts/k6.sh --path >/dev/null
 	$(GO) test -tags cluster -count=1 -run '^TestCluster' -v -timeout 20m ./deploy/helm/
 

@@ -3,7 +3,6 @@
 package helm
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -283,8 +282,27 @@ spec:
 	})
 	_, state = hpaState()
 	t.Logf("scaled up to %d replicas %.1f s after the load started: %s", replicas(), up.Seconds(), state)
-	prom, _ := command("curl", "-fsS", "--max-time", "2", promURL+"/api/v1/query?query=sum(http_requests_in_flight%7Bjob%3D%22fish_api%22%7D)")
-	t.Logf("Prometheus: in flight %s", bytes.TrimSpace(prom))
+	// What Prometheus says, for the log: the two triggers' inputs.
+	for _, q := range []string{
+		`sum(http_requests_in_flight{job="fish_api"})`,
+		`sum by (slot) (rate(classifier_slot_wait_seconds_sum{job="fish_api"}[1m])) / sum by (slot) (rate(classifier_slot_wait_seconds_count{job="fish_api"}[1m]))`,
+	} {
+		out, _ := command("curl", "-fsS", "--max-time", "2", "-G", promURL+"/api/v1/query", "--data-urlencode", "query="+q)
+		var r struct {
+			Data struct {
+				Result []struct {
+					Metric map[string]string
+					Value  []any
+				}
+			}
+		}
+		_ = json.Unmarshal(out, &r)
+		var vals []string
+		for _, v := range r.Data.Result {
+			vals = append(vals, fmt.Sprintf("%v=%v", v.Metric, v.Value[1]))
+		}
+		t.Logf("Prometheus: %s: %v", q, vals)
+	}
 	waitFor(t, "every gateway pod ready", 2*time.Minute, time.Second, func() bool {
 		return num(getJSON(t, "deployment", "-n", ns, deployment), "status", "readyReplicas") == maxReplicas
 	})
