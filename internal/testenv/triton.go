@@ -4,15 +4,15 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fish-classifier/fish-classifier/internal/tritonci"
 )
 
 // Timeouts of the real Triton's harness: the first install downloads about
@@ -23,37 +23,66 @@ const (
 )
 
 // Triton is the real NVIDIA Triton Inference Server (2.51, from the
-// nvidia-pytriton wheel, on the CPU: scripts/triton-ci.sh and triton-ci/) run
-// with its state in a folder of the test's own (so that it never meets a
-// server started by hand or by another test), on fixed loopback ports so that
-// a restart comes back where clients expect it.
+// nvidia-pytriton wheel, on the CPU: triton-ci/), supervised by
+// internal/tritonci with its state in a folder of the test's own (so that it
+// never meets a server started by hand or by another test). Its ports are
+// picked free at the first start and kept: a restart comes back where clients
+// expect it.
 type Triton struct {
-	script string
-	env    []string
-	// RunDir is the harness's state: pid, ports, log, the assembled models.
+	cfg tritonci.Config
+	// RunDir is the server's state: pid, ports, log, the assembled models.
 	RunDir                          string
 	GRPCAddr, HTTPAddr, MetricsAddr string
 }
 
-// StartTriton installs (once, pinned; idempotent) and starts Triton; it is
-// stopped at cleanup, and its log's tail printed when the test failed. A
-// failure to install or start fails the test: CI runs it.
+// InstallTriton installs the real Triton (once, pinned; idempotent) with
+// scripts/triton-ci.sh install: a venv, pip and the wheel's layout, which stay
+// shell. A failure fails the test: CI runs it.
+func InstallTriton(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), TritonInstallTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot(t), "scripts", "triton-ci.sh"), "install")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/triton-ci.sh install: %v\n%s", err, out)
+	}
+}
+
+// TritonConfig is the supervision's configuration for a test: the
+// repository's installation (TRITON_CI_VENV and the other TRITON_CI_*
+// settings of the environment apply), state in a temporary folder of the
+// test's, a 10 s stop timeout, and the server killed if the test process dies
+// before its cleanup.
+func TritonConfig(t testing.TB) tritonci.Config {
+	t.Helper()
+	cfg, err := tritonci.ConfigFromEnv(RepoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RunDir = t.TempDir()
+	cfg.GRPCPort, cfg.HTTPPort, cfg.MetricsPort = 0, 0, 0
+	cfg.StartTimeout, cfg.StopTimeout = TritonStartTimeout, 10*time.Second
+	cfg.DieWithParent = true
+	cfg.Logf = t.Logf
+	return cfg
+}
+
+// StartTriton installs (once) and starts Triton; it is stopped at cleanup, and
+// its log's tail printed when the test failed. A failure to install or start
+// fails the test.
 func StartTriton(t *testing.T) *Triton {
 	t.Helper()
 	RealServers(t, "starts the real Triton")
-	tr := &Triton{script: filepath.Join(RepoRoot(t), "scripts", "triton-ci.sh"), RunDir: t.TempDir()}
-	tr.run(t, TritonInstallTimeout, "install")
-	ports := make([]string, 3)
-	for i := range ports {
-		_, port, _ := net.SplitHostPort(FreeLoopbackAddr(t))
-		ports[i] = port
+	InstallTriton(t)
+	tr := &Triton{cfg: TritonConfig(t)}
+	tr.RunDir = tr.cfg.RunDir
+	s, err := tritonci.Start(context.Background(), tr.cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	tr.GRPCAddr, tr.HTTPAddr, tr.MetricsAddr = "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]
-	tr.env = append(os.Environ(),
-		"TRITON_CI_RUN_DIR="+tr.RunDir,
-		"TRITON_CI_GRPC_PORT="+ports[0], "TRITON_CI_HTTP_PORT="+ports[1], "TRITON_CI_METRICS_PORT="+ports[2],
-		"TRITON_CI_STOP_TIMEOUT=10")
-	tr.run(t, TritonStartTimeout, "start")
+	tr.GRPCAddr, tr.HTTPAddr, tr.MetricsAddr = s.GRPCAddr(), s.HTTPAddr(), s.MetricsAddr()
+	// Restarts come back on the same ports.
+	tr.cfg.GRPCPort, tr.cfg.HTTPPort, tr.cfg.MetricsPort = s.GRPCPort, s.HTTPPort, s.MetricsPort
 	t.Cleanup(func() {
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(tr.RunDir, "log")); err == nil {
@@ -63,36 +92,19 @@ func StartTriton(t *testing.T) *Triton {
 				t.Logf("--- tritonserver log (tail) ---\n%s", b)
 			}
 		}
-		tr.run(t, time.Minute, "stop")
+		if err := tritonci.Stop(tr.cfg); err != nil && !errors.Is(err, tritonci.ErrNotRunning) {
+			t.Errorf("stopping Triton: %v", err)
+		}
 	})
 	return tr
 }
 
-func (tr *Triton) run(t *testing.T, timeout time.Duration, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tr.script, args...)
-	cmd.Env = tr.env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/triton-ci.sh %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // Kill ends the server and its Python stub at once (SIGKILL to the process
-// group the harness started), like a crash, and waits until gRPC refuses.
+// group), like a crash, and waits until gRPC refuses connections.
 func (tr *Triton) Kill(t *testing.T) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(tr.RunDir, "pid"))
-	if err != nil {
+	if err := tritonci.Kill(tr.cfg); err != nil {
 		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		t.Fatalf("pid file: %v", err)
-	}
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill Triton's process group %d: %v", pid, err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -108,10 +120,14 @@ func (tr *Triton) Kill(t *testing.T) {
 	}
 }
 
-// Restart starts the server again on the same ports, as a new process (stop
-// first ends a running one, or clears the state a killed one left).
+// Restart starts the server again on the same ports, as a new process (the
+// stop first ends a running one, or cleans up after a killed one).
 func (tr *Triton) Restart(t *testing.T) {
 	t.Helper()
-	tr.run(t, time.Minute, "stop")
-	tr.run(t, TritonStartTimeout, "start")
+	if err := tritonci.Stop(tr.cfg); err != nil && !errors.Is(err, tritonci.ErrNotRunning) {
+		t.Fatal(err)
+	}
+	if _, err := tritonci.Start(context.Background(), tr.cfg); err != nil {
+		t.Fatal(err)
+	}
 }
