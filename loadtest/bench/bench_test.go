@@ -181,6 +181,10 @@ func TestCheckAnswer(t *testing.T) {
 		{`{"predictions":[{"label":"Trout","confidence":0.9}],"timings_ms":{"decode":1,"resize":0.5,"normalize":0.25}}`, 0, 1750 * time.Microsecond, ""},
 		{`{"model":"m","predictions":[{"label":"Trout","confidence":0.9}]}`, 0, -1, ""},
 		{`{"predictions":[]}`, 0, -1, "answer without predictions"},
+		{`{"predictions":[{"label":"a","confidence":0.2},{"label":"b","confidence":0.7}]}`, 0, -1, "answer with malformed predictions"},
+		{`{"predictions":[{"label":"a","confidence":1.5}]}`, 0, -1, "answer with malformed predictions"},
+		{`{"predictions":[{"label":"","confidence":0.5}]}`, 0, -1, "answer with malformed predictions"},
+		{`{"results":[{"predictions":[{"label":"a"}]},{"predictions":[]}]}`, 2, -1, "batch item without predictions"},
 		{`not json`, 0, -1, "answer is not JSON"},
 		{`{"results":[{"predictions":[{"label":"a"}]},{"predictions":[{"label":"b"}]}]}`, 2, -1, ""},
 		{`{"results":[{"predictions":[{"label":"a"}]}]}`, 2, -1, "batch answer with 1 results"},
@@ -209,6 +213,7 @@ func TestParseFlags(t *testing.T) {
 		{"rate", "-target", "a=http://x/", "-target", "b=http://y/", "-baseline", "a,"},
 		{"check", "-target", "a=grpc://x:1"},
 		{"rate", "-target", "a=http://x/", "-order", "random"},
+		{"rate", "-target", "a=http://x/", "-backend-pid", "-3"},
 	} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("parse(%q): no error", args)
@@ -277,7 +282,7 @@ func TestMeasureAgainstFakeGateways(t *testing.T) {
 	pid := fmt.Sprint(os.Getpid())
 	for _, args := range [][]string{
 		{"rate", "-rate", "50", "-duration", "300ms", "-warmup", "100ms", "-pause", "0s", "-rounds", "2", "-order", "abba",
-			"-target", "a=" + a.URL, "-target", "b=" + a.URL, "-pid", "a=" + pid, "-images", img, "-json", out},
+			"-target", "a=" + a.URL, "-target", "b=" + a.URL, "-pid", "a=" + pid, "-backend-pid", pid, "-images", img, "-json", out},
 		{"max", "-c", "2", "-duration", "200ms", "-warmup", "0s", "-pause", "0s", "-rounds", "1",
 			"-target", "a=" + a.URL, "-target", "b=" + a.URL, "-images", img},
 	} {
@@ -316,7 +321,7 @@ func TestMeasureAgainstFakeGateways(t *testing.T) {
 	if rep3.Baseline != "py" || !slices.Equal(rep3.Baselines, []string{"py", "py-simd"}) || len(rep3.Comparisons) != 3 {
 		t.Errorf("JSON: baseline %q, baselines %q, %d comparisons; want py, [py py-simd], 3", rep3.Baseline, rep3.Baselines, len(rep3.Comparisons))
 	}
-	if b, err := os.ReadFile(out); err != nil || !bytes.Contains(b, []byte(`"comparisons"`)) {
+	if b, err := os.ReadFile(out); err != nil || !bytes.Contains(b, []byte(`"comparisons"`)) || !bytes.Contains(b, []byte(`"backend_cpu_ms_per_img"`)) {
 		t.Errorf("JSON report: %v\n%s", err, b)
 	}
 	if hits.Load() < 40 {

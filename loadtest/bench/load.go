@@ -153,8 +153,23 @@ type prediction struct {
 	Confidence float64 `json:"confidence"`
 }
 
-// checkAnswer says whether a 200 answer holds predictions (every item's, for a
-// batch), and returns the preprocessing time the gateway reported, if any.
+// wellFormed says what is wrong with a list of predictions, if anything: each
+// has a label and a confidence in [0, 1], highest first.
+func wellFormed(preds []prediction) string {
+	if len(preds) == 0 {
+		return "without predictions"
+	}
+	for i, p := range preds {
+		if p.Label == "" || p.Confidence < 0 || p.Confidence > 1 || (i > 0 && p.Confidence > preds[i-1].Confidence) {
+			return "with malformed predictions"
+		}
+	}
+	return ""
+}
+
+// checkAnswer says whether a 200 answer holds well-formed predictions (every
+// item's, for a batch), and returns the preprocessing time the gateway
+// reported, if any.
 func checkAnswer(body []byte, batch int) (pre time.Duration, problem string) {
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil {
@@ -165,8 +180,8 @@ func checkAnswer(body []byte, batch int) (pre time.Duration, problem string) {
 		pre = time.Duration((a.Timings.Decode + a.Timings.Resize + a.Timings.Normalize) * float64(time.Millisecond))
 	}
 	if batch <= 0 {
-		if len(a.Predictions) == 0 || a.Predictions[0].Label == "" {
-			return pre, "answer without predictions"
+		if p := wellFormed(a.Predictions); p != "" {
+			return pre, "answer " + p
 		}
 		return pre, ""
 	}
@@ -177,8 +192,8 @@ func checkAnswer(body []byte, batch int) (pre time.Duration, problem string) {
 		if it.Error != nil {
 			return pre, "batch item error " + it.Error.Code
 		}
-		if len(it.Predictions) == 0 {
-			return pre, "batch item without predictions"
+		if p := wellFormed(it.Predictions); p != "" {
+			return pre, "batch item " + p
 		}
 	}
 	return -1, "" // a batch reports only its total time

@@ -21,7 +21,9 @@
 // counts successful answers only. Every target is compared with the -baseline
 // (or with each of several, in turn). With -pid NAME=PID the server's process tree
 // (the PID and its descendants) is watched: CPU time per image and the peak of
-// its summed resident memory. The table goes to stdout, -json writes everything.
+// its summed resident memory; with -backend-pid PID the inference server behind
+// the targets too (its CPU per image while each target is under load). The
+// table goes to stdout, -json writes everything.
 // See README.md in this directory.
 package main
 
@@ -83,13 +85,16 @@ type options struct {
 	order     string
 	jsonPath  string
 	resetHWM  bool
-	model     string
-	input     string
-	output    string
-	label     string
-	tolerance float64
-	procRoot  string
-	sampleDt  time.Duration
+	// backendPID is the inference server behind the targets (Triton), watched
+	// during every target's run; 0: none.
+	backendPID int
+	model      string
+	input      string
+	output     string
+	label      string
+	tolerance  float64
+	procRoot   string
+	sampleDt   time.Duration
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -118,6 +123,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.load.timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.StringVar(&o.order, "order", "alternate", "alternate (A B, A B, ...) or abba (A B, B A, ...)")
 	fs.StringVar(&o.jsonPath, "json", "", "write the configuration, every round and the summary to this file")
+	fs.IntVar(&o.backendPID, "backend-pid", 0, "PID of the inference server behind the targets (Triton): its process tree's CPU per image during each target's run")
 	fs.BoolVar(&o.resetHWM, "reset-hwm", false, "reset the -pid processes' VmHWM before the first round (writes /proc/PID/clear_refs)")
 	fs.StringVar(&o.model, "model", "fish_classifier", "model name for grpc:// targets")
 	fs.StringVar(&o.input, "input", "input", "input tensor name for grpc:// targets (FP32 [1,3,224,224])")
@@ -183,6 +189,11 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("-pid %s=%d: %w", kv[0], n, err)
 		}
 		o.targets[i].PID = n
+	}
+	if o.backendPID != 0 {
+		if _, err := readStat(o.procRoot, o.backendPID); o.backendPID < 0 || err != nil {
+			return nil, fmt.Errorf("-backend-pid %d: not a process (%v)", o.backendPID, err)
+		}
 	}
 	if baselines == "" {
 		baselines = o.targets[0].Name
@@ -256,5 +267,6 @@ func run(args []string, stdout io.Writer) error {
 	if o.mode == "check" {
 		return check(o, imgs, stdout)
 	}
-	return measure(o, imgs, stdout)
+	_, err = measure(o, imgs, stdout)
+	return err
 }

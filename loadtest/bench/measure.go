@@ -61,7 +61,9 @@ func cpuModel() string {
 	return runtime.GOARCH
 }
 
-func measure(o *options, imgs []image, stdout io.Writer) error {
+// measure runs the rounds, prints the table and the summary, writes -json, and
+// returns the report: an error when a target answered nothing correctly.
+func measure(o *options, imgs []image, stdout io.Writer) (report, error) {
 	rep := report{
 		Mode: o.mode, Label: o.label, Args: os.Args[1:], Started: time.Now(),
 		Load: loadInfo{Rate: o.load.rate, Conc: o.load.conc, Duration: o.load.dur.Seconds(), Rounds: o.rounds,
@@ -84,12 +86,12 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 		if tens == nil {
 			var err error
 			if tens, err = tensors(imgs, o.model); err != nil {
-				return fmt.Errorf("preprocessing the images for direct calls: %w", err)
+				return rep, fmt.Errorf("preprocessing the images for direct calls: %w", err)
 			}
 		}
 		r, err := newGRPCRunner(t.Name, t.grpc, o.model, o.input, o.output, tens)
 		if err != nil {
-			return fmt.Errorf("-target %s: %w", t.Name, err)
+			return rep, fmt.Errorf("-target %s: %w", t.Name, err)
 		}
 		runners[i] = r
 	}
@@ -113,7 +115,7 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 			ld.dur = o.warmup
 			st := summarize(t.Name, 0, runners[i].run(ld))
 			if st.OK == 0 {
-				return fmt.Errorf("target %s (%s) answered no request correctly during the warm-up: %s", t.Name, t.URL, errorList(st.Errors))
+				return rep, fmt.Errorf("target %s (%s) answered no request correctly during the warm-up: %s", t.Name, t.URL, errorList(st.Errors))
 			}
 			time.Sleep(o.pause)
 		}
@@ -122,7 +124,7 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 		for _, t := range o.targets {
 			if t.PID > 0 {
 				if err := resetPeak(o.procRoot, t.PID); err != nil {
-					return fmt.Errorf("-reset-hwm: %w", err)
+					return rep, fmt.Errorf("-reset-hwm: %w", err)
 				}
 			}
 		}
@@ -145,9 +147,12 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 		}
 		for _, i := range order {
 			t := o.targets[i]
-			var smp *sampler
+			var smp, backend *sampler
 			if t.PID > 0 {
 				smp = startSampler(o.procRoot, t.PID, o.sampleDt)
+			}
+			if o.backendPID > 0 {
+				backend = startSampler(o.procRoot, o.backendPID, o.sampleDt)
 			}
 			self0, wall0 := selfCPU(), time.Now()
 			samples := runners[i].run(o.load)
@@ -156,7 +161,7 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 			if smp != nil {
 				cpu, peak, hwm, err := smp.finish()
 				if err != nil {
-					return fmt.Errorf("watching %s (pid %d): %w", t.Name, t.PID, err)
+					return rep, fmt.Errorf("watching %s (pid %d): %w", t.Name, t.PID, err)
 				}
 				images := st.ImgPerSec * st.Seconds
 				if images > 0 {
@@ -165,6 +170,16 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 				st.CPUCores = ptr(cpu.Seconds() / time.Since(wall0).Seconds())
 				st.PeakRSS, st.HWM = ptr(float64(peak)/(1<<20)), ptr(float64(hwm)/(1<<20))
 				st.Procs = smp.end.procs
+			}
+			if backend != nil {
+				cpu, _, _, err := backend.finish()
+				if err != nil {
+					return rep, fmt.Errorf("watching -backend-pid %d: %w", o.backendPID, err)
+				}
+				if images := st.ImgPerSec * st.Seconds; images > 0 {
+					st.BackendCPUPerImg = ptr(ms(cpu) / images)
+				}
+				st.BackendCores = ptr(cpu.Seconds() / time.Since(wall0).Seconds())
 			}
 			perTarget[i] = append(perTarget[i], st)
 			rep.Rounds = append(rep.Rounds, st)
@@ -184,19 +199,19 @@ func measure(o *options, imgs []image, stdout io.Writer) error {
 	if o.jsonPath != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
-			return err
+			return rep, err
 		}
 		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			return err
+			return rep, err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", o.jsonPath)
 	}
 	for _, s := range rep.Summary {
 		if s.OK == 0 {
-			return fmt.Errorf("target %s answered no request correctly: %s", s.Target, errorList(s.Errors))
+			return rep, fmt.Errorf("target %s answered no request correctly: %s", s.Target, errorList(s.Errors))
 		}
 	}
-	return nil
+	return rep, nil
 }
 
 // compareAll compares every target with each baseline in turn, leaving out the

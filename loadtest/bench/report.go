@@ -34,7 +34,8 @@ var columns = []struct {
 	width int
 }{
 	{"requests", 8}, {"ok %", 7}, {"req/s", 7}, {"img/s", 7}, {"p50", 7}, {"p90", 7}, {"p99", 7}, {"max", 7},
-	{"pre p50", 7}, {"net p50", 7}, {"net p99", 7}, {"srv ms/img", 10}, {"srv cores", 9}, {"srv RSS", 7}, {"cli cores", 9},
+	{"pre p50", 7}, {"net p50", 7}, {"net p99", 7}, {"srv ms/img", 10}, {"srv cores", 9}, {"srv RSS", 7},
+	{"bk ms/img", 9}, {"cli cores", 9},
 }
 
 func (t *table) line(round, name string, cells []string, errs string) {
@@ -54,7 +55,8 @@ func (t *table) header() {
 		heads[i] = c.head
 	}
 	fmt.Fprintln(t.w, "(latencies in ms; pre: preprocessing the gateway reported, net: latency minus it;"+
-		" srv: the -pid process tree, CPU ms per image, cores busy, peak RSS MiB; cli: this load generator)")
+		" srv: the -pid process tree, CPU ms per image, cores busy, peak RSS MiB;"+
+		" bk: the -backend-pid process tree, CPU ms per image; cli: this load generator)")
 	t.line("round", "target", heads, "errors")
 }
 
@@ -68,7 +70,8 @@ func (t *table) row(s stats) {
 		fmt.Sprintf("%.1f", s.ImgPerSec), fmt.Sprintf("%.2f", s.P50), fmt.Sprintf("%.2f", s.P90),
 		fmt.Sprintf("%.2f", s.P99), fmt.Sprintf("%.2f", s.Max),
 		opt(s.PreP50, "%.2f"), opt(s.NetP50, "%.2f"), opt(s.NetP99, "%.2f"),
-		opt(s.CPUPerImg, "%.2f"), opt(s.CPUCores, "%.2f"), opt(s.PeakRSS, "%.0f"), fmt.Sprintf("%.2f", s.ClientCores),
+		opt(s.CPUPerImg, "%.2f"), opt(s.CPUCores, "%.2f"), opt(s.PeakRSS, "%.0f"), opt(s.BackendCPUPerImg, "%.2f"),
+		fmt.Sprintf("%.2f", s.ClientCores),
 	}, errs)
 }
 
@@ -87,15 +90,25 @@ func printSummary(w io.Writer, rep report) {
 	n := rep.Load.Rounds
 	fmt.Fprintf(w, "\n## summary: median over %d round(s) [min–max]\n", n)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "target\trequests\tok %\timg/s\tp50 ms\tp99 ms\tnet p50 ms\tnet p99 ms\tsrv cpu ms/img\tsrv peak RSS MiB\terrors")
+	backend := ""
+	for _, s := range rep.Summary {
+		if s.BackendCPU != nil {
+			backend = "\tbackend cpu ms/img"
+		}
+	}
+	fmt.Fprintln(tw, "target\trequests\tok %\timg/s\tp50 ms\tp99 ms\tnet p50 ms\tnet p99 ms\tsrv cpu ms/img\tsrv peak RSS MiB"+backend+"\terrors")
 	for _, s := range rep.Summary {
 		errs := ""
 		if len(s.Errors) > 0 {
 			errs = errorList(s.Errors)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Target, s.Requests, 100*s.SuccessRatio,
+		bk := ""
+		if backend != "" {
+			bk = "\t" + sp(s.BackendCPU, "%.2f")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\n", s.Target, s.Requests, 100*s.SuccessRatio,
 			sp(s.ImgPerSec, "%.1f"), sp(s.P50, "%.2f"), sp(s.P99, "%.2f"), sp(s.NetP50, "%.2f"), sp(s.NetP99, "%.2f"),
-			sp(s.CPUPerImg, "%.2f"), opt(s.PeakRSS, "%.0f"), errs)
+			sp(s.CPUPerImg, "%.2f"), opt(s.PeakRSS, "%.0f"), bk, errs)
 	}
 	_ = tw.Flush()
 	if len(rep.Comparisons) == 0 {

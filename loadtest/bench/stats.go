@@ -38,6 +38,10 @@ type stats struct {
 	PeakRSS   *float64 `json:"peak_rss_mib,omitempty"` // peak of the tree's summed VmRSS, polled
 	HWM       *float64 `json:"vmhwm_mib,omitempty"`    // summed VmHWM at the end of the round
 	Procs     int      `json:"procs,omitempty"`
+	// Present with -backend-pid: the inference server's process tree during the
+	// round (it serves this target only while the target is under load).
+	BackendCPUPerImg *float64 `json:"backend_cpu_ms_per_img,omitempty"`
+	BackendCores     *float64 `json:"backend_cpu_cores,omitempty"`
 	// The load generator's own CPU during the round, in cores.
 	ClientCores float64 `json:"client_cpu_cores"`
 }
@@ -141,6 +145,7 @@ type targetSummary struct {
 	NetP50       *spread        `json:"net_p50_ms,omitempty"`
 	NetP99       *spread        `json:"net_p99_ms,omitempty"`
 	CPUPerImg    *spread        `json:"server_cpu_ms_per_img,omitempty"`
+	BackendCPU   *spread        `json:"backend_cpu_ms_per_img,omitempty"`
 	PeakRSS      *float64       `json:"peak_rss_mib,omitempty"` // highest of the rounds
 	HWM          *float64       `json:"vmhwm_mib,omitempty"`
 }
@@ -165,7 +170,7 @@ type comparison struct {
 
 func summarizeTarget(name string, rounds []stats) targetSummary {
 	ts := targetSummary{Target: name}
-	var img, req, p50, p99, mx, pre, np50, np99, cpu []float64
+	var img, req, p50, p99, mx, pre, np50, np99, cpu, bk []float64
 	for _, r := range rounds {
 		ts.Requests += r.Requests
 		ts.OK += r.OK
@@ -183,6 +188,9 @@ func summarizeTarget(name string, rounds []stats) targetSummary {
 		if r.CPUPerImg != nil {
 			cpu = append(cpu, *r.CPUPerImg)
 		}
+		if r.BackendCPUPerImg != nil {
+			bk = append(bk, *r.BackendCPUPerImg)
+		}
 		if r.PeakRSS != nil && (ts.PeakRSS == nil || *r.PeakRSS > *ts.PeakRSS) {
 			ts.PeakRSS = ptr(*r.PeakRSS)
 		}
@@ -196,7 +204,7 @@ func summarizeTarget(name string, rounds []stats) targetSummary {
 	ts.ImgPerSec, ts.ReqPerSec = spreadOf(img), spreadOf(req)
 	ts.P50, ts.P99, ts.Max = spreadOf(p50), spreadOf(p99), spreadOf(mx)
 	ts.PreP50, ts.NetP50, ts.NetP99 = spreadOf(pre), spreadOf(np50), spreadOf(np99)
-	ts.CPUPerImg = spreadOf(cpu)
+	ts.CPUPerImg, ts.BackendCPU = spreadOf(cpu), spreadOf(bk)
 	return ts
 }
 
