@@ -1,5 +1,5 @@
 // Package testenv gives the end-to-end tests of several packages (the gateway's
-// command, monitoring/, loadtest/smoke) the same way to find the repository,
+// command, monitoring/, loadtest/bench) the same way to find the repository,
 // fetch ONNX Runtime's library, build the gateway binary and pick a loopback
 // port. Only tests import it.
 package testenv

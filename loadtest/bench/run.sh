@@ -14,8 +14,7 @@
 #   check       every gateway classifies every test image alike (top-1 and confidences)
 #   overhead    Go gateway vs a direct gRPC ModelInfer of the same tensors, fixed rate:
 #               with the photos (overhead.*), then with an 8x8 PNG whose preprocessing
-#               is ~0.5 ms of little CPU (overhead-tiny.*: the goal's definition,
-#               as gateway/internal/overhead measures it against a test server)
+#               is ~0.5 ms of little CPU (overhead-tiny.*: the goal's definition)
 #   saturation  Go gateway vs the Python gateways, closed loop at SAT_C connections
 #   sizes       the same closed loop (SIZES_C connections) with one photo at a time:
 #               preprocess/testdata/bench/photo_640x480, _1024x768 and _4032x3024.jpg
@@ -25,6 +24,9 @@
 #               again restarted with its default MAX_IN_FLIGHT (it sheds with 429)
 #   embedded    the embedded ONNX backend, single images vs batches of BATCH, at each
 #               concurrency of EMB_C
+#   overhead-testserver  the 8x8 PNG again, Go gateway vs direct ModelInfer, against
+#               the in-process KServe test server instead of Triton (nothing but the
+#               gateway varies): go test -run '^TestOverhead$' ./loadtest/bench/
 #   pillow      preprocessing vs Pillow and Pillow-SIMD (preprocess/bench/compare_pillow.py,
 #               make venv; Pillow-SIMD from .bench-simd-venv)
 #
@@ -35,6 +37,7 @@
 # Environment (defaults: full / quick):
 #   ROUNDS (5 / 1), DURATION (10s / 3s), WARMUP (3s / 1s), PAUSE (1s)
 #   OVERHEAD_RATE (50)   requests/s of the overhead step (each target in turn)
+#   TESTSERVER_RATE (200)  requests/s of the overhead-testserver step
 #   SAT_C (16)           connections of the saturation step
 #   SIZES_C (8), SIZES_ROUNDS (3 / 1)  connections and rounds of the sizes step
 #   RATE (auto)          requests/s of the fixed-rate step
@@ -46,7 +49,8 @@
 #                        second rss run (the Python gateways have no admission limit)
 #   SERVER_CPUS, BENCH_CPUS  taskset CPU lists for the servers (Triton, gateways)
 #                        and for the load generator; default: no pinning
-#   STEPS ("check overhead saturation fixed rss embedded pillow"; quick: without pillow)
+#   STEPS ("check overhead saturation sizes fixed rss embedded overhead-testserver pillow";
+#                        quick: without pillow)
 #   PILLOW_ARGS          extra arguments of compare_pillow.py (e.g. "--rounds 5")
 #   OUT                  results directory
 set -euo pipefail
@@ -55,14 +59,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 mode=${1:-full}
 case $mode in
-full) : "${ROUNDS:=5}" "${DURATION:=10s}" "${WARMUP:=3s}" "${SIZES_ROUNDS:=3}" "${STEPS:=check overhead saturation sizes fixed rss embedded pillow}" ;;
-quick) : "${ROUNDS:=1}" "${DURATION:=3s}" "${WARMUP:=1s}" "${SIZES_ROUNDS:=1}" "${STEPS:=check overhead saturation sizes fixed rss embedded}" ;;
+full) : "${ROUNDS:=5}" "${DURATION:=10s}" "${WARMUP:=3s}" "${SIZES_ROUNDS:=3}" "${STEPS:=check overhead saturation sizes fixed rss embedded overhead-testserver pillow}" ;;
+quick) : "${ROUNDS:=1}" "${DURATION:=3s}" "${WARMUP:=1s}" "${SIZES_ROUNDS:=1}" "${STEPS:=check overhead saturation sizes fixed rss embedded overhead-testserver}" ;;
 *)
 	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
-: "${PAUSE:=1s}" "${OVERHEAD_RATE:=50}" "${SAT_C:=16}" "${SIZES_C:=8}" "${RATE:=auto}" "${RSS_C:=200}" "${EMB_C:=1 8}" "${BATCH:=8}"
+: "${PAUSE:=1s}" "${OVERHEAD_RATE:=50}" "${TESTSERVER_RATE:=200}" "${SAT_C:=16}" "${SIZES_C:=8}" "${RATE:=auto}" "${RSS_C:=200}" "${EMB_C:=1 8}" "${BATCH:=8}"
 : "${PY_WORKERS:=2}" "${SIMD_PEER:=1}" "${GO_MAX_IN_FLIGHT:=256}" "${SERVER_CPUS:=}" "${BENCH_CPUS:=}"
 out=${OUT:-$root/loadtest/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out/logs"
@@ -185,7 +189,7 @@ step() {
 # ------------------------------------------------------------ meta
 {
 	echo "date: $(date -u +%FT%TZ)"
-	echo "mode: $mode; ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP PAUSE=$PAUSE OVERHEAD_RATE=$OVERHEAD_RATE" \
+	echo "mode: $mode; ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP PAUSE=$PAUSE OVERHEAD_RATE=$OVERHEAD_RATE TESTSERVER_RATE=$TESTSERVER_RATE" \
 		"SAT_C=$SAT_C RATE=$RATE RSS_C=$RSS_C EMB_C='$EMB_C' BATCH=$BATCH PY_WORKERS=$PY_WORKERS SIMD_PEER=$SIMD_PEER" \
 		"GO_MAX_IN_FLIGHT=$GO_MAX_IN_FLIGHT SERVER_CPUS=$SERVER_CPUS BENCH_CPUS=$BENCH_CPUS"
 	echo "commit: $(git rev-parse HEAD 2>/dev/null || echo '?') ($(git status --porcelain 2>/dev/null | wc -l) paths changed or untracked)"
@@ -287,6 +291,16 @@ if has_step embedded; then
 	stop_started "$pid"
 fi
 
+# ------------------------------------------------------------ overhead over the test server
+if has_step overhead-testserver; then
+	# The test server, the load and the gateway it builds share the machine;
+	# SERVER_CPUS and BENCH_CPUS do not apply. The table is in the test's log.
+	log "step overhead-testserver (go test -run '^TestOverhead\$' ./loadtest/bench/)"
+	go test -count=1 -run '^TestOverhead$' -v ./loadtest/bench/ -args -overhead.rounds="$ROUNDS" \
+		-overhead.duration="$DURATION" -overhead.rate="$TESTSERVER_RATE" -overhead.json="$out/overhead-testserver.json" |
+		sed 's/^        //' | tee "$out/overhead-testserver.txt"
+fi
+
 # ------------------------------------------------------------ preprocessing vs Pillow
 if has_step pillow; then
 	log "step pillow (make bench-pillow, with Pillow-SIMD)"
@@ -297,7 +311,7 @@ if has_step pillow; then
 fi
 
 echo "loadavg at end: $(cat /proc/loadavg)" >>"$out/meta.txt"
-for f in check overhead overhead-tiny saturation sizes-* fixed-rate rss rss-default embedded-c* pillow; do
+for f in check overhead overhead-tiny saturation sizes-* fixed-rate rss rss-default embedded-c* overhead-testserver pillow; do
 	for g in "$out"/$f.txt; do
 		[ -f "$g" ] || continue
 		echo "=== $(basename "$g" .txt)"
