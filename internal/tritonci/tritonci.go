@@ -311,7 +311,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var last error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		ports, err := pickPorts(cfg.GRPCPort, cfg.HTTPPort, cfg.MetricsPort)
+		ports, err := pickPortsFunc(cfg.GRPCPort, cfg.HTTPPort, cfg.MetricsPort)
 		if err != nil {
 			return nil, err
 		}
@@ -328,10 +328,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return nil, last
 }
 
-// pickPortsFunc is pickPorts; tests replace it to hand out a taken port.
+// pickPortsFunc is pickFreePorts; tests replace it to hand out a taken port.
 var pickPortsFunc = pickFreePorts
-
-func pickPorts(fixed ...int) ([3]int, error) { return pickPortsFunc(fixed...) }
 
 // pickFreePorts keeps the fixed ports and picks free loopback ones for the
 // others, all bound at once so that they differ. Another process may take one
@@ -626,8 +624,8 @@ func recordedRegions(run string) []string {
 // stopGroup stops the process group led by pid: SIGTERM to the server (it
 // unloads the model and stops its stubs), SIGKILL to the whole group after
 // StopTimeout; then it removes the shared-memory regions the group used and
-// those recorded earlier (extra). It returns whether SIGKILL was needed.
-func stopGroup(cfg Config, pid int, extra []string) (killed bool) {
+// those recorded earlier (extra).
+func stopGroup(cfg Config, pid int, extra []string) {
 	regions := append(groupRegions(pid), extra...)
 	if alive(pid) {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
@@ -642,7 +640,6 @@ func stopGroup(cfg Config, pid int, extra []string) (killed bool) {
 		if alive(pid) {
 			cfg.Logf("pid %d still running %s after SIGTERM: SIGKILL to its process group", pid, cfg.StopTimeout)
 		}
-		killed = true
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		deadline = time.Now().Add(10 * time.Second)
 		for len(groupMembers(pid)) > 0 && time.Now().Before(deadline) {
@@ -655,7 +652,6 @@ func stopGroup(cfg Config, pid int, extra []string) (killed bool) {
 	if err := removeRegions(regions); err != nil {
 		cfg.Logf("removing shared memory: %v", err)
 	}
-	return killed
 }
 
 // Stop stops the server the run folder names (see stopGroup) and clears the
@@ -685,6 +681,14 @@ func Stop(cfg Config) error {
 		return ErrNotRunning
 	}
 	if !isServer(pid, cfg.Venv) {
+		// The server is gone; a stub of its group may not be (it outlives a
+		// server that crashed). Its group id cannot have been reused while it
+		// lives, and it runs from the installation.
+		for _, p := range groupMembers(pid) {
+			if exe, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(p), "exe")); err == nil && strings.HasPrefix(exe, cfg.Venv+"/") {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
 		_ = removeRegions(recorded)
 		clearState(cfg.RunDir)
 		cfg.Logf("pid file %s is stale (process %d is gone); cleaned up", filepath.Join(cfg.RunDir, pidFile), pid)

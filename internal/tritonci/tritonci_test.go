@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -245,6 +246,39 @@ func TestKillThenRestartOnTheSamePorts(t *testing.T) {
 	ready(t, again)
 	if err := Stop(cfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A server that crashed alone leaves its stub running: stop ends it too.
+func TestStopAfterTheServerAloneDied(t *testing.T) {
+	cfg := fakeInstall(t)
+	s, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(s.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(s.PID) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stub := groupMembers(s.PID)
+	if len(stub) != 1 {
+		t.Fatalf("after the server's death, its group holds %v; want its stub", stub)
+	}
+	if err := Stop(cfg); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for alive(stub[0]) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if alive(stub[0]) {
+		t.Errorf("the stub %d outlived the stop", stub[0])
+	}
+	if r := regionsIn(t); len(r) > 0 {
+		t.Errorf("regions %v are left", r)
 	}
 }
 
