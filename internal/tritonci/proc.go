@@ -29,8 +29,9 @@ const shmPrefix = "triton_python_backend_shm_region"
 
 // procState is what /proc/<pid>/stat says that supervision uses.
 type procState struct {
-	state byte // R, S, D, Z, ...
-	pgrp  int
+	state   byte // R, S, D, Z, ...
+	pgrp    int
+	threads int
 }
 
 // readState parses /proc/<pid>/stat; the command name (field 2) may hold spaces
@@ -44,18 +45,24 @@ func readState(pid int) (procState, bool) {
 	if i < 0 {
 		return procState{}, false
 	}
+	// f[0] is field 3 (state): field n is f[n-3]; 5 is pgrp, 20 num_threads.
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 || len(f[0]) != 1 {
+	if len(f) < 18 || len(f[0]) != 1 {
 		return procState{}, false
 	}
-	pgrp, err := strconv.Atoi(f[2])
-	if err != nil {
+	pgrp, err1 := strconv.Atoi(f[2])
+	threads, err2 := strconv.Atoi(f[17])
+	if err1 != nil || err2 != nil {
 		return procState{}, false
 	}
-	return procState{state: f[0][0], pgrp: pgrp}, true
+	return procState{state: f[0][0], pgrp: pgrp, threads: threads}, true
 }
 
-func dead(st procState) bool { return st.state == 'Z' || st.state == 'X' }
+// dead says whether a process has exited. A killed multi-threaded process's
+// main thread can be a zombie while its other threads still exit, holding the
+// process's files (its listening sockets): it has exited once it is a zombie
+// of one thread.
+func dead(st procState) bool { return st.state == 'X' || st.state == 'Z' && st.threads <= 1 }
 
 // alive says whether pid is a process that has not exited (a zombie has).
 func alive(pid int) bool {

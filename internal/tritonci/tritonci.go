@@ -466,8 +466,10 @@ func startOnce(ctx context.Context, cfg Config, in install, ports [3]int) (*Serv
 		stopGroup(cfg, pid, slices.Collect(maps.Keys(regions)))
 		// A server stopped early (killed before it handled signals, or exited
 		// on its own) may leave a region no poll saw: those unused since the
-		// start are its. (Starts from one installation take turns.)
-		sweepUnused(began, time.Now().Add(time.Minute))
+		// start are its. (Starts from one installation take turns.) File times
+		// come from the kernel's coarse clock, which can be milliseconds
+		// behind time.Now: hence the margin.
+		sweepUnused(began.Add(-time.Second), time.Now().Add(time.Minute))
 		clearState(run)
 		// gRPC's bind says "Address already in use", HTTP's "Socket '...' already in use".
 		if logHas(logPath, "already in use") {
