@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/fish-classifier/fish-classifier/internal/poll"
 	"net"
 	"os"
 	"os/exec"
@@ -66,20 +67,6 @@ func background(t *testing.T, dir, name string, env []string, bin string, args .
 	return cmd
 }
 
-// waitFor polls cond every interval until it returns true, or fails the test
-// after limit.
-func waitFor(t *testing.T, what string, limit, interval time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not after %s", what, limit)
-		}
-		time.Sleep(interval)
-	}
-	return time.Since(start)
-}
-
 func httpOK(url string) bool {
 	_, err := command("curl", "-fsS", "-o", "/dev/null", "--max-time", "2", url)
 	return err == nil
@@ -127,7 +114,7 @@ func TestClusterAutoscaling(t *testing.T) {
 		// the replicas, instead of being shed at 8.
 		"MAX_IN_FLIGHT=32",
 	}, gwBin)
-	waitFor(t, "the gateway's /ready", 60*time.Second, 200*time.Millisecond, func() bool { return httpOK(gwURL + "/ready") })
+	poll.Until(t, 60*time.Second, 200*time.Millisecond, "the gateway's /ready", func() bool { return httpOK(gwURL + "/ready") })
 
 	// The real Prometheus: the gateway's series get the labels the chart's
 	// ServiceMonitor gives them in a cluster, which the ScaledObject's queries
@@ -148,7 +135,7 @@ scrape_configs:
 	}
 	background(t, work, "prometheus", nil, "prometheus", "--config.file", promConfig,
 		"--storage.tsdb.path", filepath.Join(work, "tsdb"), "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", promPort))
-	waitFor(t, "Prometheus's first scrape of the gateway", 60*time.Second, 500*time.Millisecond, func() bool {
+	poll.Until(t, 60*time.Second, 500*time.Millisecond, "Prometheus's first scrape of the gateway", func() bool {
 		out, err := command("curl", "-fsS", "--max-time", "2", promURL+"/api/v1/query?query=up%7Bjob%3D%22fish_api%22%7D%3D%3D1")
 		return err == nil && strings.Contains(string(out), `"value"`)
 	})
@@ -210,7 +197,7 @@ spec:
 	t.Cleanup(func() {
 		_, _ = command(filepath.Join(cluster.bin, "kubectl"), kubectlArgs([]string{"delete", "apiservice", "v1beta1.external.metrics.k8s.io", "--ignore-not-found"})...)
 	})
-	waitFor(t, "the external metrics API", 90*time.Second, time.Second, func() bool {
+	poll.Until(t, 90*time.Second, time.Second, "the external metrics API", func() bool {
 		_, err := command(filepath.Join(cluster.bin, "kubectl"), kubectlArgs([]string{"get", "--raw", "/apis/external.metrics.k8s.io/v1beta1"})...)
 		return err == nil
 	})
@@ -234,7 +221,7 @@ spec:
 		}
 		return h, fmt.Sprintf("desired %d, metrics %v", num(h, "status", "desiredReplicas"), metrics)
 	}
-	took := waitFor(t, "KEDA's HPA reading the gateway's metrics at minReplicas", 3*time.Minute, 2*time.Second, func() bool {
+	took := poll.Until(t, 3*time.Minute, 2*time.Second, "KEDA's HPA reading the gateway's metrics at minReplicas", func() bool {
 		out, err := command(filepath.Join(cluster.bin, "kubectl"), kubectlArgs([]string{"get", "hpa", "-n", ns, hpaName, "-o", "json"})...)
 		if err != nil {
 			return false
@@ -272,7 +259,7 @@ spec:
 	}
 	loadDone := make(chan struct{})
 	go func() { _ = load.Wait(); close(loadDone) }()
-	up := waitFor(t, "the HPA scaling the gateway up under load", 5*time.Minute, 2*time.Second, func() bool {
+	up := poll.Until(t, 5*time.Minute, 2*time.Second, "the HPA scaling the gateway up under load", func() bool {
 		select {
 		case <-loadDone:
 			t.Fatalf("k6 ended before the scale-up; its log in %s", loadLog.Name())
@@ -303,13 +290,13 @@ spec:
 		}
 		t.Logf("Prometheus: %s: %v", q, vals)
 	}
-	waitFor(t, "every gateway pod ready", 2*time.Minute, time.Second, func() bool {
+	poll.Until(t, 2*time.Minute, time.Second, "every gateway pod ready", func() bool {
 		return num(getJSON(t, "deployment", "-n", ns, deployment), "status", "readyReplicas") == maxReplicas
 	})
 
 	cancel()
 	<-loadDone
-	down := waitFor(t, "the HPA scaling the gateway back down", 6*time.Minute, 2*time.Second, func() bool { return replicas() == minReplicas })
+	down := poll.Until(t, 6*time.Minute, 2*time.Second, "the HPA scaling the gateway back down", func() bool { return replicas() == minReplicas })
 	_, state = hpaState()
 	t.Logf("back to %d replicas %.1f s after the load stopped: %s", minReplicas, down.Seconds(), state)
 
