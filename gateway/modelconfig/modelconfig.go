@@ -242,3 +242,54 @@ func CheckBatch(adapter, model string, batched bool, maxBatch, itemBytes int, in
 	}
 	return nil
 }
+
+// Tensors is what an adapter needs of a model's tensors to send a batch and read
+// its scores: the one description both adapters use (TensorsOf derives it from
+// the ModelInfo a batch carries).
+type Tensors struct {
+	Name                     string // the model's, for messages
+	InputName, InputDatatype string
+	InputDims                []int64 // without the batch dimension
+	ItemBytes                int     // one item's tensor
+	Batched                  bool    // max_batch_size > 0: tensors carry a batch dimension
+	MaxBatch                 int
+	OutputName               string
+	OutputDims               []int64 // without the batch dimension
+	Classes                  int
+}
+
+// TensorsOf derives the Tensors of m, the description a backend's Model
+// returned. It fails (KindInternal, from adapter: the caller's bug) when there is
+// none or when its tensors are not ones the gateway sends and reads, which no
+// description from Model is.
+func TensorsOf(adapter string, m *gateway.ModelInfo) (Tensors, error) {
+	if m == nil {
+		return Tensors{}, gateway.Errorf(gateway.KindInternal, "%s: a batch without its model's description (Batch.Model)", adapter)
+	}
+	elems, ok := Elements(m.Input.Shape)
+	size := ElementSize(m.Input.Datatype)
+	if !ok || elems == 0 || elems > math.MaxInt32 || size == 0 {
+		return Tensors{}, gateway.Errorf(gateway.KindInternal, "%s: model %q's input %q is %s %v: not a tensor the gateway sends", adapter, m.Name, m.Input.Name, m.Input.Datatype, m.Input.Shape)
+	}
+	classes, ok := ClassCount(m.Output.Shape)
+	if !ok {
+		return Tensors{}, gateway.Errorf(gateway.KindInternal, "%s: model %q's output %q has shape %v: not one row of classes", adapter, m.Name, m.Output.Name, m.Output.Shape)
+	}
+	return Tensors{
+		Name:          m.Name,
+		InputName:     m.Input.Name,
+		InputDatatype: m.Input.Datatype,
+		InputDims:     m.Input.Shape,
+		ItemBytes:     int(elems) * size,
+		Batched:       m.MaxBatchSize > 0,
+		MaxBatch:      m.MaxBatchSize,
+		OutputName:    m.Output.Name,
+		OutputDims:    m.Output.Shape,
+		Classes:       classes,
+	}, nil
+}
+
+// CheckBatch is CheckBatch for these tensors.
+func (t Tensors) CheckBatch(adapter string, in gateway.Batch) error {
+	return CheckBatch(adapter, t.Name, t.Batched, t.MaxBatch, t.ItemBytes, in)
+}

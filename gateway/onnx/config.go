@@ -90,16 +90,7 @@ func (c Config) Validate() error {
 type modelSpec struct {
 	info      gateway.ModelInfo
 	modelPath string // <repo>/<model>/<version>/model.onnx
-	// input
-	inputName string
-	inputDims []int64 // without batch
-	itemBytes int
-	batched   bool
-	maxBatch  int
-	// output
-	outputName string
-	outputDims []int64 // without batch
-	classes    int
+	modelconfig.Tensors
 }
 
 // readRepository reads cfg's model from its repository: config.pbtxt, the labels,
@@ -140,14 +131,14 @@ func readRepository(cfg Config) (*modelSpec, error) {
 		}
 	}
 
-	out := mc.GetOutput()[slices.IndexFunc(mc.GetOutput(), func(o *kserve.ModelOutput) bool { return o.GetName() == spec.outputName })]
+	out := mc.GetOutput()[slices.IndexFunc(mc.GetOutput(), func(o *kserve.ModelOutput) bool { return o.GetName() == spec.OutputName })]
 	if lf := out.GetLabelFilename(); lf != "" {
 		labels, err := modelconfig.ReadLabels(filepath.Join(dir, lf))
 		if err != nil {
 			return nil, fmt.Errorf("onnx: model %q: output %q's label_filename: %w", cfg.Model, out.GetName(), err)
 		}
-		if len(labels) != spec.classes {
-			return nil, fmt.Errorf("onnx: model %q: %s has %d labels for %d output classes", cfg.Model, lf, len(labels), spec.classes)
+		if len(labels) != spec.Classes {
+			return nil, fmt.Errorf("onnx: model %q: %s has %d labels for %d output classes", cfg.Model, lf, len(labels), spec.Classes)
 		}
 		spec.info.Labels = labels
 	}
@@ -176,15 +167,12 @@ func describe(model string, mc *kserve.ModelConfig) (*modelSpec, error) {
 	info := d.Info
 	info.Name, info.Backend = model, BackendName
 	return &modelSpec{
-		info:       info,
-		inputName:  d.InputName,
-		inputDims:  d.InputDims,
-		itemBytes:  d.ItemBytes,
-		batched:    d.Batched,
-		maxBatch:   d.MaxBatch,
-		outputName: d.OutputName,
-		outputDims: d.OutputDims,
-		classes:    d.Classes,
+		info: info,
+		Tensors: modelconfig.Tensors{
+			Name: model, InputName: d.InputName, InputDatatype: d.InputDatatype, InputDims: d.InputDims,
+			ItemBytes: d.ItemBytes, Batched: d.Batched, MaxBatch: d.MaxBatch,
+			OutputName: d.OutputName, OutputDims: d.OutputDims, Classes: d.Classes,
+		},
 	}, nil
 }
 

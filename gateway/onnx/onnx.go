@@ -158,14 +158,14 @@ func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
 	if b.opts, err = sessionOptions(threads, ort.GraphOptimizationLevelEnableAll); err != nil {
 		return nil, err
 	}
-	b.session, err = ort.NewDynamicAdvancedSession(spec.modelPath, []string{spec.inputName}, []string{spec.outputName}, b.opts)
+	b.session, err = ort.NewDynamicAdvancedSession(spec.modelPath, []string{spec.InputName}, []string{spec.OutputName}, b.opts)
 	if err != nil {
 		b.opts.Destroy()
 		return nil, fmt.Errorf("onnx: creating a session for %s: %w", spec.modelPath, err)
 	}
 	b.metrics = newMetrics(reg, spec.info, version, threads)
 	// Warm up: the first run allocates and plans; pay for it before serving.
-	if _, err := b.Infer(context.Background(), gateway.Batch{Size: 1, Data: make([]byte, spec.itemBytes), Model: &spec.info}); err != nil {
+	if _, err := b.Infer(context.Background(), gateway.Batch{Size: 1, Data: make([]byte, spec.ItemBytes), Model: &spec.info}); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("onnx: warm-up inference of %s: %w", spec.modelPath, err)
 	}
@@ -201,23 +201,23 @@ func sessionOptions(threads int, level ort.GraphOptimizationLevel) (*ort.Session
 func (b *Backend) checkSignature(ins, outs []ort.InputOutputInfo) error {
 	s := b.spec
 	if len(ins) != 1 {
-		return fmt.Errorf("the model has %d inputs, want 1 (%q)", len(ins), s.inputName)
+		return fmt.Errorf("the model has %d inputs, want 1 (%q)", len(ins), s.InputName)
 	}
-	if ins[0].Name != s.inputName {
-		return fmt.Errorf("the model's input is %q, config.pbtxt names %q", ins[0].Name, s.inputName)
+	if ins[0].Name != s.InputName {
+		return fmt.Errorf("the model's input is %q, config.pbtxt names %q", ins[0].Name, s.InputName)
 	}
-	if err := checkTensor("input", ins[0], b.dtype, s.inputDims, s.batched, s.maxBatch); err != nil {
+	if err := checkTensor("input", ins[0], b.dtype, s.InputDims, s.Batched, s.MaxBatch); err != nil {
 		return err
 	}
-	i := slices.IndexFunc(outs, func(o ort.InputOutputInfo) bool { return o.Name == s.outputName })
+	i := slices.IndexFunc(outs, func(o ort.InputOutputInfo) bool { return o.Name == s.OutputName })
 	if i < 0 {
 		names := make([]string, len(outs))
 		for j, o := range outs {
 			names[j] = o.Name
 		}
-		return fmt.Errorf("the model has no output %q (it has %q)", s.outputName, names)
+		return fmt.Errorf("the model has no output %q (it has %q)", s.OutputName, names)
 	}
-	return checkTensor("output", outs[i], ort.TensorElementDataTypeFloat, s.outputDims, s.batched, s.maxBatch)
+	return checkTensor("output", outs[i], ort.TensorElementDataTypeFloat, s.OutputDims, s.Batched, s.MaxBatch)
 }
 
 // checkTensor compares one model tensor with its configuration: same element
@@ -304,7 +304,7 @@ func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, 
 		return gateway.Scores{}, err
 	}
 	s := b.spec
-	if err := modelconfig.CheckBatch("onnx", s.info.Name, s.batched, s.maxBatch, s.itemBytes, in); err != nil {
+	if err := modelconfig.CheckBatch("onnx", s.info.Name, s.Batched, s.MaxBatch, s.ItemBytes, in); err != nil {
 		return gateway.Scores{}, err
 	}
 	if _, err := b.runs.Acquire(ctx); err != nil {
@@ -376,8 +376,8 @@ func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, 
 		return gateway.Scores{}, gateway.Errorf(gateway.KindInternal, "onnx: running %s on a batch of %d: %w", s.info.Name, in.Size, err)
 	}
 	b.metrics.observe(outcomeOK, elapsed)
-	values := slices.Clone(sl.out.GetData()[:in.Size*s.classes])
-	return gateway.Scores{Size: in.Size, Classes: s.classes, Values: values, Backend: BackendName}, nil
+	values := slices.Clone(sl.out.GetData()[:in.Size*s.Classes])
+	return gateway.Scores{Size: in.Size, Classes: s.Classes, Values: values, Backend: BackendName}, nil
 }
 
 // checkModel compares m, the description a batch was made for, with the
@@ -392,13 +392,13 @@ func (b *Backend) checkModel(m *gateway.ModelInfo) error {
 		return gateway.Errorf(gateway.KindInternal, "onnx: a batch without its model's description (Batch.Model)")
 	}
 	s := b.spec
-	if m.Input.Name == s.inputName && m.Input.Datatype == s.info.Input.Datatype && slices.Equal(m.Input.Shape, s.inputDims) &&
-		m.Output.Name == s.outputName && slices.Equal(m.Output.Shape, s.outputDims) {
+	if m.Input.Name == s.InputName && m.Input.Datatype == s.info.Input.Datatype && slices.Equal(m.Input.Shape, s.InputDims) &&
+		m.Output.Name == s.OutputName && slices.Equal(m.Output.Shape, s.OutputDims) {
 		return nil
 	}
 	return gateway.Errorf(gateway.KindUnavailable,
 		"the embedded ONNX backend runs model %q version %s (input %q %s %v, output %q %v), not the batch's model %q version %s (input %q %s %v, output %q %v)",
-		s.info.Name, s.info.Version, s.inputName, s.info.Input.Datatype, s.inputDims, s.outputName, s.outputDims,
+		s.info.Name, s.info.Version, s.InputName, s.info.Input.Datatype, s.InputDims, s.OutputName, s.OutputDims,
 		m.Name, m.Version, m.Input.Name, m.Input.Datatype, m.Input.Shape, m.Output.Name, m.Output.Shape)
 }
 
@@ -425,13 +425,13 @@ func (b *Backend) getSlot(n int) (*slot, error) {
 
 	s := b.spec
 	sl := &slot{n: n}
-	if s.batched {
-		sl.shape = ort.NewShape(append([]int64{int64(n)}, s.inputDims...)...)
+	if s.Batched {
+		sl.shape = ort.NewShape(append([]int64{int64(n)}, s.InputDims...)...)
 	} else {
-		sl.shape = ort.NewShape(s.inputDims...)
+		sl.shape = ort.NewShape(s.InputDims...)
 	}
-	outShape := slices.Clone(s.outputDims)
-	if s.batched {
+	outShape := slices.Clone(s.OutputDims)
+	if s.Batched {
 		outShape = append([]int64{int64(n)}, outShape...)
 	}
 	var err error

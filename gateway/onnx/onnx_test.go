@@ -117,7 +117,7 @@ func loadReference(t *testing.T) reference {
 
 // input is n pseudo-random items of the model's input.
 func input(b *Backend, n int, seed uint32) []byte {
-	data := make([]byte, n*b.spec.itemBytes)
+	data := make([]byte, n*b.spec.ItemBytes)
 	x := seed*2654435761 + 1
 	for i := 0; i < len(data); i += 4 {
 		x ^= x << 13
@@ -197,7 +197,7 @@ func TestReferenceNumerics(t *testing.T) {
 		t.Fatalf("scores %d x %d (%d values), want %d x %d", got.Size, got.Classes, len(got.Values), n, classes)
 	}
 	check("batch", got, 0)
-	item := b.spec.itemBytes
+	item := b.spec.ItemBytes
 	for i := range n {
 		one, err := b.Infer(t.Context(), batchOf(b, 1, data[i*item:(i+1)*item]))
 		if err != nil {
@@ -209,7 +209,7 @@ func TestReferenceNumerics(t *testing.T) {
 
 func TestBatchEqualsSingles(t *testing.T) {
 	b := sharedBackend(t)
-	item := b.spec.itemBytes
+	item := b.spec.ItemBytes
 	for _, n := range []int{1, 3, 8, 32} {
 		data := input(b, n, uint32(n))
 		batch, err := b.Infer(t.Context(), batchOf(b, n, data))
@@ -255,7 +255,7 @@ func TestUnalignedInputIsCopied(t *testing.T) {
 
 func TestBadBatchIsInternalError(t *testing.T) {
 	b := sharedBackend(t)
-	item := b.spec.itemBytes
+	item := b.spec.ItemBytes
 	m := &b.spec.info
 	for name, in := range map[string]gateway.Batch{
 		"short":          {Size: 1, Data: make([]byte, item-4), Model: m},
@@ -287,7 +287,7 @@ func TestBatchForAnotherModel(t *testing.T) {
 	} {
 		other := b.spec.info
 		edit(&other)
-		_, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: make([]byte, b.spec.itemBytes), Model: &other})
+		_, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: make([]byte, b.spec.ItemBytes), Model: &other})
 		if gateway.KindOf(err) != gateway.KindUnavailable || !strings.Contains(err.Error(), "not the batch's model") {
 			t.Errorf("%s: %v (kind %v), want unavailable naming both models", name, err, gateway.KindOf(err))
 		}
@@ -296,7 +296,7 @@ func TestBatchForAnotherModel(t *testing.T) {
 	// session (Triton's description of the repository's model).
 	same := b.spec.info
 	same.Name, same.Version, same.Backend = "fish", "7", "triton"
-	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: make([]byte, b.spec.itemBytes), Model: &same}); err != nil {
+	if _, err := b.Infer(t.Context(), gateway.Batch{Size: 1, Data: make([]byte, b.spec.ItemBytes), Model: &same}); err != nil {
 		t.Errorf("the same tensors under another name: %v", err)
 	}
 }
@@ -308,7 +308,7 @@ func batchOf(b *Backend, n int, data []byte) gateway.Batch {
 
 func TestEndedContext(t *testing.T) {
 	b := sharedBackend(t)
-	in := batchOf(b, 1, make([]byte, b.spec.itemBytes))
+	in := batchOf(b, 1, make([]byte, b.spec.ItemBytes))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := b.Infer(ctx, in); gateway.KindOf(err) != gateway.KindCanceled {
@@ -322,10 +322,10 @@ func TestEndedContext(t *testing.T) {
 	// A run canceled midway ends as canceled, and the backend keeps serving.
 	ctx, cancel = context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Microsecond, cancel)
-	if _, err := b.Infer(ctx, batchOf(b, 32, make([]byte, 32*b.spec.itemBytes))); err != nil && gateway.KindOf(err) != gateway.KindCanceled {
+	if _, err := b.Infer(ctx, batchOf(b, 32, make([]byte, 32*b.spec.ItemBytes))); err != nil && gateway.KindOf(err) != gateway.KindCanceled {
 		t.Errorf("canceled during the run: %v (kind %v)", err, gateway.KindOf(err))
 	}
-	if _, err := b.Infer(t.Context(), batchOf(b, 32, make([]byte, 32*b.spec.itemBytes))); err != nil {
+	if _, err := b.Infer(t.Context(), batchOf(b, 32, make([]byte, 32*b.spec.ItemBytes))); err != nil {
 		t.Errorf("after a canceled run: %v", err)
 	}
 }
@@ -374,7 +374,7 @@ func TestCloseAndReady(t *testing.T) {
 	if err := b.Ready(t.Context()); gateway.KindOf(err) != gateway.KindUnavailable {
 		t.Errorf("Ready after Close: %v", err)
 	}
-	if _, err := b.Infer(t.Context(), batchOf(b, 1, make([]byte, b.spec.itemBytes))); gateway.KindOf(err) != gateway.KindUnavailable {
+	if _, err := b.Infer(t.Context(), batchOf(b, 1, make([]byte, b.spec.ItemBytes))); gateway.KindOf(err) != gateway.KindUnavailable {
 		t.Errorf("Infer after Close: %v", err)
 	}
 	if err := b.Close(); err != nil {
@@ -478,7 +478,7 @@ func TestTempRepositoryHighestVersion(t *testing.T) {
 	if b.threads < 1 {
 		t.Errorf("intra-op threads %d", b.threads)
 	}
-	if _, err := b.Infer(t.Context(), batchOf(b, 5, make([]byte, 5*b.spec.itemBytes))); gateway.KindOf(err) != gateway.KindInternal {
+	if _, err := b.Infer(t.Context(), batchOf(b, 5, make([]byte, 5*b.spec.ItemBytes))); gateway.KindOf(err) != gateway.KindInternal {
 		t.Errorf("batch over max_batch_size 4: %v", err)
 	}
 }

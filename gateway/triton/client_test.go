@@ -17,6 +17,7 @@ import (
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/kserve"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
@@ -346,7 +347,7 @@ func TestInferSendsTheBatchAndReadsEachItemsScores(t *testing.T) {
 }
 
 func TestInferRequestSharesTheBatchBytes(t *testing.T) {
-	st := &modelTensors{inputName: "input", inputDatatype: "FP32", inputDims: []int64{3, 2, 2}, itemBytes: 48, batched: true, maxBatch: 4, outputName: "out", classes: 2}
+	st := &modelTensors{modelconfig.Tensors{InputName: "input", InputDatatype: "FP32", InputDims: []int64{3, 2, 2}, ItemBytes: 48, Batched: true, MaxBatch: 4, OutputName: "out", Classes: 2}}
 	c := &Client{cfg: Config{Model: "m"}}
 	data := make([]byte, 96)
 	msg := c.inferRequest(st, gateway.Batch{Size: 2, Data: data}, "")

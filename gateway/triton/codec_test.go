@@ -58,7 +58,7 @@ func TestInferCodecWritesTheBytesProtoWould(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			data := patterned(tc.items * st.itemBytes)
+			data := patterned(tc.items * st.ItemBytes)
 			msg := c.inferRequest(st, gateway.Batch{Size: tc.items, Data: data}, "")
 			if tc.edit != nil {
 				msg = tc.edit(msg)
@@ -91,7 +91,7 @@ func TestInferCodecWritesTheBytesProtoWould(t *testing.T) {
 func TestInferCodecHandsGRPCTheTensorItself(t *testing.T) {
 	st := benchModel()
 	c := &Client{cfg: Config{Model: "fish_classifier"}}
-	data := patterned(8 * st.itemBytes)
+	data := patterned(8 * st.ItemBytes)
 	out, err := newInferCodec().Marshal(c.inferRequest(st, gateway.Batch{Size: 8, Data: data}, ""))
 	if err != nil {
 		t.Fatal(err)

@@ -49,8 +49,8 @@ func answer(name, datatype string, shape []int64, raw []byte) *kserve.ModelInfer
 }
 
 func TestDecodeScores(t *testing.T) {
-	batched := &modelTensors{batched: true, maxBatch: 8, outputName: "logits", classes: 3}
-	unbatched := &modelTensors{outputName: "logits", classes: 3}
+	batched := &modelTensors{modelconfig.Tensors{Batched: true, MaxBatch: 8, OutputName: "logits", Classes: 3}}
+	unbatched := &modelTensors{modelconfig.Tensors{OutputName: "logits", Classes: 3}}
 	six := fp32Bytes(1, 2, 3, 4, 5, 6)
 	tests := []struct {
 		name   string
@@ -124,8 +124,8 @@ func TestDecodeScores(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decodeScores: %v", err)
 			}
-			if got.Size != tt.size || got.Classes != tt.st.classes || !slices.Equal(got.Values, tt.want) {
-				t.Errorf("decodeScores = %+v, want %d×%d %v", got, tt.size, tt.st.classes, tt.want)
+			if got.Size != tt.size || got.Classes != tt.st.Classes || !slices.Equal(got.Values, tt.want) {
+				t.Errorf("decodeScores = %+v, want %d×%d %v", got, tt.size, tt.st.Classes, tt.want)
 			}
 		})
 	}
@@ -160,9 +160,9 @@ func randomAnswer(rng *rand.Rand) *kserve.ModelInferResponse {
 func TestDecodeScoresNeverPanics(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	states := []*modelTensors{
-		{batched: true, maxBatch: 4, outputName: "logits", classes: 3},
-		{outputName: "logits", classes: 3},
-		{batched: true, maxBatch: 4, outputName: "logits", classes: 1},
+		{modelconfig.Tensors{Batched: true, MaxBatch: 4, OutputName: "logits", Classes: 3}},
+		{modelconfig.Tensors{OutputName: "logits", Classes: 3}},
+		{modelconfig.Tensors{Batched: true, MaxBatch: 4, OutputName: "logits", Classes: 1}},
 	}
 	ok := 0
 	for i := range 20000 {
@@ -177,7 +177,7 @@ func TestDecodeScoresNeverPanics(t *testing.T) {
 			continue
 		}
 		ok++
-		if scores.Size != size || len(scores.Values) != size*st.classes {
+		if scores.Size != size || len(scores.Values) != size*st.Classes {
 			t.Fatalf("answer %v: accepted as %+v for a batch of %d", resp, scores, size)
 		}
 	}
@@ -192,7 +192,7 @@ func FuzzDecodeScores(f *testing.F) {
 		if proto.Unmarshal(wire, resp) != nil || size == 0 {
 			return
 		}
-		st := &modelTensors{batched: true, maxBatch: 255, outputName: "logits", classes: 3}
+		st := &modelTensors{modelconfig.Tensors{Batched: true, MaxBatch: 255, OutputName: "logits", Classes: 3}}
 		if scores, err := st.decodeScores(resp, int(size)); err == nil && len(scores.Values) != int(size)*3 {
 			t.Fatalf("accepted %d values for %d×3", len(scores.Values), size)
 		}
@@ -350,7 +350,7 @@ func bytesTensor(elems ...string) []byte {
 }
 
 func TestParseClassification(t *testing.T) {
-	st := &modelTensors{outputName: "logits", classes: 3}
+	st := &modelTensors{modelconfig.Tensors{OutputName: "logits", Classes: 3}}
 	bytesAnswer := func(raw []byte) *kserve.ModelInferResponse {
 		return answer("logits", "BYTES", []int64{1, 3}, raw)
 	}
@@ -448,8 +448,8 @@ func TestDescribeLayoutAndVersion(t *testing.T) {
 	if info.Platform != "onnxruntime" {
 		t.Errorf("Platform %q, want the backend when no platform is named", info.Platform)
 	}
-	if st, err := tensorsOf(&info); err != nil || st.itemBytes != 5*6*3*4 {
-		t.Errorf("tensorsOf: itemBytes %d, %v", st.itemBytes, err)
+	if st, err := tensorsOf(&info); err != nil || st.ItemBytes != 5*6*3*4 {
+		t.Errorf("tensorsOf: itemBytes %d, %v", st.ItemBytes, err)
 	}
 	info, _ = describe(Config{Model: "stub", Version: "2"}, meta, cfg)
 	if info.Version != "2" {

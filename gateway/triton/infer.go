@@ -99,7 +99,7 @@ func (c *Client) inferShared(ctx context.Context, msg *inferMessage, data []byte
 
 // checkBatch rejects a batch the model cannot take (modelconfig.CheckBatch).
 func (st *modelTensors) checkBatch(in gateway.Batch) error {
-	return modelconfig.CheckBatch("triton", st.name, st.batched, st.maxBatch, st.itemBytes, in)
+	return st.CheckBatch("triton", in)
 }
 
 // modelInfer makes the ModelInfer call of msg (with the retry policy, see
@@ -121,9 +121,9 @@ func (c *Client) modelInfer(ctx context.Context, msg *inferMessage) (*kserve.Mod
 // inferRequest builds the ModelInfer request of a checked batch, with the
 // request id id ("": none); its raw contents are in.Data itself, not a copy.
 func (c *Client) inferRequest(st *modelTensors, in gateway.Batch, id string) *inferMessage {
-	shape := st.inputDims
-	if st.batched {
-		shape = append([]int64{int64(in.Size)}, st.inputDims...)
+	shape := st.InputDims
+	if st.Batched {
+		shape = append([]int64{int64(in.Size)}, st.InputDims...)
 	}
 	req := &kserve.ModelInferRequest{
 		ModelName: c.cfg.Model,
@@ -132,11 +132,11 @@ func (c *Client) inferRequest(st *modelTensors, in gateway.Batch, id string) *in
 		ModelVersion: c.cfg.Version,
 		Id:           id,
 		Inputs: []*kserve.ModelInferRequest_InferInputTensor{{
-			Name:     st.inputName,
-			Datatype: st.inputDatatype,
+			Name:     st.InputName,
+			Datatype: st.InputDatatype,
 			Shape:    shape,
 		}},
-		Outputs: []*kserve.ModelInferRequest_InferRequestedOutputTensor{{Name: st.outputName}},
+		Outputs: []*kserve.ModelInferRequest_InferRequestedOutputTensor{{Name: st.OutputName}},
 	}
 	return &inferMessage{req: req, raw: [][]byte{in.Data}}
 }
@@ -147,36 +147,36 @@ func (c *Client) inferRequest(st *modelTensors, in gateway.Batch, id string) *in
 func (st *modelTensors) decodeScores(resp *kserve.ModelInferResponse, size int) (gateway.Scores, *gateway.Error) {
 	outs := resp.GetOutputs()
 	i := slices.IndexFunc(outs, func(o *kserve.ModelInferResponse_InferOutputTensor) bool {
-		return o.GetName() == st.outputName
+		return o.GetName() == st.OutputName
 	})
 	if i < 0 {
-		return gateway.Scores{}, badGateway("no output %q (%d outputs)", st.outputName, len(outs))
+		return gateway.Scores{}, badGateway("no output %q (%d outputs)", st.OutputName, len(outs))
 	}
 	out := outs[i]
 	if err := st.checkShape(out.GetShape(), size); err != nil {
 		return gateway.Scores{}, err
 	}
-	n := size * st.classes
+	n := size * st.Classes
 	var raw []byte
 	hasRaw := i < len(resp.GetRawOutputContents())
 	if hasRaw {
 		raw = resp.GetRawOutputContents()[i]
 	} else if out.GetContents() == nil {
-		return gateway.Scores{}, badGateway("output %q without contents (%d raw_output_contents)", st.outputName, len(resp.GetRawOutputContents()))
+		return gateway.Scores{}, badGateway("output %q without contents (%d raw_output_contents)", st.OutputName, len(resp.GetRawOutputContents()))
 	}
 
 	values := make([]float32, n)
 	switch dt := out.GetDatatype(); {
 	case dt == "FP32" && hasRaw:
 		if len(raw) != 4*n {
-			return gateway.Scores{}, badGateway("output %q of %d bytes, want %d (%d FP32)", st.outputName, len(raw), 4*n, n)
+			return gateway.Scores{}, badGateway("output %q of %d bytes, want %d (%d FP32)", st.OutputName, len(raw), 4*n, n)
 		}
 		for j := range values {
 			values[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
 		}
 	case dt == "FP16" && hasRaw:
 		if len(raw) != 2*n {
-			return gateway.Scores{}, badGateway("output %q of %d bytes, want %d (%d FP16)", st.outputName, len(raw), 2*n, n)
+			return gateway.Scores{}, badGateway("output %q of %d bytes, want %d (%d FP16)", st.OutputName, len(raw), 2*n, n)
 		}
 		for j := range values {
 			values[j] = float16.ToFloat32(binary.LittleEndian.Uint16(raw[2*j:]))
@@ -185,32 +185,32 @@ func (st *modelTensors) decodeScores(resp *kserve.ModelInferResponse, size int) 
 		// A KServe server other than Triton may answer typed contents.
 		typed := out.GetContents().GetFp32Contents()
 		if len(typed) != n {
-			return gateway.Scores{}, badGateway("output %q with %d fp32_contents, want %d", st.outputName, len(typed), n)
+			return gateway.Scores{}, badGateway("output %q with %d fp32_contents, want %d", st.OutputName, len(typed), n)
 		}
 		copy(values, typed)
 	default:
-		return gateway.Scores{}, badGateway("output %q of datatype %q, want FP32 or FP16", st.outputName, dt)
+		return gateway.Scores{}, badGateway("output %q of datatype %q, want FP32 or FP16", st.OutputName, dt)
 	}
-	return gateway.Scores{Size: size, Classes: st.classes, Values: values}, nil
+	return gateway.Scores{Size: size, Classes: st.Classes, Values: values}, nil
 }
 
-// checkShape accepts the shapes of size items of st.classes scores: with the
+// checkShape accepts the shapes of size items of st.Classes scores: with the
 // batch dimension first when the model batches, then dimensions that are all
 // 1 but one, which is the number of classes ([8, 9], [8, 1, 9], [8, 9, 1]).
 func (st *modelTensors) checkShape(shape []int64, size int) *gateway.Error {
 	item := shape
-	if st.batched {
+	if st.Batched {
 		if len(shape) == 0 || shape[0] != int64(size) {
-			return badGateway("output %q of shape %v for a batch of %d: want [%d, %d]", st.outputName, shape, size, size, st.classes)
+			return badGateway("output %q of shape %v for a batch of %d: want [%d, %d]", st.OutputName, shape, size, size, st.Classes)
 		}
 		item = shape[1:]
 	}
-	if classes, ok := modelconfig.ClassCount(item); !ok || classes != st.classes {
-		want := fmt.Sprintf("[%d]", st.classes)
-		if st.batched {
-			want = fmt.Sprintf("[%d, %d]", size, st.classes)
+	if classes, ok := modelconfig.ClassCount(item); !ok || classes != st.Classes {
+		want := fmt.Sprintf("[%d]", st.Classes)
+		if st.Batched {
+			want = fmt.Sprintf("[%d, %d]", size, st.Classes)
 		}
-		return badGateway("output %q of shape %v: want %s", st.outputName, shape, want)
+		return badGateway("output %q of shape %v: want %s", st.OutputName, shape, want)
 	}
 	return nil
 }

@@ -8,16 +8,17 @@ import (
 	"google.golang.org/grpc/encoding/proto"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/gateway/modelconfig"
 )
 
 // benchModel is the served model's input: FP32 3×224×224 (602,112 bytes an
 // image), batches of up to 8.
 func benchModel() *modelTensors {
-	return &modelTensors{
-		inputName: "input", inputDatatype: "FP32", inputDims: []int64{3, 224, 224},
-		itemBytes: 3 * 224 * 224 * 4, batched: true, maxBatch: 8,
-		outputName: "logits", classes: 17,
-	}
+	return &modelTensors{modelconfig.Tensors{
+		InputName: "input", InputDatatype: "FP32", InputDims: []int64{3, 224, 224},
+		ItemBytes: 3 * 224 * 224 * 4, Batched: true, MaxBatch: 8,
+		OutputName: "logits", Classes: 17,
+	}}
 }
 
 // BenchmarkInferMarshal is the work between a preprocessed batch and the bytes
@@ -39,7 +40,7 @@ func BenchmarkInferMarshal(b *testing.B) {
 		{"infer", newInferCodec()},
 	}
 	for _, items := range []int{1, 8} {
-		batch := gateway.Batch{Size: items, Data: make([]byte, items*st.itemBytes)}
+		batch := gateway.Batch{Size: items, Data: make([]byte, items*st.ItemBytes)}
 		for i := range batch.Data {
 			batch.Data[i] = byte(i)
 		}

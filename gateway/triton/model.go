@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,49 +21,14 @@ const Backend = "triton"
 // classes as BYTES "<value>:<index>[:<label>]".
 const classificationParameter = "classification"
 
-// modelTensors is what a ModelInfer call needs of a model description
-// (tensorsOf): the input to send, the output to read, and the batching.
-type modelTensors struct {
-	name string // the model's, for messages
-	// input
-	inputName, inputDatatype string
-	inputDims                []int64 // without batch
-	itemBytes                int
-	batched                  bool // max_batch_size > 0: tensors have a batch dimension
-	maxBatch                 int
-	// output
-	outputName string
-	classes    int
-}
+// modelTensors is what Infer needs of the model, derived per call from the
+// description the batch carries (modelconfig.TensorsOf).
+type modelTensors struct{ modelconfig.Tensors }
 
-// tensorsOf derives what a ModelInfer call needs from m, the description
-// Model returned. It fails (KindInternal: the caller's bug) when there is none
-// or when its tensors are not ones the gateway sends and reads, which no
-// description from Model is.
+// tensorsOf derives a call's tensors from m, the description Model returned.
 func tensorsOf(m *gateway.ModelInfo) (modelTensors, error) {
-	if m == nil {
-		return modelTensors{}, gateway.Errorf(gateway.KindInternal, "triton: a batch without its model's description (Batch.Model)")
-	}
-	elems, ok := modelconfig.Elements(m.Input.Shape)
-	size := modelconfig.ElementSize(m.Input.Datatype)
-	if !ok || elems == 0 || elems > math.MaxInt32 || size == 0 {
-		return modelTensors{}, gateway.Errorf(gateway.KindInternal, "triton: model %q's input %q is %s %v: not a tensor the gateway sends", m.Name, m.Input.Name, m.Input.Datatype, m.Input.Shape)
-	}
-	classes, ok := modelconfig.ClassCount(m.Output.Shape)
-	if !ok {
-		return modelTensors{}, gateway.Errorf(gateway.KindInternal, "triton: model %q's output %q has shape %v: not one row of classes", m.Name, m.Output.Name, m.Output.Shape)
-	}
-	return modelTensors{
-		name:          m.Name,
-		inputName:     m.Input.Name,
-		inputDatatype: m.Input.Datatype,
-		inputDims:     m.Input.Shape,
-		itemBytes:     int(elems) * size,
-		batched:       m.MaxBatchSize > 0,
-		maxBatch:      m.MaxBatchSize,
-		outputName:    m.Output.Name,
-		classes:       classes,
-	}, nil
+	t, err := modelconfig.TensorsOf("triton", m)
+	return modelTensors{t}, err
 }
 
 // Model reads the model's metadata and configuration from Triton and returns
@@ -103,10 +67,10 @@ func (c *Client) Model(ctx context.Context) (gateway.ModelInfo, error) {
 	}
 	switch {
 	case len(c.cfg.Labels) > 0:
-		if len(c.cfg.Labels) != tensors.classes {
+		if len(c.cfg.Labels) != tensors.Classes {
 			return gateway.ModelInfo{}, &gateway.Error{
 				Kind:    gateway.KindBadGateway,
-				Message: fmt.Sprintf("%s: %d labels configured for %d output classes", c.modelName(), len(c.cfg.Labels), tensors.classes),
+				Message: fmt.Sprintf("%s: %d labels configured for %d output classes", c.modelName(), len(c.cfg.Labels), tensors.Classes),
 			}
 		}
 		info.Labels = slices.Clone(c.cfg.Labels)
@@ -172,9 +136,9 @@ func servedVersion(versions []string) string {
 // then names classes class_N. An error is returned only when the call itself
 // failed for want of a server or of time (unavailable, deadline, canceled).
 func (c *Client) classificationLabels(ctx context.Context, st modelTensors) ([]string, error) {
-	msg := c.inferRequest(&st, gateway.Batch{Size: 1, Data: make([]byte, st.itemBytes)}, "")
+	msg := c.inferRequest(&st, gateway.Batch{Size: 1, Data: make([]byte, st.ItemBytes)}, "")
 	msg.req.Outputs[0].Parameters = map[string]*kserve.InferParameter{
-		classificationParameter: {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: int64(st.classes)}},
+		classificationParameter: {ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: int64(st.Classes)}},
 	}
 	resp, err := c.modelInfer(ctx, msg)
 	if err != nil {
@@ -192,14 +156,14 @@ func (c *Client) classificationLabels(ctx context.Context, st modelTensors) ([]s
 // label. Classes the answer leaves unlabelled get "".
 func parseClassification(resp *kserve.ModelInferResponse, st *modelTensors) []string {
 	i := slices.IndexFunc(resp.GetOutputs(), func(o *kserve.ModelInferResponse_InferOutputTensor) bool {
-		return o.GetName() == st.outputName
+		return o.GetName() == st.OutputName
 	})
 	if i < 0 || i >= len(resp.GetRawOutputContents()) || resp.GetOutputs()[i].GetDatatype() != "BYTES" {
 		return nil
 	}
 	raw := resp.GetRawOutputContents()[i]
-	labels := make([]string, st.classes)
-	seen := make([]bool, st.classes)
+	labels := make([]string, st.Classes)
+	seen := make([]bool, st.Classes)
 	count, labelled := 0, false
 	for len(raw) > 0 {
 		if len(raw) < 4 {
@@ -216,7 +180,7 @@ func parseClassification(resp *kserve.ModelInferResponse, st *modelTensors) []st
 			return nil
 		}
 		idx, err := strconv.Atoi(parts[1])
-		if err != nil || idx < 0 || idx >= st.classes || seen[idx] {
+		if err != nil || idx < 0 || idx >= st.Classes || seen[idx] {
 			return nil
 		}
 		seen[idx] = true
@@ -226,7 +190,7 @@ func parseClassification(resp *kserve.ModelInferResponse, st *modelTensors) []st
 			labelled = labelled || parts[2] != ""
 		}
 	}
-	if count != st.classes || !labelled {
+	if count != st.Classes || !labelled {
 		return nil
 	}
 	return labels

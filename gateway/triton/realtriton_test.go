@@ -30,7 +30,7 @@ func TestRealTritonRequestID(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &tensors
-	zeros := make([]byte, 2*st.itemBytes)
+	zeros := make([]byte, 2*st.ItemBytes)
 
 	t.Run("the raw answer echoes the id", func(t *testing.T) {
 		conn, err := grpc.NewClient(tr.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -38,8 +38,8 @@ func TestRealTritonRequestID(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		req := c.inferRequest(st, gateway.Batch{Size: 1, Data: zeros[:st.itemBytes]}, "abc-123").req
-		req.RawInputContents = [][]byte{zeros[:st.itemBytes]}
+		req := c.inferRequest(st, gateway.Batch{Size: 1, Data: zeros[:st.ItemBytes]}, "abc-123").req
+		req.RawInputContents = [][]byte{zeros[:st.ItemBytes]}
 		resp, err := kserve.NewGRPCInferenceServiceClient(conn).ModelInfer(callCtx(t), req)
 		if err != nil {
 			t.Fatalf("ModelInfer: %v", err)
@@ -53,8 +53,8 @@ func TestRealTritonRequestID(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Infer: %v", err)
 		}
-		if scores.Size != 2 || scores.Classes != st.classes {
-			t.Errorf("scores %d×%d, want 2×%d", scores.Size, scores.Classes, st.classes)
+		if scores.Size != 2 || scores.Classes != st.Classes {
+			t.Errorf("scores %d×%d, want 2×%d", scores.Size, scores.Classes, st.Classes)
 		}
 	})
 }
