@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -68,20 +66,7 @@ func TestOverhead(t *testing.T) {
 	if *overheadJSON != "" {
 		args = append(args, "-json", *overheadJSON)
 	}
-	o, err := parse(args, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgs, err := loadImages(tiny, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	rep, err := measure(o, imgs, &out)
-	t.Logf("bench %s\n%s", strings.Join(args, " "), out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runBench(t, root, args)
 	for _, s := range rep.Summary {
 		if s.OK != s.Requests {
 			t.Errorf("%s: %d of %d requests failed: %s", s.Target, s.Requests-s.OK, s.Requests, errorList(s.Errors))

@@ -67,11 +67,27 @@ func TestLoadSmoke(t *testing.T) {
 	args := []string{"rate", "-rate", fmt.Sprint(rate), "-duration", duration, "-rounds", "1", "-warmup", "0s", "-pause", "0s",
 		"-timeout", "10s", "-images", strings.Join(images, ","), "-target", "smoke=" + g.base + "/predict",
 		"-pid", fmt.Sprintf("smoke=%d", g.cmd.Process.Pid), "-label", "load smoke test"}
+	rep := runBench(t, root, args)
+	s := rep.Summary[0]
+	if s.OK != s.Requests {
+		t.Errorf("%d of %d requests failed (allowed: 0): %s", s.Requests-s.OK, s.Requests, errorList(s.Errors))
+	}
+	if float64(s.Requests) < minSent*want {
+		t.Errorf("only %d requests were sent, want about %d: the load generator did not keep the rate", s.Requests, want)
+	}
+	g.stillRunning(t)
+}
+
+// runBench runs bench with args as the command line would (its -images read
+// below root), logs its output and returns its report; it fails the test when
+// bench cannot run.
+func runBench(t *testing.T, root string, args []string) report {
+	t.Helper()
 	o, err := parse(args, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	imgs, err := loadImages(strings.Join(images, ","), root)
+	imgs, err := loadImages(o.images, root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,12 +97,5 @@ func TestLoadSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := rep.Summary[0]
-	if s.OK != s.Requests {
-		t.Errorf("%d of %d requests failed (allowed: 0): %s", s.Requests-s.OK, s.Requests, errorList(s.Errors))
-	}
-	if float64(s.Requests) < minSent*want {
-		t.Errorf("only %d requests were sent, want about %d: the load generator did not keep the rate", s.Requests, want)
-	}
-	g.stillRunning(t)
+	return rep
 }
