@@ -183,6 +183,17 @@ func concat(scripts ...[]error) []error {
 	return out
 }
 
+// halfOpenBreaker is a breaker that one server fault opened and whose 20 ms
+// OpenTimeout has passed, allowing probes half-open probes; call it in a
+// synctest bubble, where that wait takes no time.
+func halfOpenBreaker(t *testing.T, probes int) (*Breaker, *backend) {
+	t.Helper()
+	b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: probes})
+	play(t, b, f, unavailable)
+	waitForState(t, b, "half-open")
+	return b, f
+}
+
 // waitForState polls the breaker's state until it is want, failing after a few
 // seconds.
 func waitForState(t *testing.T, b *Breaker, want string) {
@@ -355,9 +366,7 @@ func TestHalfOpenProbe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 1})
-				play(t, b, f, unavailable)
-				waitForState(t, b, "half-open")
+				b, f := halfOpenBreaker(t, 1)
 
 				entered, release := f.hold()
 				probe := make(chan error, 1)
@@ -430,9 +439,7 @@ func TestHalfOpenMaxRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 2})
-				play(t, b, f, unavailable)
-				waitForState(t, b, "half-open")
+				b, f := halfOpenBreaker(t, 2)
 				play(t, b, f, tt.probes...)
 				if got := f.inferCalls.Load(); got != int64(1+len(tt.probes)) {
 					t.Errorf("backend calls = %d, want %d (every probe let through)", got, 1+len(tt.probes))
@@ -450,9 +457,7 @@ func TestHalfOpenMaxRequests(t *testing.T) {
 	}
 	t.Run("a third probe is refused", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b, f, _ := newBreaker(t, Settings{Name: "test", ConsecutiveFailures: 1, OpenTimeout: 20 * time.Millisecond, HalfOpenMaxRequests: 2})
-			play(t, b, f, unavailable)
-			waitForState(t, b, "half-open")
+			b, f := halfOpenBreaker(t, 2)
 			entered, release := f.hold()
 			done := make(chan error, 2)
 			for range 2 {
