@@ -184,7 +184,7 @@ func concat(scripts ...[]error) []error {
 }
 
 // halfOpenBreaker is a breaker that one server fault opened and whose 20 ms
-// OpenTimeout has passed, allowing probes half-open probes; call it in a
+// OpenTimeout has passed, allowing that many half-open probes; call it in a
 // synctest bubble, where that wait takes no time.
 func halfOpenBreaker(t *testing.T, probes int) (*Breaker, *backend) {
 	t.Helper()
