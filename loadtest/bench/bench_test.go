@@ -334,3 +334,25 @@ func TestMeasureAgainstFakeGateways(t *testing.T) {
 		t.Errorf("broken target: err = %v, want one naming HTTP 503", err)
 	}
 }
+
+// runBench runs bench with args as the command line would (its -images read
+// below root), logs its output and returns its report; it fails the test when
+// bench cannot run.
+func runBench(t *testing.T, root string, args []string) report {
+	t.Helper()
+	o, err := parse(args, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := loadImages(o.images, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	rep, err := measure(o, imgs, &out)
+	t.Logf("bench %s\n%s", strings.Join(args, " "), out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}

@@ -6,7 +6,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -76,26 +75,4 @@ func TestLoadSmoke(t *testing.T) {
 		t.Errorf("only %d requests were sent, want about %d: the load generator did not keep the rate", s.Requests, want)
 	}
 	g.stillRunning(t)
-}
-
-// runBench runs bench with args as the command line would (its -images read
-// below root), logs its output and returns its report; it fails the test when
-// bench cannot run.
-func runBench(t *testing.T, root string, args []string) report {
-	t.Helper()
-	o, err := parse(args, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgs, err := loadImages(o.images, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	rep, err := measure(o, imgs, &out)
-	t.Logf("bench %s\n%s", strings.Join(args, " "), out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep
 }
