@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fish-classifier/fish-classifier/preprocess"
@@ -49,6 +50,8 @@ type Classifier struct {
 	tensorSlots *Slots
 	// memory, when set, lends the batch buffers (WithTensorMemory).
 	memory TensorMemory
+	// tracer records the stages as spans (WithTracerProvider); nil: none.
+	tracer trace.Tracer
 }
 
 // ClassifierOption changes a Classifier made by NewClassifier.
@@ -249,7 +252,9 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 		return results, errs
 	}
 	if c.tensorSlots != nil {
+		_, span := StartSpan(ctx, c.tracer, SpanWaitInferenceSlot)
 		waited, err := c.tensorSlots.Acquire(ctx)
+		span.End()
 		if err != nil {
 			err := &Error{Kind: KindOf(err), Message: "waiting for an inference slot: " + err.Error(), Err: err}
 			for i := range errs {
@@ -265,21 +270,36 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 
 	// Image i is preprocessed into slot i.
 	preprocess := func(i int) {
+		ctx, span := StartSpan(ctx, c.tracer, SpanPreprocess)
+		defer span.End()
+		if span.IsRecording() {
+			span.SetAttributes(AttrImageIndex.Int(i), AttrImageBytes.Int(len(images[i])))
+		}
+		_, wait := StartSpan(ctx, c.tracer, SpanWaitDecodeSlot)
 		waited, err := c.decodeSlots.Acquire(ctx)
+		wait.End()
 		if err != nil {
 			errs[i] = err
+			failSpan(span, err)
 			return
 		}
 		defer c.decodeSlots.Release()
 		c.obs.Waited(SlotDecode, waited)
 		if err := ctx.Err(); err != nil {
 			errs[i] = err
+			failSpan(span, err)
 			return
 		}
+		start := time.Now()
 		info, err := st.pre.Process(images[i], buf[i*st.itemBytes:(i+1)*st.itemBytes])
 		if err != nil {
 			errs[i] = &Error{Kind: KindOf(err), Message: fmt.Sprintf("image %d: %v", i, err), Err: err}
+			failSpan(span, errs[i])
 			return
+		}
+		if span.IsRecording() {
+			span.SetAttributes(AttrImageFormat.String(info.Format.String()), AttrImageWidth.Int(info.Width), AttrImageHeight.Int(info.Height))
+			recordStages(ctx, c.tracer, start, info)
 		}
 		c.obs.Preprocessed(info, len(images[i]))
 		results[i].Timings.Decode = info.Stages.Decode
@@ -321,6 +341,11 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, images [][]byte, k int) 
 // infer runs one backend call for the images at idx, whose tensors fill data, and
 // fills their results or errors.
 func (c *Classifier) infer(ctx context.Context, st *classifierState, data []byte, idx []int, k int, results []Result, errs []error) {
+	ctx, span := StartSpan(ctx, c.tracer, SpanInfer)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(AttrModel.String(st.model.Name), AttrVersion.String(st.model.Version), AttrBatchSize.Int(len(idx)))
+	}
 	start := time.Now()
 	scores, err := c.backend.Infer(ctx, Batch{Size: len(idx), Data: data, Model: &st.model})
 	elapsed := time.Since(start)
@@ -328,7 +353,8 @@ func (c *Classifier) infer(ctx context.Context, st *classifierState, data []byte
 		err = Errorf(KindBadGateway, "backend returned %d×%d scores (%d values) for %d images", scores.Size, scores.Classes, len(scores.Values), len(idx))
 	}
 	if err != nil {
-		c.obs.Inferred(st.model, len(idx), elapsed, err)
+		failSpan(span, err)
+		c.obs.Inferred(ctx, st.model, len(idx), elapsed, err)
 		if ctxErr := ctx.Err(); ctxErr != nil && KindOf(err) == KindInternal {
 			err = ctxErr
 		}
@@ -343,7 +369,10 @@ func (c *Classifier) infer(ctx context.Context, st *classifierState, data []byte
 	if scores.Backend != "" {
 		answered.Backend = scores.Backend
 	}
-	c.obs.Inferred(answered, len(idx), elapsed, nil)
+	if span.IsRecording() {
+		span.SetAttributes(AttrBackend.String(answered.Backend), AttrFallback.Bool(answered.Backend != st.model.Backend))
+	}
+	c.obs.Inferred(ctx, answered, len(idx), elapsed, nil)
 	probs := make([]float64, scores.Classes)
 	for row, i := range idx {
 		post := time.Now()

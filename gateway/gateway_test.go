@@ -166,7 +166,7 @@ type recordingObserver struct {
 }
 
 func (r *recordingObserver) Preprocessed(preprocess.Info, int) { r.mu.Lock(); r.pre++; r.mu.Unlock() }
-func (r *recordingObserver) Inferred(_ ModelInfo, n int, _ time.Duration, err error) {
+func (r *recordingObserver) Inferred(_ context.Context, _ ModelInfo, n int, _ time.Duration, err error) {
 	r.mu.Lock()
 	r.batches = append(r.batches, n)
 	r.errs = append(r.errs, err)

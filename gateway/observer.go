@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"time"
 
 	"github.com/fish-classifier/fish-classifier/preprocess"
@@ -14,8 +15,9 @@ type Observer interface {
 	// Preprocessed reports one image that was decoded and turned into a tensor.
 	Preprocessed(info preprocess.Info, encodedBytes int)
 	// Inferred reports one backend call of batchSize items and its outcome
-	// (err == nil on success).
-	Inferred(model ModelInfo, batchSize int, d time.Duration, err error)
+	// (err == nil on success); ctx is the call's, with its span (an exemplar's
+	// trace id).
+	Inferred(ctx context.Context, model ModelInfo, batchSize int, d time.Duration, err error)
 	// Predicted reports the top prediction of one image.
 	Predicted(model ModelInfo, top Prediction)
 	// Waited reports how long a request (slot "inference") or an image (slot
@@ -41,9 +43,9 @@ const (
 // NopObserver discards every observation.
 type NopObserver struct{}
 
-func (NopObserver) Preprocessed(preprocess.Info, int)             {}
-func (NopObserver) Inferred(ModelInfo, int, time.Duration, error) {}
-func (NopObserver) Predicted(ModelInfo, Prediction)               {}
-func (NopObserver) Waited(string, time.Duration)                  {}
-func (NopObserver) ModelLoaded(ModelInfo)                         {}
-func (NopObserver) ModelLost(error)                               {}
+func (NopObserver) Preprocessed(preprocess.Info, int)                              {}
+func (NopObserver) Inferred(context.Context, ModelInfo, int, time.Duration, error) {}
+func (NopObserver) Predicted(ModelInfo, Prediction)                                {}
+func (NopObserver) Waited(string, time.Duration)                                   {}
+func (NopObserver) ModelLoaded(ModelInfo)                                          {}
+func (NopObserver) ModelLost(error)                                                {}

@@ -53,8 +53,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+)
+
+// EventRejected is the span event of a call the breaker refused without
+// trying it (open, or half-open with its probes taken); its attributes name
+// the breaker and its state.
+const EventRejected = "breaker rejected"
+
+// The attributes of EventRejected.
+const (
+	attrBreaker = attribute.Key("fish.breaker.name")
+	attrState   = attribute.Key("fish.breaker.state")
 )
 
 // openMessage is the client-safe message of a refused call.
@@ -120,6 +132,7 @@ func (b *Breaker) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, 
 		// gobreaker.ErrOpenState or ErrTooManyRequests: the only errors Execute
 		// returns without running the call.
 		b.metrics.rejected.Inc()
+		gateway.AddSpanEvent(ctx, EventRejected, attrBreaker.String(b.Name()), attrState.String(b.State()))
 		return gateway.Scores{}, b.openError()
 	}
 	if gone, ok := err.(clientGone); ok {

@@ -17,9 +17,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 )
+
+// EventFallback is the span event of a call the secondary serves because the
+// primary could not (attribute fish.fallback.reason: the primary's error); the
+// Classifier's infer span then says which backend answered.
+const EventFallback = "fallback"
 
 // Fallback is a gateway.Inferencer that tries primary, then secondary.
 type Fallback struct {
@@ -64,6 +70,7 @@ func (f *Fallback) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores,
 	if err == nil || gateway.KindOf(err) != gateway.KindUnavailable || ctx.Err() != nil {
 		return s, err
 	}
+	gateway.AddSpanEvent(ctx, EventFallback, attribute.String("fish.fallback.reason", gateway.PublicMessage(err)))
 	m, merr := f.secondary.Model(ctx)
 	if merr != nil {
 		f.served.WithLabelValues("error").Inc()

@@ -127,7 +127,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	c.Status(p.status)
 	jsonErr := c.JSON(errorBody{Error: errorDetail{Code: p.code, Message: p.message, RequestID: st.id}})
 	if !observed {
-		s.finish(c, st)
+		s.finish(c, st, nil) // refused before routing: no span
 	}
 	return jsonErr
 }

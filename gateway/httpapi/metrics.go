@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/fish-classifier/fish-classifier/internal/exemplars"
 )
 
 // endpointUnmatched is the endpoint label of a request that matched no route
@@ -95,11 +98,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 }
 
-// observe records one answered request.
-func (m *metrics) observe(method, endpoint string, status int, seconds float64) {
-	method = foldMethod(method)
+// observe records one answered request (method folded); its duration carries
+// the trace id of ctx's sampled span as an exemplar.
+func (m *metrics) observe(ctx context.Context, method, endpoint string, status int, seconds float64) {
 	m.requests.WithLabelValues(method, endpoint, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(method, endpoint).Observe(seconds)
+	exemplars.Observe(ctx, m.duration.WithLabelValues(method, endpoint), seconds)
 }
 
 // knownMethods maps each standard method to a constant string: fiber's

@@ -16,6 +16,8 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 )
@@ -56,13 +58,16 @@ type Server struct {
 	openAPI []byte
 	// refusals rate-limits the log of connections refused over MaxConnections.
 	refusals refusals
+	// tracer and propagator record server spans (WithTracing); nil: none.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
 }
 
 // New builds the API around cl. Its metrics are registered with reg, which
 // must not hold another Server's (a second registration panics); /metrics
 // exposes what gatherer gathers (usually the same registry). A nil log
 // discards the access log.
-func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger) (*Server, error) {
+func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger, opts ...Option) (*Server, error) {
 	var errs []error
 	if cl == nil {
 		errs = append(errs, errors.New("httpapi: nil Classifier"))
@@ -99,6 +104,9 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 		uploads: map[string]bool{},
 		openAPI: openAPI,
 	}
+	for _, o := range opts {
+		o(s)
+	}
 	s.app = fiber.New(fiber.Config{
 		BodyLimit:    cfg.BodyLimit,
 		ReadTimeout:  cfg.ReadTimeout,
@@ -129,6 +137,9 @@ func New(cl Classifier, cfg Config, reg prometheus.Registerer, gatherer promethe
 	s.route("/model", s.model)
 	s.route("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
+		// OpenMetrics when the scraper asks for it (Prometheus does): the only
+		// exposition that carries the latency histograms' exemplars.
+		EnableOpenMetrics: true,
 	})))
 	s.route("/openapi.json", s.openAPIDocument)
 	s.routeDocs()
@@ -241,12 +252,13 @@ func (s *Server) begin(c *fiber.Ctx, start time.Time) *requestState {
 // access log line.
 func (s *Server) observe(c *fiber.Ctx) error {
 	st := s.begin(c, time.Now())
+	span := s.startSpan(c, st)
 	if err := nextRecovering(c); err != nil {
 		if hErr := s.handleError(c, err); hErr != nil {
 			st.err = errors.Join(err, hErr)
 		}
 	}
-	s.finish(c, st)
+	s.finish(c, st, span)
 	return nil
 }
 
@@ -261,8 +273,9 @@ func nextRecovering(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-// finish records the answered request: metrics and the access log line.
-func (s *Server) finish(c *fiber.Ctx, st *requestState) {
+// finish records the answered request: metrics, the server span (nil: none)
+// and the access log line.
+func (s *Server) finish(c *fiber.Ctx, st *requestState, span trace.Span) {
 	elapsed := time.Since(st.start)
 	status := c.Response().StatusCode()
 	endpoint := st.endpoint
@@ -276,7 +289,9 @@ func (s *Server) finish(c *fiber.Ctx, st *requestState) {
 	}
 	bytesOut := len(c.Response().Body())
 
-	s.metrics.observe(c.Method(), endpoint, status, elapsed.Seconds())
+	ctx := c.UserContext()
+	method := foldMethod(c.Method())
+	s.metrics.observe(ctx, method, endpoint, status, elapsed.Seconds())
 	if st.code != "" {
 		s.metrics.errors.WithLabelValues(endpoint, st.code).Inc()
 	}
@@ -284,7 +299,9 @@ func (s *Server) finish(c *fiber.Ctx, st *requestState) {
 		s.metrics.uploadSize.WithLabelValues(endpoint).Observe(float64(bytesIn))
 	}
 
-	attrs := make([]slog.Attr, 0, 13)
+	s.endSpan(span, method, endpoint, status, bytesIn, bytesOut, st)
+
+	attrs := make([]slog.Attr, 0, 15)
 	attrs = append(attrs,
 		slog.String("method", c.Method()),
 		slog.String("route", endpoint),
@@ -296,6 +313,9 @@ func (s *Server) finish(c *fiber.Ctx, st *requestState) {
 		slog.String("request_id", st.id),
 		slog.String("remote", c.Context().RemoteAddr().String()),
 	)
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
 	level := slog.LevelInfo
 	if st.code != "" {
 		attrs = append(attrs, slog.String("error_code", st.code))

@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -87,6 +89,8 @@ type Backend struct {
 
 	poolMu sync.Mutex
 	idle   map[int][]*slot // by batch size
+
+	tracer trace.Tracer // nil: no spans (WithTracerProvider)
 }
 
 // slot is the reusable state of one call of a batch size: the output tensor,
@@ -121,7 +125,7 @@ func (s *slot) destroy() {
 // inference before returning. reg, when not nil, receives the backend's
 // metrics; it must not hold another Backend's (the gateway builds one Backend
 // per registry): a second registration of the same metrics panics.
-func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
+func New(cfg Config, reg prometheus.Registerer, opts ...Option) (*Backend, error) {
 	if !littleEndian() {
 		return nil, errors.New("onnx: the embedded backend needs a little-endian machine (the batch bytes are little-endian)")
 	}
@@ -137,8 +141,12 @@ func New(cfg Config, reg prometheus.Registerer) (*Backend, error) {
 		return nil, err
 	}
 	threads := cfg.IntraOpThreads
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	b := &Backend{spec: spec, dtype: ortType(spec.info.Input.Datatype), threads: threads, idle: make(map[int][]*slot),
-		runs: gateway.NewSlots(cfg.MaxConcurrentRuns)}
+		runs: gateway.NewSlots(cfg.MaxConcurrentRuns), tracer: o.tracer}
 
 	// The model's signature does not depend on the optimisations: read it from
 	// a cheap single-thread session without them.
@@ -297,6 +305,20 @@ func errClosed() *gateway.Error {
 // (a caller's bug) or a failed run, KindUnavailable for tensors made for
 // another model and after Close.
 func (b *Backend) Infer(ctx context.Context, in gateway.Batch) (gateway.Scores, error) {
+	ctx, span := gateway.StartSpan(ctx, b.tracer, SpanRun)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(gateway.AttrBatchSize.Int(in.Size), attrThreads.Int(b.threads))
+	}
+	scores, err := b.infer(ctx, in)
+	if err != nil && span.IsRecording() {
+		span.SetStatus(codes.Error, gateway.PublicMessage(err))
+	}
+	return scores, err
+}
+
+// infer is Infer without its span.
+func (b *Backend) infer(ctx context.Context, in gateway.Batch) (gateway.Scores, error) {
 	if err := ctx.Err(); err != nil {
 		return gateway.Scores{}, ctxError(err)
 	}

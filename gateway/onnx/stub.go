@@ -18,7 +18,7 @@ var errNoCgo = errors.New("onnx: the embedded ONNX backend needs cgo: build with
 type Backend struct{}
 
 // New fails: the embedded ONNX backend needs cgo.
-func New(Config, prometheus.Registerer) (*Backend, error) { return nil, errNoCgo }
+func New(Config, prometheus.Registerer, ...Option) (*Backend, error) { return nil, errNoCgo }
 
 func (*Backend) Model(context.Context) (gateway.ModelInfo, error) {
 	return gateway.ModelInfo{}, &gateway.Error{Kind: gateway.KindUnavailable, Message: "the embedded ONNX backend is not built in", Err: errNoCgo}

@@ -5,6 +5,7 @@
 package prom
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
+	"github.com/fish-classifier/fish-classifier/internal/exemplars"
 	"github.com/fish-classifier/fish-classifier/preprocess"
 )
 
@@ -103,7 +105,7 @@ func (o *Observer) Preprocessed(info preprocess.Info, _ int) {
 
 // Inferred implements gateway.Observer. Calls abandoned by the client are not
 // timed: their duration says nothing about the backend.
-func (o *Observer) Inferred(m gateway.ModelInfo, n int, d time.Duration, err error) {
+func (o *Observer) Inferred(ctx context.Context, m gateway.ModelInfo, n int, d time.Duration, err error) {
 	if err != nil {
 		kind := gateway.KindOf(err)
 		if kind == gateway.KindCanceled {
@@ -112,7 +114,7 @@ func (o *Observer) Inferred(m gateway.ModelInfo, n int, d time.Duration, err err
 		o.inferErrors.WithLabelValues(m.Name, m.Backend, kind.String()).Inc()
 		return
 	}
-	o.inference.WithLabelValues(m.Name, m.Backend).Observe(d.Seconds())
+	exemplars.Observe(ctx, o.inference.WithLabelValues(m.Name, m.Backend), d.Seconds())
 	// A fallback backend that answers is a backend serving the model too.
 	o.info.WithLabelValues(m.Name, m.Version, m.Backend, m.Provenance.SHA256).Set(1)
 	o.batchSize.WithLabelValues(m.Name, m.Backend).Observe(float64(n))

@@ -1,6 +1,7 @@
 package prom
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -24,9 +25,9 @@ func TestObserverExposition(t *testing.T) {
 		Provenance: gateway.Provenance{SHA256: strings.Repeat("a", 64)}}
 	o.ModelLoaded(v1)
 	o.Preprocessed(preprocess.Info{Format: preprocess.FormatJPEG, Stages: preprocess.Stages{Decode: 3 * time.Millisecond, Resize: 200 * time.Microsecond, Normalize: 50 * time.Microsecond}}, 1000)
-	o.Inferred(v1, 4, 20*time.Millisecond, nil)
-	o.Inferred(v1, 4, time.Second, gateway.Errorf(gateway.KindUnavailable, "down"))
-	o.Inferred(v1, 4, time.Second, gateway.Errorf(gateway.KindCanceled, "gone")) // not counted
+	o.Inferred(context.Background(), v1, 4, 20*time.Millisecond, nil)
+	o.Inferred(context.Background(), v1, 4, time.Second, gateway.Errorf(gateway.KindUnavailable, "down"))
+	o.Inferred(context.Background(), v1, 4, time.Second, gateway.Errorf(gateway.KindCanceled, "gone")) // not counted
 	o.Predicted(v1, gateway.Prediction{Label: "eel", Index: 1, Confidence: 0.97})
 	o.Waited(gateway.SlotInference, 0)
 	o.Waited(gateway.SlotDecode, 30*time.Millisecond)

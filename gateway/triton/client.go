@@ -56,7 +56,7 @@ var _ gateway.Inferencer = (*Client)(nil)
 // /dev/shm); Model registers them with Triton. Metrics are registered with reg
 // (none when nil), which must not hold another Client's: the gateway builds one
 // Client per registry, and a second registration of the same metrics panics.
-func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
+func New(cfg Config, reg prometheus.Registerer, opts ...Option) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -73,7 +73,11 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 			return nil, err
 		}
 	}
-	conn, err := grpc.NewClient(cfg.Address, cfg.dialSettings().options()...)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	conn, err := grpc.NewClient(cfg.Address, append(cfg.dialSettings().options(), o.dial...)...)
 	if err != nil {
 		if shm != nil {
 			_ = shm.close()
@@ -191,6 +195,8 @@ func call[T any](ctx context.Context, c *Client, rpc string, attempt func(contex
 			return zero, mapError(ctx, rpc, err) // the next attempt could not finish in time
 		}
 		c.metrics.retried(rpc)
+		gateway.AddSpanEvent(ctx, "retry", attrRPC.String(rpc), attrAttempt.Int(try+2),
+			attrCode.String(code.String()), attrWait.String(wait.String()))
 		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:

@@ -86,7 +86,7 @@ func TestAssembleTwice(t *testing.T) {
 	var first *prometheus.Registry
 	for i := range names {
 		reg := prometheus.NewRegistry()
-		_, _, closeBackend, err := assemble(cfg, reg, log)
+		_, _, closeBackend, err := assemble(cfg, reg, log, nil)
 		if err != nil {
 			t.Fatalf("gateway %d: %v", i+1, err)
 		}
@@ -107,7 +107,7 @@ func TestAssembleTwice(t *testing.T) {
 	}
 	panicked := func() (panicked bool) {
 		defer func() { panicked = recover() != nil }()
-		_, _, closeBackend, err := assemble(cfg, first, log)
+		_, _, closeBackend, err := assemble(cfg, first, log, nil)
 		if err == nil {
 			closeBackend()
 		}
@@ -125,7 +125,7 @@ func TestAssembleTwice(t *testing.T) {
 func TestRefreshRegistersNothing(t *testing.T) {
 	srv, cfg := fullGateway(t)
 	reg := &countingRegistry{Registry: prometheus.NewRegistry()}
-	_, classifier, closeBackend, err := assemble(cfg, reg, slog.New(slog.DiscardHandler))
+	_, classifier, closeBackend, err := assemble(cfg, reg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

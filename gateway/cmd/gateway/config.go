@@ -36,6 +36,8 @@ type config struct {
 	// PprofAddr is where net/http/pprof is served, on a listener of its own;
 	// "": nowhere (see pprof.go).
 	PprofAddr string
+	// Tracing is the OpenTelemetry export (tracing.go); off without an endpoint.
+	Tracing tracingConfig
 
 	HTTP    httpapi.Config
 	Limits  preprocess.Limits
@@ -59,6 +61,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute)
 	c.MaxConcurrentInferences = e.Int("MAX_CONCURRENT_INFERENCES", 32, 0, 100000)
 	c.PprofAddr = e.String("PPROF_ADDR", "")
+	c.Tracing = readTracing(e)
 	if c.PprofAddr != "" {
 		if err := checkPprofAddr(c.PprofAddr, c.ListenAddr); err != nil {
 			e.fail("PPROF_ADDR", "%v", err)

@@ -52,7 +52,19 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut *os.Fil
 	log.Info("configuration", attrs...)
 	setMemoryLimit(log)
 
-	srv, classifier, closeBackend, err := assemble(cfg, prometheus.NewRegistry(), log)
+	tr, err := startTracing(ctx, cfg.Tracing)
+	if err != nil {
+		return err
+	}
+	log.Info("tracing: " + cfg.Tracing.String())
+	// Spans still buffered are exported after the drain, before exit.
+	defer func() {
+		if err := tr.shutdown(); err != nil {
+			log.Warn("tracing: export at exit", "err", err)
+		}
+	}()
+
+	srv, classifier, closeBackend, err := assemble(cfg, prometheus.NewRegistry(), log, tr)
 	if err != nil {
 		return err
 	}
@@ -115,13 +127,14 @@ type registry interface {
 
 // assemble builds the gateway cfg describes, every metric registered with reg:
 // the Go runtime's and the process's, then the backend's (openBackend), the
-// classifier's observer and the HTTP API's. Each part registers its metrics
+// classifier's observer and the HTTP API's. With tr (nil: tracing off), the
+// HTTP server, the Classifier and the backends record spans. Each part registers its metrics
 // once, at construction; nothing registers later (the Classifier's refreshes
 // reuse the backend), and a second gateway needs a registry of its own. The
 // Classifier has no model yet: Run loads it.
-func assemble(cfg config, reg registry, log *slog.Logger) (srv *httpapi.Server, classifier *gateway.Classifier, closeBackend func(), err error) {
+func assemble(cfg config, reg registry, log *slog.Logger, tr *tracing) (srv *httpapi.Server, classifier *gateway.Classifier, closeBackend func(), err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	backend, probe, closeBackend, err := openBackend(cfg, reg)
+	backend, probe, closeBackend, err := openBackend(cfg, reg, tr)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -131,13 +144,18 @@ func assemble(cfg config, reg registry, log *slog.Logger) (srv *httpapi.Server, 
 		gateway.WithMaxConcurrentInferences(cfg.MaxConcurrentInferences),
 		gateway.WithReadyProbe(probe.Ready),
 	}
+	var apiOpts []httpapi.Option
+	if tr != nil {
+		opts = append(opts, gateway.WithTracerProvider(tr.tracerProvider()))
+		apiOpts = append(apiOpts, httpapi.WithTracing(tr.tracerProvider(), tr.propagator))
+	}
 	if mem, ok := probe.(gateway.TensorMemory); ok && cfg.Triton.SharedMemory == triton.SharedMemorySystem {
 		// Images are preprocessed straight into Triton's shared memory.
 		opts = append(opts, gateway.WithTensorMemory(mem))
 	}
 	obs := &modelLog{Observer: prom.NewObserver(reg), log: log}
 	classifier = gateway.NewClassifier(backend, cfg.Limits, obs, opts...)
-	if srv, err = httpapi.New(classifier, cfg.HTTP, reg, reg, log); err != nil {
+	if srv, err = httpapi.New(classifier, cfg.HTTP, reg, reg, log, apiOpts...); err != nil {
 		closeBackend()
 		return nil, nil, nil, err
 	}
@@ -163,10 +181,16 @@ func setMemoryLimit(log *slog.Logger) {
 // openBackend builds the inference backend cfg.Backend names. probe answers
 // whether the model itself is ready, bypassing the breaker (an open breaker is not
 // a lost model).
-func openBackend(cfg config, reg prometheus.Registerer) (backend gateway.Inferencer, probe interface{ Ready(context.Context) error }, closeFn func(), err error) {
+func openBackend(cfg config, reg prometheus.Registerer, tr *tracing) (backend gateway.Inferencer, probe interface{ Ready(context.Context) error }, closeFn func(), err error) {
+	var onnxOpts []onnx.Option
+	var tritonOpts []triton.Option
+	if tr != nil {
+		onnxOpts = append(onnxOpts, onnx.WithTracerProvider(tr.tracerProvider()))
+		tritonOpts = append(tritonOpts, triton.WithTracing(tr.tracerProvider(), tr.propagator))
+	}
 	switch cfg.Backend {
 	case "onnx":
-		b, err := onnx.New(cfg.ONNX, reg)
+		b, err := onnx.New(cfg.ONNX, reg, onnxOpts...)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("BACKEND=onnx: %w", err)
 		}
@@ -178,7 +202,7 @@ func openBackend(cfg config, reg prometheus.Registerer) (backend gateway.Inferen
 			return nil, nil, nil, err
 		}
 		tcfg.Labels = labels
-		client, err := triton.New(tcfg, reg)
+		client, err := triton.New(tcfg, reg, tritonOpts...)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -190,7 +214,7 @@ func openBackend(cfg config, reg prometheus.Registerer) (backend gateway.Inferen
 		if cfg.Fallback != "onnx" {
 			return b, client, func() { _ = client.Close() }, nil
 		}
-		embedded, err := onnx.New(cfg.ONNX, reg)
+		embedded, err := onnx.New(cfg.ONNX, reg, onnxOpts...)
 		if err != nil {
 			_ = client.Close()
 			return nil, nil, nil, fmt.Errorf("FALLBACK=onnx: %w", err)
