@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sony/gobreaker/v2"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/internal/poll"
@@ -810,5 +812,27 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := New(nil, named("t"), nil); err == nil {
 		t.Errorf("New(nil, ...) = nil error, want one")
+	}
+}
+
+func TestRejectionIsAnEventOfTheCallersSpan(t *testing.T) {
+	b, f, _ := newBreaker(t, Settings{Name: "triton", ConsecutiveFailures: 1, OpenTimeout: time.Minute, HalfOpenMaxRequests: 1})
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ctx, span := tp.Tracer("test").Start(context.Background(), "infer")
+	play(t, b, f, unavailable) // the call that opens it: no rejection
+	_, _ = b.Infer(ctx, batch)
+	span.End()
+
+	events := rec.Ended()[0].Events()
+	if len(events) != 1 || events[0].Name != EventRejected {
+		t.Fatalf("events %+v, want one %q", events, EventRejected)
+	}
+	got := map[string]string{}
+	for _, kv := range events[0].Attributes {
+		got[string(kv.Key)] = kv.Value.AsString()
+	}
+	if got["fish.breaker.name"] != "triton" || got["fish.breaker.state"] != "open" {
+		t.Errorf("event attributes %v, want the breaker's name and state", got)
 	}
 }

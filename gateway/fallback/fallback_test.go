@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 )
@@ -112,5 +114,26 @@ func TestModelAndReady(t *testing.T) {
 	p.modelErr = gateway.Errorf(gateway.KindBadGateway, "bad config")
 	if _, err := f.Model(context.Background()); gateway.KindOf(err) != gateway.KindBadGateway {
 		t.Errorf("Model error other than unavailable must not fall back: %v", err)
+	}
+}
+
+func TestFallbackIsAnEventOfTheCallersSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	p := &backend{name: "triton", err: &gateway.Error{Kind: gateway.KindUnavailable, Message: "circuit breaker open"}}
+	f, _ := New(p.inferencer(), (&backend{name: "onnxruntime"}).inferencer(), nil)
+	ctx, span := tp.Tracer("test").Start(context.Background(), "infer")
+	if _, err := f.Infer(ctx, gateway.Batch{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p.err = nil
+	if _, err := f.Infer(ctx, gateway.Batch{Size: 1}); err != nil { // the primary answers: no event
+		t.Fatal(err)
+	}
+	span.End()
+	events := rec.Ended()[0].Events()
+	if len(events) != 1 || events[0].Name != EventFallback ||
+		len(events[0].Attributes) != 1 || events[0].Attributes[0].Value.AsString() != "circuit breaker open" {
+		t.Errorf("events %+v, want one %q giving the primary's error", events, EventFallback)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fish-classifier/fish-classifier/gateway"
 	"github.com/fish-classifier/fish-classifier/gateway/httpapi"
@@ -59,6 +60,8 @@ type fakeCall struct {
 	k           int
 	hasDeadline bool
 	remaining   time.Duration // time left before the deadline, on entry
+	// span is the span context the call's ctx carried (the server span).
+	span trace.SpanContext
 }
 
 func newFake() *fakeClassifier {
@@ -88,7 +91,7 @@ func (f *fakeClassifier) ClassifyBatch(ctx context.Context, images [][]byte, k i
 }
 
 func (f *fakeClassifier) classify(ctx context.Context, batch bool, images [][]byte, k int) ([]gateway.Result, []error) {
-	call := fakeCall{batch: batch, k: k}
+	call := fakeCall{batch: batch, k: k, span: trace.SpanContextFromContext(ctx)}
 	if d, ok := ctx.Deadline(); ok {
 		call.hasDeadline, call.remaining = true, time.Until(d)
 	}
@@ -239,7 +242,7 @@ func testConfig() httpapi.Config {
 	return cfg
 }
 
-func newTestServer(t *testing.T, cfg httpapi.Config, fake *fakeClassifier) *testServer {
+func newTestServer(t *testing.T, cfg httpapi.Config, fake *fakeClassifier, opts ...httpapi.Option) *testServer {
 	t.Helper()
 	if fake == nil {
 		fake = newFake()
@@ -247,7 +250,7 @@ func newTestServer(t *testing.T, cfg httpapi.Config, fake *fakeClassifier) *test
 	reg := prometheus.NewRegistry()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := httpapi.New(fake, cfg, reg, reg, log)
+	srv, err := httpapi.New(fake, cfg, reg, reg, log, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
