@@ -29,11 +29,15 @@ type options struct {
 // refresh, readiness) record nothing, so they never start traces of their
 // own. otelgrpc's metrics are not collected: the client's own Prometheus
 // metrics measure every RPC.
+//
+// Only a sampled context is sent: Triton traces every request that carries a
+// traceparent, whatever its sampled flag says, so an unsampled one would start
+// Triton traces whose parent no backend holds.
 func WithTracing(tp trace.TracerProvider, propagator propagation.TextMapPropagator) Option {
 	return func(o *options) {
 		o.dial = append(o.dial, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 			otelgrpc.WithTracerProvider(childSpans{tp}),
-			otelgrpc.WithPropagators(propagator),
+			otelgrpc.WithPropagators(sampledOnly{propagator}),
 			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
 		)))
 	}
@@ -61,3 +65,12 @@ const (
 	attrCode    = attribute.Key("fish.rpc.code")
 	attrWait    = attribute.Key("fish.retry.wait")
 )
+
+// sampledOnly injects the context of sampled spans only.
+type sampledOnly struct{ propagation.TextMapPropagator }
+
+func (p sampledOnly) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
+	if trace.SpanContextFromContext(ctx).IsSampled() {
+		p.TextMapPropagator.Inject(ctx, carrier)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 
 	"github.com/fish-classifier/fish-classifier/gateway/triton/tritontest"
@@ -99,5 +100,23 @@ func TestRetriesAreEventsOfTheCallersSpan(t *testing.T) {
 		if ev.Name != "retry" || got["fish.rpc"] != "ModelInfer" || got["fish.rpc.code"] != "Unavailable" || got["fish.rpc.attempt"] != []string{"2", "3"}[i] {
 			t.Errorf("event %d: %s %v", i, ev.Name, got)
 		}
+	}
+}
+
+func TestUnsampledRequestsSendNoTraceContext(t *testing.T) {
+	e, _, rec := tracedEnv(t)
+	// The gateway's span of a request its sampler dropped: valid, not sampled.
+	ctx := trace.ContextWithSpanContext(callCtx(t), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2},
+	}))
+	if _, err := e.client.Infer(ctx, batchOf(&e.info, tritontest.ItemForClass(e.model, 1))); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := e.srv.LastRequest()
+	if got := r.Metadata.Get("traceparent"); len(got) != 0 {
+		t.Errorf("traceparent %q sent for an unsampled request: Triton would trace it", got)
+	}
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans recorded for an unsampled request", n)
 	}
 }
