@@ -33,7 +33,7 @@ $(ORT_LIB): scripts/fetch-onnxruntime.sh
 	@touch $@
 
 .PHONY: test-deps
-test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the real Triton, schemathesis, .venv, helm and kubeconform for the chart); idempotent, says what and why.
+test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the real Triton, schemathesis, .venv, helm and kubeconform for the chart, Jaeger for the tracing tests); idempotent, says what and why.
 	scripts/setup-test.sh
 
 .PHONY: test

@@ -17,22 +17,27 @@
 #   6. The Helm chart's checkers (scripts/chart-tools.sh install): helm and
 #      kubeconform built from the Go module proxy, the Kubernetes and CRD
 #      schemas, in .chart-tools/, for deploy/helm's tests.
+#   7. The trace backend (scripts/jaeger.sh install): Jaeger v2 built from the Go
+#      module proxy into .jaeger/, which the tracing tests start
+#      (internal/testenv's StartJaeger) to read back the spans exported to it.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 say() { echo "setup-test: $*" >&2; }
 
-say "1/6 Debian packages (libjpeg-turbo, protoc, prometheus, alertmanager, chromium)"
+say "1/7 Debian packages (libjpeg-turbo, protoc, prometheus, alertmanager, chromium)"
 scripts/install-test-deps.sh
-say "2/6 ONNX Runtime library for the embedded backend (npm onnxruntime-node, pinned)"
+say "2/7 ONNX Runtime library for the embedded backend (npm onnxruntime-node, pinned)"
 scripts/fetch-onnxruntime.sh >/dev/null
-say "3/6 the real NVIDIA Triton for the end-to-end tests (PyPI nvidia-pytriton, pinned)"
+say "3/7 the real NVIDIA Triton for the end-to-end tests (PyPI nvidia-pytriton, pinned)"
 scripts/triton-ci.sh install
-say "4/6 schemathesis for the OpenAPI contract test (PyPI, pinned)"
+say "4/7 schemathesis for the OpenAPI contract test (PyPI, pinned)"
 scripts/schemathesis.sh install >/dev/null
-say "5/6 the model build's Python environment, .venv (PyPI numpy, onnx, Pillow, pinned)"
+say "5/7 the model build's Python environment, .venv (PyPI numpy, onnx, Pillow, pinned)"
 make -s venv
-say "6/6 helm, kubeconform and schemas for the Helm chart's tests (Go module proxy, PyPI; pinned)"
+say "6/7 helm, kubeconform and schemas for the Helm chart's tests (Go module proxy, PyPI; pinned)"
 scripts/chart-tools.sh install >/dev/null
+say "7/7 Jaeger v2, the tracing tests' trace backend (Go module proxy, pinned; a few minutes the first time)"
+scripts/jaeger.sh install >/dev/null
 say "ready"

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,9 +73,20 @@ func TritonConfig(t testing.TB) tritonci.Config {
 // fails the test.
 func StartTriton(t *testing.T) *Triton {
 	t.Helper()
+	return StartTritonWith(t, nil)
+}
+
+// StartTritonWith is StartTriton with TritonConfig changed by configure first
+// (nil changes nothing): extra tritonserver arguments in Args, such as
+// TritonTracingArgs. Restarts keep the change.
+func StartTritonWith(t *testing.T, configure func(*tritonci.Config)) *Triton {
+	t.Helper()
 	RealServers(t, "starts the real Triton")
 	InstallTriton(t)
 	tr := &Triton{cfg: TritonConfig(t)}
+	if configure != nil {
+		configure(&tr.cfg)
+	}
 	tr.RunDir = tr.cfg.RunDir
 	s, err := tritonci.Start(context.Background(), tr.cfg)
 	if err != nil {
@@ -129,5 +141,35 @@ func (tr *Triton) Restart(t *testing.T) {
 	}
 	if _, err := tritonci.Start(context.Background(), tr.cfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TritonTracingArgs are the tritonserver arguments that export OpenTelemetry
+// traces to the OTLP/HTTP endpoint ("http://127.0.0.1:PORT", Jaeger's
+// OTLPHTTPEndpoint) of only the inference requests that carry a trace context
+// (a W3C traceparent in a ModelInfer's gRPC metadata), each as three spans:
+// InferRequest, under it the model's span (named after the model), under that
+// compute. Checked on Triton 2.51 by internal/tritonci's
+// TestRealTritonTracesIntoJaeger; docs/tracing.md#tritons-spans sets out what
+// each setting does.
+func TritonTracingArgs(otlpHTTPEndpoint string) []string {
+	return []string{
+		// OpenTelemetry's spans rather than Triton's own trace file.
+		"--trace-config=mode=opentelemetry",
+		// Without TIMESTAMPS (the default level is OFF) nothing is traced, not
+		// even a request with a context.
+		"--trace-config=level=TIMESTAMPS",
+		// No request without a context is sampled; one with a context always
+		// is, whatever the rate and its sampled flag.
+		"--trace-config=rate=0",
+		// No limit on the number of traced requests (the default, said).
+		"--trace-config=count=-1",
+		// OTLP/HTTP with a JSON body; the setting is the full URL.
+		"--trace-config=opentelemetry,url=" + strings.TrimSuffix(otlpHTTPEndpoint, "/") + "/v1/traces",
+		// The resource's service.name (default "triton-inference-server").
+		"--trace-config=opentelemetry,resource=service.name=triton",
+		// Its batch span processor exports every 5 s by default: every 200 ms
+		// keeps the tests short.
+		"--trace-config=opentelemetry,bsp_schedule_delay=200",
 	}
 }
