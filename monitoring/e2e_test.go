@@ -747,6 +747,9 @@ func startPrometheus(t *testing.T, bin string, targets map[string]string, am str
 		"--config.file="+path,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
+		// As in docker-compose.yml: the gateway's latency histograms carry
+		// trace ids as exemplars.
+		"--enable-feature=exemplar-storage",
 		"--log.level=warn")
 	waitHTTPOK(t, "http://"+addr+"/-/ready")
 	client, err := promapi.NewClient(promapi.Config{Address: "http://" + addr})
