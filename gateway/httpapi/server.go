@@ -289,7 +289,12 @@ func (s *Server) finish(c *fiber.Ctx, st *requestState, span trace.Span) {
 	}
 	bytesOut := len(c.Response().Body())
 
-	ctx := c.UserContext()
+	// The request's span, for the exemplar and the log; without tracing
+	// there is none to look for.
+	ctx := context.Background()
+	if s.tracer != nil {
+		ctx = c.UserContext()
+	}
 	method := foldMethod(c.Method())
 	s.metrics.observe(ctx, method, endpoint, status, elapsed.Seconds())
 	if st.code != "" {
