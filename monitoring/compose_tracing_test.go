@@ -1,17 +1,20 @@
 package monitoring_test
 
 // Distributed tracing in the compose stack: the gateway and Triton export
-// OpenTelemetry spans to the jaeger service, and Prometheus keeps the
-// exemplars that link latency samples to traces.
+// OpenTelemetry spans to the jaeger service, Prometheus keeps the exemplars
+// that link latency samples to traces, and Grafana reads Jaeger.
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v3"
 )
 
 // otelVariables are the OpenTelemetry SDK's standard variables the gateway
@@ -141,5 +144,32 @@ func TestComposeTracing(t *testing.T) {
 				t.Errorf("prometheus command %v does not enable exemplar-storage", prom.Command)
 			}
 		})
+	}
+}
+
+// TestComposeGrafanaReadsJaeger: the provisioned Jaeger datasource points at
+// the jaeger service's query port.
+func TestComposeGrafanaReadsJaeger(t *testing.T) {
+	var file struct {
+		Datasources []struct {
+			UID  string `yaml:"uid"`
+			Type string `yaml:"type"`
+			URL  string `yaml:"url"`
+		} `yaml:"datasources"`
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "monitoring", "grafana", "provisioning", "datasources", "jaeger.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(file.Datasources) != 1 || file.Datasources[0].Type != "jaeger" {
+		t.Fatalf("jaeger.yml: %+v, want one datasource of type jaeger", file.Datasources)
+	}
+	p := composeStack(t)
+	s, _ := composeServiceURL(t, p, "Grafana's Jaeger datasource URL", file.Datasources[0].URL)
+	if u, _ := url.Parse(file.Datasources[0].URL); s.Name != "jaeger" || u.Port() != "16686" {
+		t.Errorf("Grafana's Jaeger datasource reads %s, want the jaeger service's query port 16686", file.Datasources[0].URL)
 	}
 }
