@@ -32,7 +32,7 @@ const (
 )
 
 // composeAllServices is every service of the stack, k6 included.
-var composeAllServices = []string{"alertmanager", "cadvisor", "fish_api", "grafana", "k6", "model", "prometheus", "triton"}
+var composeAllServices = []string{"alertmanager", "cadvisor", "fish_api", "grafana", "jaeger", "k6", "model", "prometheus", "triton"}
 
 // composeOneShots are the services that run to completion: no health check.
 var composeOneShots = map[string]bool{"k6": true, "model": true}
@@ -151,6 +151,7 @@ func TestComposePorts(t *testing.T) {
 		"alertmanager": {"9093": 9093},
 		"grafana":      {"3001": 3000},
 		"cadvisor":     {"8081": 8080},
+		"jaeger":       {"16686": 16686, "4317": 4317, "4318": 4318},
 		"k6":           {},
 		"model":        {},
 	}
@@ -310,6 +311,7 @@ func TestComposeHealthchecks(t *testing.T) {
 		"alertmanager": "/-/ready",
 		"grafana":      "/api/health",
 		"cadvisor":     "/healthz",
+		"jaeger":       "/status",
 	}
 	for _, files := range [][]string{{composeBaseFile}, {composeBaseFile, composeCPUFile}} {
 		p := composeLoad(t, nil, []string{"loadtest"}, files...)
@@ -331,11 +333,13 @@ func TestComposeHealthchecks(t *testing.T) {
 				t.Errorf("%v %s: health check probes %s, want %s", files, name, u.Path, paths[name])
 			}
 			// The probe runs inside the container: it must hit a port the
-			// service listens on, not the host's published one.
+			// service listens on (published, or only exposed), not the host's
+			// published one.
 			port, _ := strconv.ParseUint(u.Port(), 10, 32)
-			listens := slices.ContainsFunc(s.Ports, func(pc types.ServicePortConfig) bool { return pc.Target == uint32(port) })
+			listens := slices.ContainsFunc(s.Ports, func(pc types.ServicePortConfig) bool { return pc.Target == uint32(port) }) ||
+				slices.Contains(s.Expose, u.Port())
 			if !listens {
-				t.Errorf("%v %s: health check port %s is none of the container ports %+v", files, name, u.Port(), s.Ports)
+				t.Errorf("%v %s: health check port %s is none of the container ports %+v (exposed %v)", files, name, u.Port(), s.Ports, s.Expose)
 			}
 			if hc.Interval == nil || hc.Timeout == nil || hc.Retries == nil {
 				t.Errorf("%v %s: health check without interval, timeout or retries: %+v", files, name, hc)
@@ -365,13 +369,20 @@ func composeGPUDevices(s types.ServiceConfig) []types.DeviceRequest {
 }
 
 // composeTritonFlags are the --name=value flags of a tritonserver command line,
-// whether given as a list or inside a shell script.
+// whether given as a list or inside a shell script. --trace-config is given
+// once per setting: each is keyed "trace-config SETTING" (the setting being
+// what precedes the value's first "="), so that none overwrites another.
 func composeTritonFlags(cmd []string) map[string]string {
 	flags := map[string]string{}
 	re := regexp.MustCompile(`(?:^|\s)--([a-z0-9-]+)=(\S*)`)
 	for _, arg := range cmd {
 		for _, m := range re.FindAllStringSubmatch(arg, -1) {
-			flags[m[1]] = m[2]
+			name, value := m[1], m[2]
+			if name == "trace-config" {
+				setting, v, _ := strings.Cut(value, "=")
+				name, value = name+" "+setting, v
+			}
+			flags[name] = value
 		}
 	}
 	return flags
@@ -448,8 +459,8 @@ func TestComposeTritonGPUAndCPU(t *testing.T) {
 func TestComposeDependsOn(t *testing.T) {
 	p := composeStack(t)
 	want := map[string]map[string]string{
-		"fish_api": {"triton": types.ServiceConditionHealthy},
-		"triton":   {"model": types.ServiceConditionCompletedSuccessfully},
+		"fish_api": {"triton": types.ServiceConditionHealthy, "jaeger": types.ServiceConditionStarted},
+		"triton":   {"model": types.ServiceConditionCompletedSuccessfully, "jaeger": types.ServiceConditionStarted},
 		"grafana":  {"prometheus": types.ServiceConditionHealthy},
 		"k6":       {"fish_api": types.ServiceConditionHealthy},
 	}
@@ -547,7 +558,7 @@ func TestComposeGatewayEnvironment(t *testing.T) {
 	// (gateway/cmd/gateway's TestREADMEConfigurationTable holds it to that).
 	reads := gatewayVariables(t)
 	for k := range api.Environment {
-		if !reads[k] {
+		if !reads[k] && !otelVariables[k] {
 			t.Errorf("fish_api sets %s, which the gateway does not read (not in the README's configuration table)", k)
 		}
 	}
@@ -564,7 +575,7 @@ func TestComposeGatewayEnvironment(t *testing.T) {
 	if api.StopGracePeriod == nil || time.Duration(*api.StopGracePeriod) <= 30*time.Second {
 		t.Errorf("fish_api stop_grace_period %v does not exceed the 30s drain", api.StopGracePeriod)
 	}
-	for _, name := range []string{"fish_api", "triton", "prometheus", "alertmanager", "grafana", "cadvisor"} {
+	for _, name := range []string{"fish_api", "triton", "prometheus", "alertmanager", "grafana", "cadvisor", "jaeger"} {
 		if r := composeService(t, p, name).Restart; r != types.RestartPolicyUnlessStopped && r != types.RestartPolicyAlways {
 			t.Errorf("%s: restart policy %q", name, r)
 		}

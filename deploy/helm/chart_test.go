@@ -140,12 +140,14 @@ func TestChartRejectsBadValues(t *testing.T) {
 	helm := filepath.Join(tools(t), "bin", "helm")
 	values := filepath.Join(chart, "ci", "default-values.yaml")
 	for set, want := range map[string]string{
-		"autoscaling.mode=vpa":                  "autoscaling.mode must be keda, hpa or none",
-		"triton.modelRepository.source=ftp":     "triton.modelRepository.source must be image, volume or url",
-		"triton.modelRepository.source=volume":  "claimName is required",
-		"triton.modelRepository.source=url":     "triton.modelRepository.url is required",
-		"gateway.config.SHUTDOWN_TIMEOUT=10s":   "set gateway.shutdownTimeoutSeconds instead",
-		"gateway.config.GATEWAY_LISTEN_ADDR=:1": "set gateway.port instead",
+		"autoscaling.mode=vpa":                                           "autoscaling.mode must be keda, hpa or none",
+		"triton.modelRepository.source=ftp":                              "triton.modelRepository.source must be image, volume or url",
+		"triton.modelRepository.source=volume":                           "claimName is required",
+		"triton.modelRepository.source=url":                              "triton.modelRepository.url is required",
+		"gateway.config.SHUTDOWN_TIMEOUT=10s":                            "set gateway.shutdownTimeoutSeconds instead",
+		"gateway.config.GATEWAY_LISTEN_ADDR=:1":                          "set gateway.port instead",
+		"tracing.enabled=true,tracing.endpoint=http://otel.obs.svc:4318": "set tracing.jaeger.deploy=false too",
+		"tracing.enabled=true,tracing.jaeger.deploy=false":               "needs tracing.endpoint",
 	} {
 		cmd := exec.Command(helm, "template", "fc", chart, "-f", values, "--set", set)
 		out, err := cmd.CombinedOutput()
@@ -361,6 +363,11 @@ func TestChartFilesMatchMonitoring(t *testing.T) {
 func TestValuesCoverREADME(t *testing.T) {
 	documented := testenv.ConfigVariables(t)
 	documented["AUTOMEMLIMIT"] = true // in GOMEMLIMIT's row
+	// The OpenTelemetry SDK's standard variables, which the gateway reads
+	// and tracing.* fills in; the README's table may or may not list them.
+	for v := range otelVariables {
+		documented[v] = true
+	}
 	if len(documented) < 40 {
 		t.Fatalf("read %d variables from the README's table", len(documented))
 	}

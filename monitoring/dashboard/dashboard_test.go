@@ -479,6 +479,38 @@ func TestRecordedSeriesExist(t *testing.T) {
 	}
 }
 
+// TestExemplars: the two latency panels fetch the exemplars of the gateway's
+// latency histograms, whose trace_id links to Jaeger, and only queries that
+// read a raw histogram ask for exemplars (a recorded series has none, so the
+// request would be wasted and the panel would show no dots).
+func TestExemplars(t *testing.T) {
+	want := map[string]string{
+		titleRequestLatency: "http_request_duration_seconds_bucket",
+		titleModelLatency:   "model_inference_duration_seconds_bucket",
+	}
+	found := map[string]bool{}
+	for _, p := range loadDashboard(t).allPanels() {
+		for _, tg := range p.Targets {
+			if !tg.Exemplar {
+				continue
+			}
+			names := metricNames(tg.Expr)
+			if !slices.ContainsFunc(names, func(n string) bool { return strings.HasSuffix(n, "_bucket") }) ||
+				slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, ":") }) {
+				t.Errorf("%q/%s asks for exemplars but reads %q, not only raw histogram buckets", p.Title, tg.RefID, names)
+			}
+			if histogram, ok := want[p.Title]; ok && readsSeries(tg.Expr, histogram) {
+				found[p.Title] = true
+			}
+		}
+	}
+	for title, histogram := range want {
+		if !found[title] {
+			t.Errorf("%q: no query reads %s with exemplars", title, histogram)
+		}
+	}
+}
+
 // bareNames returns the names in expr that are neither PromQL words nor
 // followed by a label selector.
 func bareNames(expr string) []string {

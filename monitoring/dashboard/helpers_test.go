@@ -58,6 +58,7 @@ type panel struct {
 type target struct {
 	RefID      string          `json:"refId"`
 	Expr       string          `json:"expr"`
+	Exemplar   bool            `json:"exemplar"`
 	Datasource *datasourceJSON `json:"datasource"`
 }
 

@@ -66,22 +66,24 @@ func productPanels() []cog.Builder[dashboard.Panel] {
 				`max(`+gateway("instance:http_requests_5xx:ratio_rate5m")+`)`,
 				"5xx share")),
 
-		timeSeries(titleRequestLatency, "Median and 95th percentile time from routing a request to its response, by route template; the highest of the chosen instances (quantiles cannot be averaged). Dashed: p95.", "s").
+		timeSeries(titleRequestLatency, "Median and 95th percentile time from routing a request to its response, by route template; the highest of the chosen instances (quantiles cannot be averaged). Dashed: p95. \"p95 all routes\" is computed from the raw histogram over the chosen instances, and its query brings the exemplars: each dot is one sampled request, and its trace_id opens that request's trace in Jaeger.", "s").
 			WithTarget(query("A",
 				`max by (endpoint) (`+gateway("instance_endpoint:http_request_duration_seconds:p50_5m")+`)`,
 				"p50 {{endpoint}}")).
 			WithTarget(query("B",
 				`max by (endpoint) (`+gateway("instance_endpoint:http_request_duration_seconds:p95_5m")+`)`,
 				"p95 {{endpoint}}")).
+			WithTarget(exemplarQuery("C", histogramP95("http_request_duration_seconds"), "p95 all routes")).
 			OverrideByRegexp("^p95 ", dashed()),
 
-		timeSeries(titleModelLatency, "Median and 95th percentile time of one inference call (a whole batch), by the backend that answered: triton, or the embedded onnx. Dashed: p95.", "s").
+		timeSeries(titleModelLatency, "Median and 95th percentile time of one inference call (a whole batch), by the backend that answered: triton, or the embedded onnx. Dashed: p95. \"p95 all backends\" is computed from the raw histogram over the chosen instances, and its query brings the exemplars: each dot is one sampled call, and its trace_id opens the request's trace in Jaeger, Triton's spans included.", "s").
 			WithTarget(query("A",
 				`max by (backend) (`+gateway("instance_backend:model_inference_duration_seconds:p50_5m")+`)`,
 				"p50 {{backend}}")).
 			WithTarget(query("B",
 				`max by (backend) (`+gateway("instance_backend:model_inference_duration_seconds:p95_5m")+`)`,
 				"p95 {{backend}}")).
+			WithTarget(exemplarQuery("C", histogramP95("model_inference_duration_seconds"), "p95 all backends")).
 			OverrideByRegexp("^p95 ", dashed()),
 
 		// A bar gauge of counts over the whole time range, most frequent first:

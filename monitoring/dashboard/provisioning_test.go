@@ -24,8 +24,12 @@ func TestDatasourceProvisioning(t *testing.T) {
 			IsDefault bool   `yaml:"isDefault"`
 			Editable  bool   `yaml:"editable"`
 			JSONData  struct {
-				TimeInterval string `yaml:"timeInterval"`
-				HTTPMethod   string `yaml:"httpMethod"`
+				TimeInterval                string `yaml:"timeInterval"`
+				HTTPMethod                  string `yaml:"httpMethod"`
+				ExemplarTraceIDDestinations []struct {
+					Name          string `yaml:"name"`
+					DatasourceUID string `yaml:"datasourceUid"`
+				} `yaml:"exemplarTraceIdDestinations"`
 			} `yaml:"jsonData"`
 		} `yaml:"datasources"`
 	}
@@ -54,6 +58,53 @@ func TestDatasourceProvisioning(t *testing.T) {
 				t.Errorf("got %v, want %v", tt.got, tt.want)
 			}
 		})
+	}
+
+	// An exemplar's trace_id label (the gateway's histograms carry one)
+	// links to that trace in the provisioned Jaeger datasource.
+	jaeger := jaegerDatasource(t)
+	dests := ds.JSONData.ExemplarTraceIDDestinations
+	if len(dests) != 1 || dests[0].Name != exemplarTraceLabel || dests[0].DatasourceUID != jaeger.UID {
+		t.Errorf("exemplarTraceIdDestinations %+v, want one: label %s to datasource uid %s", dests, exemplarTraceLabel, jaeger.UID)
+	}
+}
+
+// exemplarTraceLabel is the exemplar label the gateway's histograms put the
+// trace id in.
+const exemplarTraceLabel = "trace_id"
+
+// provisionedDatasource is the part of a datasource provisioning entry the
+// Jaeger test reads.
+type provisionedDatasource struct {
+	Name     string `yaml:"name"`
+	UID      string `yaml:"uid"`
+	Type     string `yaml:"type"`
+	Access   string `yaml:"access"`
+	URL      string `yaml:"url"`
+	Editable bool   `yaml:"editable"`
+}
+
+// jaegerDatasource reads the one datasource of jaeger.yml.
+func jaegerDatasource(t *testing.T) provisionedDatasource {
+	t.Helper()
+	var file struct {
+		APIVersion  int                     `yaml:"apiVersion"`
+		Datasources []provisionedDatasource `yaml:"datasources"`
+	}
+	readYAMLStrict(t, filepath.Join(provisioningDir, "datasources", "jaeger.yml"), &file)
+	if file.APIVersion != 1 || len(file.Datasources) != 1 {
+		t.Fatalf("jaeger.yml: apiVersion %d, %d datasources; want 1 and 1", file.APIVersion, len(file.Datasources))
+	}
+	return file.Datasources[0]
+}
+
+// TestJaegerDatasourceProvisioning: Grafana reads traces from the compose
+// stack's Jaeger query service, under the uid the exemplar links name.
+func TestJaegerDatasourceProvisioning(t *testing.T) {
+	ds := jaegerDatasource(t)
+	want := provisionedDatasource{Name: "Jaeger", UID: "jaeger", Type: "jaeger", Access: "proxy", URL: "http://jaeger:16686"}
+	if ds != want {
+		t.Errorf("got %+v, want %+v", ds, want)
 	}
 }
 

@@ -64,6 +64,21 @@ func query(refID, expr, legend string) *prometheus.DataqueryBuilder {
 		Range()
 }
 
+// exemplarQuery is a range query that also fetches the exemplars of the series
+// it reads: Grafana draws them as dots, and a dot's trace_id label links to
+// the trace in Jaeger (the Prometheus datasource's exemplarTraceIdDestinations).
+// Only raw histogram series carry exemplars; a recorded series never does, so
+// expr must read the _bucket series itself.
+func exemplarQuery(refID, expr, legend string) *prometheus.DataqueryBuilder {
+	return query(refID, expr, legend).Exemplar(true)
+}
+
+// histogramP95 is the 95th percentile of a histogram over the chosen gateway
+// instances together, from its raw buckets.
+func histogramP95(histogram string) string {
+	return `histogram_quantile(0.95, sum by (le) (` + rate(gateway(histogram+"_bucket")) + `))`
+}
+
 // instantQuery is evaluated once, at the end of the time range: for panels
 // that show one number per series (gauges, bar gauges, stats).
 func instantQuery(refID, expr, legend string) *prometheus.DataqueryBuilder {

@@ -18,6 +18,32 @@
 
 {{- define "fc.gateway.fullname" -}}{{ include "fc.fullname" . | trunc 55 | trimSuffix "-" }}-gateway{{- end -}}
 {{- define "fc.triton.fullname" -}}{{ include "fc.fullname" . | trunc 56 | trimSuffix "-" }}-triton{{- end -}}
+{{- define "fc.jaeger.fullname" -}}{{ include "fc.fullname" . | trunc 56 | trimSuffix "-" }}-jaeger{{- end -}}
+
+{{/*
+Whether the chart deploys its own Jaeger: tracing on, tracing.jaeger.deploy,
+and no collector of the user's (tracing.endpoint). Setting both, or neither,
+is refused: the spans would go somewhere the values do not say.
+*/}}
+{{- define "fc.tracing.deployJaeger" -}}
+{{- $t := .Values.tracing -}}
+{{- if $t.enabled -}}
+{{- if and $t.endpoint $t.jaeger.deploy -}}
+{{- fail "tracing.endpoint is set: set tracing.jaeger.deploy=false too (the chart's Jaeger would receive nothing)" -}}
+{{- else if and (not $t.endpoint) (not $t.jaeger.deploy) -}}
+{{- fail "tracing.enabled with tracing.jaeger.deploy=false needs tracing.endpoint (a collector's OTLP/HTTP URL)" -}}
+{{- else if $t.jaeger.deploy -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The OTLP/HTTP base URL both the gateway and Triton export to. */}}
+{{- define "fc.tracing.endpoint" -}}
+{{- if include "fc.tracing.deployJaeger" . -}}
+http://{{ include "fc.jaeger.fullname" . }}.{{ .Release.Namespace }}.svc:4318
+{{- else -}}
+{{- .Values.tracing.endpoint | trimSuffix "/" -}}
+{{- end -}}
+{{- end -}}
 
 {{/* Labels of every object; component is "gateway" or "triton". */}}
 {{- define "fc.labels" -}}
@@ -54,7 +80,8 @@ app.kubernetes.io/component: {{ .component }}
 {{/*
 The gateway container, shared by its Deployment and, in sidecar mode, Triton's
 pod. Every non-empty gateway.config entry becomes an environment variable; the
-chart supplies BACKEND, TRITON_URL and MODEL_NAME unless given, and always
+chart supplies BACKEND, TRITON_URL and MODEL_NAME unless given, with
+tracing.enabled the OTEL_* variables of tracing.* unless given, and always
 GATEWAY_LISTEN_ADDR and SHUTDOWN_TIMEOUT.
 */}}
 {{- define "fc.gateway.container" -}}
@@ -76,6 +103,13 @@ GATEWAY_LISTEN_ADDR and SHUTDOWN_TIMEOUT.
 {{- end -}}
 {{- if and .Values.sidecar.enabled (not (hasKey $env "TRITON_SHARED_MEMORY")) -}}
 {{- $_ := set $env "TRITON_SHARED_MEMORY" .Values.sidecar.sharedMemory -}}
+{{- end -}}
+{{- if .Values.tracing.enabled -}}
+{{- $t := .Values.tracing -}}
+{{- $otel := dict "OTEL_EXPORTER_OTLP_ENDPOINT" (include "fc.tracing.endpoint" .) "OTEL_SERVICE_NAME" $t.serviceName "OTEL_TRACES_SAMPLER" $t.sampler "OTEL_TRACES_SAMPLER_ARG" $t.samplerArg "OTEL_RESOURCE_ATTRIBUTES" $t.resourceAttributes -}}
+{{- range $k, $v := $otel -}}
+{{- if and (ne (toString $v) "") (not (hasKey $env $k)) }}{{ $_ := set $env $k (toString $v) }}{{ end -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set $env "GATEWAY_LISTEN_ADDR" (printf ":%v" .Values.gateway.port) -}}
 {{- $_ := set $env "SHUTDOWN_TIMEOUT" (printf "%vs" .Values.gateway.shutdownTimeoutSeconds) -}}
