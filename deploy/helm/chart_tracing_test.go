@@ -10,18 +10,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// otelVariables are the OpenTelemetry SDK's standard variables the gateway
-// reads; gateway.config offers them beside the README's table.
-var otelVariables = map[string]bool{
-	"OTEL_EXPORTER_OTLP_ENDPOINT":        true,
-	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": true,
-	"OTEL_EXPORTER_OTLP_PROTOCOL":        true,
-	"OTEL_SERVICE_NAME":                  true,
-	"OTEL_TRACES_SAMPLER":                true,
-	"OTEL_TRACES_SAMPLER_ARG":            true,
-	"OTEL_RESOURCE_ATTRIBUTES":           true,
-}
-
 const (
 	jaegerName     = "fc-fish-classifier-jaeger"
 	jaegerEndpoint = "http://fc-fish-classifier-jaeger.fish.svc:4318"
