@@ -17,8 +17,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// tritonTraceRate is Triton's --trace-config rate: 0 is meant to leave the
-// decision to the caller's traceparent (the gateway samples).
+// tritonTraceRate is Triton's --trace-config rate: with 0, Triton traces
+// exactly the requests that carry a traceparent (checked on the real Triton by
+// internal/tritonci's TestRealTritonTracesIntoJaeger), which the gateway
+// sends for its sampled requests only.
 const tritonTraceRate = "0"
 
 // composePortOf reports whether port is a container port of s, published or
