@@ -118,14 +118,20 @@ type ModelInfo struct {
 }
 
 // Provenance is where a model's weights come from (config.pbtxt parameters
-// model_sha256, model_source, model_license); a field the configuration does
-// not declare is empty.
+// model_sha256, model_source, model_license, and mlflow_run_id and
+// mlflow_model_version for a model published from MLflow's registry); a field
+// the configuration does not declare is empty.
 type Provenance struct {
 	// SHA256 is the hex sha256 of the model file; the embedded backend refuses
 	// a file that does not match it.
 	SHA256  string `json:"sha256,omitempty"`
 	Source  string `json:"source,omitempty"`
 	License string `json:"license,omitempty"`
+	// MLflowRunID is the MLflow run that logged the weights and
+	// MLflowModelVersion the registered model's version they were published
+	// as (make publish-model).
+	MLflowRunID        string `json:"mlflow_run_id,omitempty"`
+	MLflowModelVersion string `json:"mlflow_model_version,omitempty"`
 }
 
 // Prediction is one class of a result, with its probability.

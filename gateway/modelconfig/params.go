@@ -31,6 +31,8 @@ import (
 //	model_sha256              sha256 of the model file, 64 hex digits
 //	model_source              where the weights were obtained
 //	model_license             the weights' licence
+//	mlflow_run_id             the MLflow run that logged them, 32 hex digits
+//	mlflow_model_version      the registered model version they were published as
 //
 // The tensor's size, layout and data type come from the model input itself.
 const (
@@ -48,23 +50,41 @@ const (
 	ParamModelSHA256  = "model_sha256"
 	ParamModelSource  = "model_source"
 	ParamModelLicense = "model_license"
+	// Written by make publish-model (scripts/mlflow_model.py).
+	ParamMLflowRunID        = "mlflow_run_id"
+	ParamMLflowModelVersion = "mlflow_model_version"
 )
 
 // ProvenanceFromParameters reads where a model's weights come from out of its
-// configuration parameters; a model_sha256 that is not 64 hex digits is an
-// error naming the parameter.
+// configuration parameters. A model_sha256 that is not 64 hex digits, an
+// mlflow_run_id that is not 32, or an mlflow_model_version that is not a
+// positive integer is an error naming the parameter: they become label
+// values and must not carry arbitrary text.
 func ProvenanceFromParameters(params map[string]string) (gateway.Provenance, error) {
 	p := gateway.Provenance{
-		SHA256:  strings.ToLower(strings.TrimSpace(params[ParamModelSHA256])),
-		Source:  strings.TrimSpace(params[ParamModelSource]),
-		License: strings.TrimSpace(params[ParamModelLicense]),
+		SHA256:             strings.ToLower(strings.TrimSpace(params[ParamModelSHA256])),
+		Source:             strings.TrimSpace(params[ParamModelSource]),
+		License:            strings.TrimSpace(params[ParamModelLicense]),
+		MLflowRunID:        strings.ToLower(strings.TrimSpace(params[ParamMLflowRunID])),
+		MLflowModelVersion: strings.TrimSpace(params[ParamMLflowModelVersion]),
 	}
-	if p.SHA256 != "" {
-		if len(p.SHA256) != 64 || strings.Trim(p.SHA256, "0123456789abcdef") != "" {
-			return gateway.Provenance{}, fmt.Errorf("%s: %.80q is not a sha256 (64 hex digits)", ParamModelSHA256, params[ParamModelSHA256])
+	if p.SHA256 != "" && !isHex(p.SHA256, 64) {
+		return gateway.Provenance{}, fmt.Errorf("%s: %.80q is not a sha256 (64 hex digits)", ParamModelSHA256, params[ParamModelSHA256])
+	}
+	if p.MLflowRunID != "" && !isHex(p.MLflowRunID, 32) {
+		return gateway.Provenance{}, fmt.Errorf("%s: %.80q is not an MLflow run id (32 hex digits)", ParamMLflowRunID, params[ParamMLflowRunID])
+	}
+	if v := p.MLflowModelVersion; v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || strconv.Itoa(n) != v {
+			return gateway.Provenance{}, fmt.Errorf("%s: %.80q is not a model version (a positive integer)", ParamMLflowModelVersion, params[ParamMLflowModelVersion])
 		}
 	}
 	return p, nil
+}
+
+// isHex says whether s is n lower-case hex digits.
+func isHex(s string, n int) bool {
+	return len(s) == n && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 // InputLayout names the layout of a model input; "" lets ContractFromParameters

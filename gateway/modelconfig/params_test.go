@@ -21,6 +21,11 @@ func TestProvenanceFromParameters(t *testing.T) {
 			gateway.Provenance{SHA256: sum, Source: "PyPI pkg==1.0", License: "Apache-2.0"}, ""},
 		{"short sha256", map[string]string{ParamModelSHA256: sum[:63]}, gateway.Provenance{}, "model_sha256"},
 		{"not hex", map[string]string{ParamModelSHA256: strings.Repeat("g", 64)}, gateway.Provenance{}, "not a sha256"},
+		{"published from MLflow", map[string]string{ParamMLflowRunID: strings.ToUpper(sum[:32]), ParamMLflowModelVersion: "12"},
+			gateway.Provenance{MLflowRunID: sum[:32], MLflowModelVersion: "12"}, ""},
+		{"run id not 32 hex digits", map[string]string{ParamMLflowRunID: "run-1"}, gateway.Provenance{}, "mlflow_run_id"},
+		{"version not a positive integer", map[string]string{ParamMLflowModelVersion: "0"}, gateway.Provenance{}, "mlflow_model_version"},
+		{"version with a sign", map[string]string{ParamMLflowModelVersion: "+3"}, gateway.Provenance{}, "not a model version"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ProvenanceFromParameters(tt.params)

@@ -83,8 +83,8 @@ func NewObserver(reg prometheus.Registerer) *Observer {
 		}, []string{"model", "version"}),
 		info: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "model_info",
-			Help: "The model served, always 1; model_sha256 is the sha256 of its weights file as its configuration declares it (empty when undeclared).",
-		}, []string{"model", "version", "backend", "model_sha256"}),
+			Help: "The model served, always 1; model_sha256 is the sha256 of its weights file as its configuration declares it, mlflow_run_id and mlflow_model_version the MLflow run and registered version it was published from (each empty when undeclared).",
+		}, []string{"model", "version", "backend", "model_sha256", "mlflow_run_id", "mlflow_model_version"}),
 		// From no wait at all (the common case: first bucket) to the request
 		// timeout's order: queueing under many connections.
 		slotWait: f.NewHistogramVec(prometheus.HistogramOpts{
@@ -116,7 +116,7 @@ func (o *Observer) Inferred(ctx context.Context, m gateway.ModelInfo, n int, d t
 	}
 	exemplars.Observe(ctx, o.inference.WithLabelValues(m.Name, m.Backend), d.Seconds())
 	// A fallback backend that answers is a backend serving the model too.
-	o.info.WithLabelValues(m.Name, m.Version, m.Backend, m.Provenance.SHA256).Set(1)
+	o.info.WithLabelValues(infoLabels(m)...).Set(1)
 	o.batchSize.WithLabelValues(m.Name, m.Backend).Observe(float64(n))
 }
 
@@ -137,17 +137,23 @@ func (o *Observer) ModelLoaded(m gateway.ModelInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.current.Name != "" && (o.current.Name != m.Name || o.current.Version != m.Version || o.current.Backend != m.Backend ||
-		o.current.Provenance.SHA256 != m.Provenance.SHA256) {
+		o.current.Provenance != m.Provenance) {
 		o.loaded.WithLabelValues(o.current.Name, o.current.Version).Set(0)
-		o.info.DeleteLabelValues(o.current.Name, o.current.Version, o.current.Backend, o.current.Provenance.SHA256)
+		o.info.DeleteLabelValues(infoLabels(o.current)...)
 	}
 	o.current = m
 	o.loaded.WithLabelValues(m.Name, m.Version).Set(1)
-	o.info.WithLabelValues(m.Name, m.Version, m.Backend, m.Provenance.SHA256).Set(1)
+	o.info.WithLabelValues(infoLabels(m)...).Set(1)
 	// Every class starts at zero so rate() and dashboards see it before its first hit.
 	for _, label := range m.Labels {
 		o.classes.WithLabelValues(m.Name, label)
 	}
+}
+
+// infoLabels are model_info's label values for m.
+func infoLabels(m gateway.ModelInfo) []string {
+	p := m.Provenance
+	return []string{m.Name, m.Version, m.Backend, p.SHA256, p.MLflowRunID, p.MLflowModelVersion}
 }
 
 // ModelLost implements gateway.Observer: the current model is marked not

@@ -36,14 +36,17 @@ func TestObserverExposition(t *testing.T) {
 	v2.Version = "2"
 	v2.Provenance.SHA256 = strings.Repeat("b", 64)
 	o.ModelLoaded(v2)
+	// Version 2 published again from another MLflow run: one model_info.
+	v2.Provenance.MLflowRunID, v2.Provenance.MLflowModelVersion = strings.Repeat("c", 32), "7"
+	o.ModelLoaded(v2)
 
 	want := `
 # HELP model_inference_errors_total Failed inference calls, by error kind.
 # TYPE model_inference_errors_total counter
 model_inference_errors_total{backend="triton",kind="unavailable",model="fish"} 1
-# HELP model_info The model served, always 1; model_sha256 is the sha256 of its weights file as its configuration declares it (empty when undeclared).
+# HELP model_info The model served, always 1; model_sha256 is the sha256 of its weights file as its configuration declares it, mlflow_run_id and mlflow_model_version the MLflow run and registered version it was published from (each empty when undeclared).
 # TYPE model_info gauge
-model_info{backend="triton",model="fish",model_sha256="bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",version="2"} 1
+model_info{backend="triton",mlflow_model_version="7",mlflow_run_id="cccccccccccccccccccccccccccccccc",model="fish",model_sha256="bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",version="2"} 1
 # HELP model_loaded 1 while the model version is loaded and served, 0 once it was replaced or lost.
 # TYPE model_loaded gauge
 model_loaded{model="fish",version="1"} 0
