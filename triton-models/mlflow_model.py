@@ -2,12 +2,20 @@
 """The served model's lifecycle in MLflow: log and register a build, publish a
 registered version into a Triton model repository on S3 (MinIO).
 
-    mlflow_model.py log       log the model `make model` built as an MLflow run
-                              (parameters, metrics, the model repository's files
-                              as artifacts) and register it as a new version of
-                              the registered model fish_classifier; prints the
-                              version. `make model` runs it when
-                              MLFLOW_TRACKING_URI is set.
+    mlflow_model.py metrics   how the built model.onnx answers under ONNX Runtime
+                              against reference.json, as JSON on stdout; runs in
+                              the converter's environment (.venv with
+                              onnxruntime: make model-efficientnet's packages).
+    mlflow_model.py log --metrics FILE
+                              log the model `make model` built as an MLflow run
+                              (parameters, FILE's metrics, the model
+                              repository's files as artifacts) and register it
+                              as a new version of the registered model
+                              fish_classifier; prints the version. Runs in
+                              .mlflow-venv (scripts/mlflow.sh). `make model`
+                              runs both when MLFLOW_TRACKING_URI is set, with
+                              --skip-registered: weights a version already
+                              holds are not logged again.
     mlflow_model.py publish   copy a registered version (--version, default the
                               newest) into the Triton model repository at
                               --repository (s3://BUCKET[/PREFIX], default
@@ -130,10 +138,23 @@ def log(args: argparse.Namespace) -> int:
     if not os.path.exists(model_path) or sha256(model_path) != declared:
         raise SystemExit("mlflow_model: triton-models/fish_classifier/1/model.onnx is missing or does not match "
                          "config.pbtxt's model_sha256: run `make model` first")
-    m = metrics()
+    with open(args.metrics, encoding="utf-8") as f:
+        m = {k: float(v) for k, v in json.load(f).items()}
     if m["numerics_max_abs_error"] > m["numerics_tolerance"]:
         raise SystemExit(f"mlflow_model: ONNX Runtime's logits are {m['numerics_max_abs_error']:.3g} from the "
                          f"reference, more than its tolerance {m['numerics_tolerance']}: not logging a broken model")
+
+    client = MlflowClient()
+    if args.skip_registered:
+        try:
+            known = client.search_model_versions(f"name = '{args.name}'")
+        except mlflow.exceptions.MlflowException:
+            known = []
+        for mv in known:
+            if mv.tags.get("weights_sha256") == declared:
+                say(f"{args.name} version {mv.version} (run {mv.run_id}) already holds these weights: not logged again")
+                print(json.dumps({"run_id": mv.run_id, "name": args.name, "version": int(mv.version)}))
+                return 0
 
     mlflow.set_experiment(args.experiment)
     with mlflow.start_run(run_name=f"{MODEL} {declared[:12]}") as run:
@@ -157,13 +178,13 @@ def log(args: argparse.Namespace) -> int:
             mlflow.log_artifacts(repo, artifact_path=ARTIFACT_PATH)
         run_id = run.info.run_id
 
-    client = MlflowClient()
     try:
         client.get_registered_model(args.name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(args.name, description="The gateway's fish classifier: "
                                        "EfficientNet-Lite0 with a fish head, as a Triton model repository entry.")
     version = client.create_model_version(args.name, source=f"runs:/{run_id}/{ARTIFACT_PATH}", run_id=run_id,
+                                          tags={"weights_sha256": declared},
                                           description=f"weights sha256 {declared}")
     say(f"logged run {run_id} (numerics error {m['numerics_max_abs_error']:.2g}, check photos' top-1 agreement "
         f"{m['check_photos_top1_agreement']:.0%}) and registered {args.name} version {version.version}")
@@ -237,8 +258,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--name", default=MODEL, help="the registered model (default %(default)s)")
     sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("metrics", help="the built model's numerics and check photos under ONNX Runtime, as JSON")
     lg = sub.add_parser("log", help="log the built model as a run and register it")
+    lg.add_argument("--metrics", required=True, help="the JSON the metrics command printed")
     lg.add_argument("--experiment", default=MODEL, help="the experiment of the run (default %(default)s)")
+    lg.add_argument("--skip-registered", action="store_true",
+                    help="do nothing when a registered version already holds these weights")
     pb = sub.add_parser("publish", help="copy a registered version into a Triton model repository on S3")
     pb.add_argument("--version", type=int, help="the registered version (default: the newest)")
     pb.add_argument("--repository", default=os.environ.get("PUBLISH_REPOSITORY", ""),
@@ -247,6 +272,9 @@ def main() -> int:
                     help="production: the onnxruntime backend's config.pbtxt as logged; ci: triton-ci's "
                          "Python-backend variant, for the CI Triton")
     args = ap.parse_args()
+    if args.command == "metrics":
+        print(json.dumps(metrics()))
+        return 0
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         raise SystemExit("mlflow_model: MLFLOW_TRACKING_URI is not set (the MLflow tracking server's URL)")
     return log(args) if args.command == "log" else publish(args)
