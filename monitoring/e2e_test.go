@@ -699,7 +699,10 @@ func startAlertmanager(t *testing.T, bin, hookURL string) string {
 
 // startPrometheus runs Prometheus on the committed prometheus.yml and rules,
 // with every job's target replaced by targets[job] (the prometheus job by
-// Prometheus itself), the Alertmanager at am, and 1s intervals.
+// Prometheus itself), the Alertmanager at am, and 1s intervals. A job that
+// finds its service by DNS (the mlops profile's) is dropped when targets has
+// none for it, as it has no target when the profile is not running; given
+// one, it scrapes that address under the job's metrics path.
 func startPrometheus(t *testing.T, bin string, targets map[string]string, am string) promv1.API {
 	t.Helper()
 	addr := testenv.FreeLoopbackAddr(t)
@@ -712,18 +715,30 @@ func startPrometheus(t *testing.T, bin string, targets map[string]string, am str
 	}
 	global["scrape_interval"], global["evaluation_interval"] = stackInterval, stackInterval
 	seen := map[string]bool{}
+	var kept []any
 	jobs, _ := cfg["scrape_configs"].([]any)
 	for _, j := range jobs {
 		j := j.(map[string]any)
 		name := fmt.Sprint(j["job_name"])
+		_, byDNS := j["dns_sd_configs"]
 		target, ok := targets[name]
+		if !ok && byDNS {
+			continue
+		}
 		if !ok {
 			t.Fatalf("prometheus.yml job %q: the test has no target for it", name)
 		}
 		delete(j, "scrape_interval")
+		if byDNS {
+			// Its relabelling names the instance after the DNS name.
+			delete(j, "dns_sd_configs")
+			delete(j, "relabel_configs")
+		}
 		j["static_configs"] = []any{map[string]any{"targets": []any{target}}}
 		seen[name] = true
+		kept = append(kept, j)
 	}
+	cfg["scrape_configs"] = kept
 	for job := range targets {
 		if !seen[job] {
 			t.Errorf("prometheus.yml has no job %q", job)

@@ -274,8 +274,8 @@ func TestChartDefaultProfile(t *testing.T) {
 			}
 		}
 	}
-	if alerts != 15 {
-		t.Errorf("PrometheusRule: %d alerts, want the 15 of monitoring/prometheus/rules", alerts)
+	if alerts != 21 {
+		t.Errorf("PrometheusRule: %d alerts, want the 21 of monitoring/prometheus/rules", alerts)
 	}
 	dash := objs["ConfigMap/fc-fish-classifier-dashboard-fish-api-dashboard"]
 	if dig(dash, "metadata", "labels", "grafana_dashboard") != "1" || dig(dash, "data", "fish-api-dashboard.json") == nil {
