@@ -31,11 +31,23 @@ const (
 	composeCPUFile  = "docker-compose.cpu.yml"
 )
 
-// composeAllServices is every service of the stack, k6 included.
-var composeAllServices = []string{"alertmanager", "cadvisor", "fish_api", "grafana", "jaeger", "k6", "model", "prometheus", "triton"}
+// composeAllServices is every service of the stack, those of every profile
+// included.
+var composeAllServices = []string{"alertmanager", "cadvisor", "fish_api", "grafana", "jaeger", "k6",
+	"minio", "minio-buckets", "mlflow", "model", "mysql", "mysqld-exporter", "prometheus", "triton"}
+
+// composeProfiles are the profiles of docker-compose.yml, and the services
+// each one adds; the other services run without a profile.
+var composeProfiles = map[string][]string{
+	"loadtest": {"k6"},
+	"mlops":    {"minio", "minio-buckets", "mlflow", "mysql", "mysqld-exporter"},
+}
+
+// composeAllProfiles lists the keys of composeProfiles.
+var composeAllProfiles = []string{"loadtest", "mlops"}
 
 // composeOneShots are the services that run to completion: no health check.
-var composeOneShots = map[string]bool{"k6": true, "model": true}
+var composeOneShots = map[string]bool{"k6": true, "model": true, "minio-buckets": true}
 
 // composeLoad loads the compose files (relative to the repository root) as
 // `docker compose -f ... -f ...` would, with env as the whole environment and
@@ -74,7 +86,7 @@ func composeLoad(t *testing.T, env map[string]string, profiles []string, files .
 // environment.
 func composeStack(t *testing.T) *types.Project {
 	t.Helper()
-	return composeLoad(t, nil, []string{"loadtest"}, composeBaseFile)
+	return composeLoad(t, nil, composeAllProfiles, composeBaseFile)
 }
 
 func composeService(t *testing.T, p *types.Project, name string) types.ServiceConfig {
@@ -119,22 +131,38 @@ func TestComposeServices(t *testing.T) {
 
 	all := composeStack(t)
 	if got := composeServiceNames(all.Services); !slices.Equal(got, composeAllServices) {
-		t.Errorf("services with --profile loadtest: %v, want %v", got, composeAllServices)
+		t.Errorf("services with every profile: %v, want %v", got, composeAllServices)
 	}
 
-	// Without a profile, `docker compose up` starts everything but k6.
+	// Without a profile, `docker compose up` starts everything but the
+	// profiles' services; each profile adds its own and nothing else.
+	profileOf := map[string]string{}
+	for profile, services := range composeProfiles {
+		for _, s := range services {
+			profileOf[s] = profile
+		}
+	}
 	plain := composeLoad(t, nil, nil, composeBaseFile)
-	want := slices.DeleteFunc(slices.Clone(composeAllServices), func(s string) bool { return s == "k6" })
+	want := slices.DeleteFunc(slices.Clone(composeAllServices), func(s string) bool { return profileOf[s] != "" })
 	if got := composeServiceNames(plain.Services); !slices.Equal(got, want) {
 		t.Errorf("services without a profile: %v, want %v", got, want)
 	}
-	if _, ok := plain.DisabledServices["k6"]; !ok {
-		t.Errorf("k6 should be disabled without --profile loadtest")
+	for s, profile := range profileOf {
+		if _, ok := plain.DisabledServices[s]; !ok {
+			t.Errorf("%s should be disabled without --profile %s", s, profile)
+		}
+	}
+	for profile, services := range composeProfiles {
+		one := composeLoad(t, nil, []string{profile}, composeBaseFile)
+		wantOne := slices.Sorted(slices.Values(append(slices.Clone(want), services...)))
+		if got := composeServiceNames(one.Services); !slices.Equal(got, wantOne) {
+			t.Errorf("services with --profile %s: %v, want %v", profile, got, wantOne)
+		}
 	}
 	for name, s := range all.Services {
 		want := []string(nil)
-		if name == "k6" {
-			want = []string{"loadtest"}
+		if p := profileOf[name]; p != "" {
+			want = []string{p}
 		}
 		if !slices.Equal(s.Profiles, want) {
 			t.Errorf("%s: profiles %v, want %v", name, s.Profiles, want)
@@ -154,9 +182,16 @@ func TestComposePorts(t *testing.T) {
 		"jaeger":       {"16686": 16686, "4317": 4317, "4318": 4318},
 		"k6":           {},
 		"model":        {},
+		// The mlops profile: MinIO's S3 API and console, MLflow's UI and
+		// API; MariaDB and the exporter stay inside the compose network.
+		"minio":           {"9000": 9000, "9001": 9001},
+		"minio-buckets":   {},
+		"mlflow":          {"5000": 5000},
+		"mysql":           {},
+		"mysqld-exporter": {},
 	}
-	for _, files := range [][]string{{composeBaseFile}, {composeBaseFile, composeCPUFile}} {
-		p := composeLoad(t, nil, []string{"loadtest"}, files...)
+	for _, files := range [][]string{{composeBaseFile}, {composeBaseFile, composeCPUFile}, {composeBaseFile, composeMLOpsFile}} {
+		p := composeLoad(t, nil, composeAllProfiles, files...)
 		owner := map[string]string{} // host port -> service
 		for _, name := range composeServiceNames(p.Services) {
 			s := p.Services[name]
@@ -213,7 +248,7 @@ func TestComposeVolumes(t *testing.T) {
 	p := composeStack(t)
 	root := repoRoot(t)
 
-	for _, name := range []string{"prometheus_data", "grafana_data"} {
+	for _, name := range []string{"prometheus_data", "grafana_data", "minio_data", "mysql_data"} {
 		if _, ok := p.Volumes[name]; !ok {
 			t.Errorf("volume %s is not declared at the top level", name)
 		}
@@ -221,6 +256,8 @@ func TestComposeVolumes(t *testing.T) {
 	named := []struct{ service, volume, target string }{
 		{"prometheus", "prometheus_data", "/prometheus"},
 		{"grafana", "grafana_data", "/var/lib/grafana"},
+		{"minio", "minio_data", "/data"},
+		{"mysql", "mysql_data", "/var/lib/mysql"},
 	}
 	for _, c := range named {
 		m := composeMount(t, composeService(t, p, c.service), c.target)
@@ -245,6 +282,7 @@ func TestComposeVolumes(t *testing.T) {
 		{"fish_api", "/models", "triton-models", true, true},
 		{"k6", "/scripts", "loadtest/k6", true, true},
 		{"k6", "/results", "loadtest/results", true, false},
+		{"mysql", "/docker-entrypoint-initdb.d", "deploy/mysql/initdb", true, true},
 	}
 	for _, b := range binds {
 		m := composeMount(t, composeService(t, p, b.service), b.target)
@@ -275,6 +313,7 @@ func TestComposeVolumes(t *testing.T) {
 		"triton-models/fish_classifier/config.pbtxt",
 		"loadtest/k6/predict.js",
 		"loadtest/k6/predict-batch.js",
+		"deploy/mysql/initdb/10-exporter-user.sh",
 	} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Errorf("%s: %v", f, err)
@@ -285,18 +324,20 @@ func TestComposeVolumes(t *testing.T) {
 	}
 }
 
+// composeProbeURLRE finds an http:// URL anywhere in a health check's
+// arguments, a Python one-liner's string literal included.
+var composeProbeURLRE = regexp.MustCompile(`http://[^\s'"]+`)
+
 // composeProbeURL is the URL an HTTP health check requests.
 func composeProbeURL(t *testing.T, s types.ServiceConfig) *url.URL {
 	t.Helper()
 	for _, arg := range s.HealthCheck.Test {
-		for _, field := range strings.Fields(arg) {
-			if strings.HasPrefix(field, "http://") {
-				u, err := url.Parse(strings.Trim(field, `"'`))
-				if err != nil {
-					t.Fatalf("%s: health check URL %q: %v", s.Name, field, err)
-				}
-				return u
+		if raw := composeProbeURLRE.FindString(arg); raw != "" {
+			u, err := url.Parse(raw)
+			if err != nil {
+				t.Fatalf("%s: health check URL %q: %v", s.Name, raw, err)
 			}
+			return u
 		}
 	}
 	t.Fatalf("%s: health check %q requests no http:// URL", s.Name, s.HealthCheck.Test)
@@ -312,9 +353,19 @@ func TestComposeHealthchecks(t *testing.T) {
 		"grafana":      "/api/health",
 		"cadvisor":     "/healthz",
 		"jaeger":       "/status",
+		// The landing page, not /metrics, which would query MariaDB.
+		"mysqld-exporter": "/",
+		"mlflow":          "/health",
+	}
+	// The images without an HTTP client are probed by their own tools: mc
+	// asks MinIO's readiness endpoint, MariaDB's healthcheck.sh connects and
+	// waits for InnoDB.
+	commands := map[string][]string{
+		"minio": {"CMD", "mc", "ready", "local"},
+		"mysql": {"CMD", "healthcheck.sh", "--connect", "--innodb_initialized"},
 	}
 	for _, files := range [][]string{{composeBaseFile}, {composeBaseFile, composeCPUFile}} {
-		p := composeLoad(t, nil, []string{"loadtest"}, files...)
+		p := composeLoad(t, nil, composeAllProfiles, files...)
 		for _, name := range composeServiceNames(p.Services) {
 			s := p.Services[name]
 			if composeOneShots[name] {
@@ -326,6 +377,21 @@ func TestComposeHealthchecks(t *testing.T) {
 			hc := s.HealthCheck
 			if hc == nil || hc.Disable || len(hc.Test) < 2 || (hc.Test[0] != "CMD" && hc.Test[0] != "CMD-SHELL") {
 				t.Errorf("%v %s: no health check (%+v)", files, name, hc)
+				continue
+			}
+			if hc.Interval == nil || hc.Timeout == nil || hc.Retries == nil {
+				t.Errorf("%v %s: health check without interval, timeout or retries: %+v", files, name, hc)
+			} else if time.Duration(*hc.Timeout) >= time.Duration(*hc.Interval) {
+				t.Errorf("%v %s: health check timeout %v is not below its interval %v", files, name, *hc.Timeout, *hc.Interval)
+			}
+			if want, ok := commands[name]; ok {
+				if !slices.Equal(hc.Test, want) {
+					t.Errorf("%v %s: health check %q, want %q", files, name, hc.Test, want)
+				}
+				continue
+			}
+			if _, ok := paths[name]; !ok {
+				t.Errorf("%v %s: the test does not know what its health check must probe", files, name)
 				continue
 			}
 			u := composeProbeURL(t, s)
@@ -340,11 +406,6 @@ func TestComposeHealthchecks(t *testing.T) {
 				slices.Contains(s.Expose, u.Port())
 			if !listens {
 				t.Errorf("%v %s: health check port %s is none of the container ports %+v (exposed %v)", files, name, u.Port(), s.Ports, s.Expose)
-			}
-			if hc.Interval == nil || hc.Timeout == nil || hc.Retries == nil {
-				t.Errorf("%v %s: health check without interval, timeout or retries: %+v", files, name, hc)
-			} else if time.Duration(*hc.Timeout) >= time.Duration(*hc.Interval) {
-				t.Errorf("%v %s: health check timeout %v is not below its interval %v", files, name, *hc.Timeout, *hc.Interval)
 			}
 		}
 		triton := composeService(t, p, "triton").HealthCheck
@@ -409,7 +470,7 @@ func TestComposeTritonGPUAndCPU(t *testing.T) {
 		}
 	}
 
-	cpuProject := composeLoad(t, nil, []string{"loadtest"}, composeBaseFile, composeCPUFile)
+	cpuProject := composeLoad(t, nil, composeAllProfiles, composeBaseFile, composeCPUFile)
 	cpu := composeService(t, cpuProject, "triton")
 	if gpus := composeGPUDevices(cpu); len(gpus) > 0 {
 		t.Errorf("triton with %s still reserves a GPU: %+v", composeCPUFile, gpus)
@@ -463,6 +524,11 @@ func TestComposeDependsOn(t *testing.T) {
 		"triton":   {"model": types.ServiceConditionCompletedSuccessfully, "jaeger": types.ServiceConditionStarted},
 		"grafana":  {"prometheus": types.ServiceConditionHealthy},
 		"k6":       {"fish_api": types.ServiceConditionHealthy},
+		// The mlops profile: the buckets once MinIO answers, MLflow once
+		// its database and its bucket are there, the exporter once MariaDB is.
+		"minio-buckets":   {"minio": types.ServiceConditionHealthy},
+		"mysqld-exporter": {"mysql": types.ServiceConditionHealthy},
+		"mlflow":          {"mysql": types.ServiceConditionHealthy, "minio-buckets": types.ServiceConditionCompletedSuccessfully},
 	}
 	for _, name := range composeServiceNames(p.Services) {
 		got := map[string]string{}
@@ -503,17 +569,31 @@ func composePinnedTag(tag, digest string) string {
 		return "no tag (latest)"
 	case tag == "latest" || strings.HasPrefix(tag, "latest-") || tag == "stable" || tag == "main" || tag == "master":
 		return "floating tag " + tag
+	case composeMinIORelease.MatchString(tag):
+		// MinIO names its releases by their UTC time.
 	case !regexp.MustCompile(`^v?\d+\.\d+(\.\d+)?([-.].+)?$`).MatchString(tag):
 		return "tag " + tag + " names no release"
 	}
 	return ""
 }
 
+// composeMinIORelease is a release tag of MinIO's server and client images,
+// e.g. RELEASE.2025-09-07T16-13-09Z.
+var composeMinIORelease = regexp.MustCompile(`^RELEASE\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$`)
+
 func TestComposeImagesPinned(t *testing.T) {
 	for _, files := range [][]string{{composeBaseFile}, {composeBaseFile, composeCPUFile}} {
-		p := composeLoad(t, nil, []string{"loadtest"}, files...)
+		p := composeLoad(t, nil, composeAllProfiles, files...)
 		for _, name := range composeServiceNames(p.Services) {
 			s := p.Services[name]
+			if s.Build != nil && name == "mlflow" {
+				// Built from deploy/mlflow/Dockerfile, checked by
+				// TestComposeMLflowDockerfile.
+				if s.Build.Context != filepath.Join(repoRoot(t), "deploy", "mlflow") || filepath.Base(s.Build.Dockerfile) != "Dockerfile" {
+					t.Errorf("%v mlflow: builds %s in %s, want deploy/mlflow/Dockerfile", files, s.Build.Dockerfile, s.Build.Context)
+				}
+				continue
+			}
 			if s.Build != nil {
 				// Built here from the Dockerfile, whose bases are checked below.
 				if filepath.Base(s.Build.Dockerfile) != "Dockerfile" || s.Build.Context != repoRoot(t) {
@@ -575,7 +655,8 @@ func TestComposeGatewayEnvironment(t *testing.T) {
 	if api.StopGracePeriod == nil || time.Duration(*api.StopGracePeriod) <= 30*time.Second {
 		t.Errorf("fish_api stop_grace_period %v does not exceed the 30s drain", api.StopGracePeriod)
 	}
-	for _, name := range []string{"fish_api", "triton", "prometheus", "alertmanager", "grafana", "cadvisor", "jaeger"} {
+	for _, name := range []string{"fish_api", "triton", "prometheus", "alertmanager", "grafana", "cadvisor", "jaeger",
+		"minio", "mysql", "mysqld-exporter", "mlflow"} {
 		if r := composeService(t, p, name).Restart; r != types.RestartPolicyUnlessStopped && r != types.RestartPolicyAlways {
 			t.Errorf("%s: restart policy %q", name, r)
 		}
@@ -623,9 +704,17 @@ type dockerInstruction struct {
 	Stage int // index of the FROM it belongs to; -1 before the first
 }
 
+// dockerfileInstructions reads the repository's Dockerfile, the gateway's.
 func dockerfileInstructions(t *testing.T) []dockerInstruction {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot(t), "Dockerfile"))
+	return dockerfileInstructionsAt(t, "Dockerfile")
+}
+
+// dockerfileInstructionsAt reads the Dockerfile at path, relative to the
+// repository root.
+func dockerfileInstructionsAt(t *testing.T, path string) []dockerInstruction {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoRoot(t), path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -301,12 +301,29 @@ var grafanaVariables = strings.NewReplacer(
 	"${instance:regex}", ".*", "${instance}", ".*", "$instance", ".*",
 )
 
-// dashboardQueries returns the expression of every target of every panel,
-// rows' nested panels included, and the selector inside each variable's
-// label_values() query.
+// Files of the generated dashboards under grafana/provisioning/dashboards.
+const (
+	mainDashboardFile  = "fish-api-dashboard.json"
+	minioDashboardFile = "minio-dashboard.json" // the mlops profile's MinIO
+	mysqlDashboardFile = "mysql-dashboard.json" // the mlops profile's MariaDB
+)
+
+// dashboardQueries returns the queries of the gateway's dashboard; see
+// dashboardFileQueries.
 func dashboardQueries(t *testing.T) []stackQuery {
 	t.Helper()
-	raw, err := os.ReadFile(monitoringPath(t, "grafana", "provisioning", "dashboards", "fish-api-dashboard.json"))
+	return dashboardFileQueries(t, mainDashboardFile)
+}
+
+// dashboardFileQueries returns, for the provisioned dashboard of that file
+// name, the expression of every target of every panel, rows' nested panels
+// included, and the selector inside each variable's label_values() query,
+// with Grafana's variables replaced (grafanaVariables). Every dashboard has
+// the same variables, so the MinIO and MySQL dashboards' queries come out
+// ready to ask a Prometheus that scrapes those servers.
+func dashboardFileQueries(t *testing.T, file string) []stackQuery {
+	t.Helper()
+	raw, err := os.ReadFile(monitoringPath(t, "grafana", "provisioning", "dashboards", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +349,7 @@ func dashboardQueries(t *testing.T) []stackQuery {
 					t.Errorf("panel %q target %s has no expression", p.Title, tg.RefID)
 					continue
 				}
-				out = append(out, stackQuery{fmt.Sprintf("dashboard panel %q (%s)", p.Title, tg.RefID), grafanaVariables.Replace(tg.Expr)})
+				out = append(out, stackQuery{fmt.Sprintf("%s panel %q (%s)", file, p.Title, tg.RefID), grafanaVariables.Replace(tg.Expr)})
 			}
 			walk(p.Panels)
 		}
@@ -348,7 +365,7 @@ func dashboardQueries(t *testing.T) []stackQuery {
 			q, _ = obj["query"].(string)
 		}
 		if m := labelValues.FindStringSubmatch(strings.TrimSpace(q)); m != nil {
-			out = append(out, stackQuery{fmt.Sprintf("dashboard variable %q", v.Name), m[1]})
+			out = append(out, stackQuery{fmt.Sprintf("%s variable %q", file, v.Name), m[1]})
 		} else {
 			t.Errorf("dashboard variable %q: query %q is not label_values(selector, label)", v.Name, q)
 		}
@@ -699,7 +716,10 @@ func startAlertmanager(t *testing.T, bin, hookURL string) string {
 
 // startPrometheus runs Prometheus on the committed prometheus.yml and rules,
 // with every job's target replaced by targets[job] (the prometheus job by
-// Prometheus itself), the Alertmanager at am, and 1s intervals.
+// Prometheus itself), the Alertmanager at am, and 1s intervals. A job that
+// finds its service by DNS (the mlops profile's) is dropped when targets has
+// none for it, as it has no target when the profile is not running; given
+// one, it scrapes that address under the job's metrics path.
 func startPrometheus(t *testing.T, bin string, targets map[string]string, am string) promv1.API {
 	t.Helper()
 	addr := testenv.FreeLoopbackAddr(t)
@@ -712,18 +732,30 @@ func startPrometheus(t *testing.T, bin string, targets map[string]string, am str
 	}
 	global["scrape_interval"], global["evaluation_interval"] = stackInterval, stackInterval
 	seen := map[string]bool{}
+	var kept []any
 	jobs, _ := cfg["scrape_configs"].([]any)
 	for _, j := range jobs {
 		j := j.(map[string]any)
 		name := fmt.Sprint(j["job_name"])
+		_, byDNS := j["dns_sd_configs"]
 		target, ok := targets[name]
+		if !ok && byDNS {
+			continue
+		}
 		if !ok {
 			t.Fatalf("prometheus.yml job %q: the test has no target for it", name)
 		}
 		delete(j, "scrape_interval")
+		if byDNS {
+			// Its relabelling names the instance after the DNS name.
+			delete(j, "dns_sd_configs")
+			delete(j, "relabel_configs")
+		}
 		j["static_configs"] = []any{map[string]any{"targets": []any{target}}}
 		seen[name] = true
+		kept = append(kept, j)
 	}
+	cfg["scrape_configs"] = kept
 	for job := range targets {
 		if !seen[job] {
 			t.Errorf("prometheus.yml has no job %q", job)

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -51,14 +52,17 @@ func TestPrometheusConfigPassesPromtool(t *testing.T) {
 	if got := strings.Count(out, "SUCCESS: "); got < 2 {
 		t.Errorf("promtool check config: want the config and its rule files checked, got:\n%s", out)
 	}
-	if !strings.Contains(out, "alerts.yml") || !strings.Contains(out, "recording.yml") {
-		t.Errorf("promtool check config did not load alerts.yml and recording.yml through rule_files:\n%s", out)
+	for _, f := range []string{"alerts.yml", "recording.yml", "mlops.yml"} {
+		if !strings.Contains(out, f) {
+			t.Errorf("promtool check config did not load %s through rule_files:\n%s", f, out)
+		}
 	}
 }
 
 // TestPrometheusConfigScrapeJobs pins the scrape jobs: the compose services
-// they point at, and the shape (one static_configs entry with one target) that
-// the end-to-end test relies on to rewrite targets by job name.
+// they point at, and the shape (one static_configs entry with one target, or
+// for the mlops profile's jobs one DNS name) that the end-to-end tests rely on
+// to rewrite targets by job name.
 func TestPrometheusConfigScrapeJobs(t *testing.T) {
 	t.Parallel()
 	var cfg lintPrometheusConfig
@@ -85,12 +89,18 @@ func TestPrometheusConfigScrapeJobs(t *testing.T) {
 
 	tests := []struct {
 		job, target, metricsPath string
+		dns                      bool // found by DNS: the mlops profile's services
 	}{
 		{job: "fish_api", target: "fish_api:8000", metricsPath: "/metrics"},
 		{job: "triton", target: "triton:8002"},
 		{job: "cadvisor", target: "cadvisor:8080"},
 		{job: "prometheus", target: "localhost:9090"},
 		{job: "alertmanager", target: "alertmanager:9093"},
+		// MinIO's v2 metrics: the cluster's, and the buckets' (their own path
+		// since RELEASE.2023-07-21).
+		{job: "minio", target: "minio:9000", metricsPath: "/minio/v2/metrics/cluster", dns: true},
+		{job: "minio_bucket", target: "minio:9000", metricsPath: "/minio/v2/metrics/bucket", dns: true},
+		{job: "mysqld", target: "mysqld-exporter:9104", dns: true},
 	}
 	var gotJobs, wantJobs []string
 	for _, sc := range cfg.ScrapeConfigs {
@@ -109,14 +119,33 @@ func TestPrometheusConfigScrapeJobs(t *testing.T) {
 				t.Fatalf("no scrape job %q", tt.job)
 			}
 			sc := cfg.ScrapeConfigs[i]
+			if got := sc.MetricsPath; got != tt.metricsPath {
+				t.Errorf("job %q: metrics_path = %q, want %q", tt.job, got, tt.metricsPath)
+			}
+			if tt.dns {
+				// One A-record lookup of the compose service's name: no
+				// record while the profile is not running, hence no target
+				// and no up series. The instance is named after the service,
+				// not its address, which changes when the container does.
+				host, port, _ := strings.Cut(tt.target, ":")
+				if len(sc.StaticConfigs) != 0 || len(sc.DNSSDConfigs) != 1 {
+					t.Fatalf("job %q: want one dns_sd_configs entry and no static_configs, got %+v, %+v", tt.job, sc.DNSSDConfigs, sc.StaticConfigs)
+				}
+				d := sc.DNSSDConfigs[0]
+				if !slices.Equal(d.Names, []string{host}) || d.Type != "A" || strconv.Itoa(d.Port) != port {
+					t.Errorf("job %q: dns_sd_configs %+v, want names [%s], type A, port %s", tt.job, d, host, port)
+				}
+				want := lintRelabelConfig{SourceLabels: []string{"__meta_dns_name"}, TargetLabel: "instance", Replacement: "$1:" + port}
+				if len(sc.RelabelConfigs) != 1 || !reflect.DeepEqual(sc.RelabelConfigs[0], want) {
+					t.Errorf("job %q: relabel_configs %+v, want only %+v", tt.job, sc.RelabelConfigs, want)
+				}
+				return
+			}
 			if len(sc.StaticConfigs) != 1 || len(sc.StaticConfigs[0].Targets) != 1 {
 				t.Fatalf("job %q: want one static_configs entry with one target, got %+v", tt.job, sc.StaticConfigs)
 			}
 			if got := sc.StaticConfigs[0].Targets[0]; got != tt.target {
 				t.Errorf("job %q: target = %q, want %q", tt.job, got, tt.target)
-			}
-			if got := sc.MetricsPath; got != tt.metricsPath {
-				t.Errorf("job %q: metrics_path = %q, want %q", tt.job, got, tt.metricsPath)
 			}
 		})
 	}
@@ -475,9 +504,23 @@ type lintPrometheusConfig struct {
 }
 
 type lintScrapeConfig struct {
-	JobName       string             `yaml:"job_name"`
-	MetricsPath   string             `yaml:"metrics_path"`
-	StaticConfigs []lintStaticConfig `yaml:"static_configs"`
+	JobName        string              `yaml:"job_name"`
+	MetricsPath    string              `yaml:"metrics_path"`
+	StaticConfigs  []lintStaticConfig  `yaml:"static_configs"`
+	DNSSDConfigs   []lintDNSSDConfig   `yaml:"dns_sd_configs"`
+	RelabelConfigs []lintRelabelConfig `yaml:"relabel_configs"`
+}
+
+type lintDNSSDConfig struct {
+	Names []string `yaml:"names"`
+	Type  string   `yaml:"type"`
+	Port  int      `yaml:"port"`
+}
+
+type lintRelabelConfig struct {
+	SourceLabels []string `yaml:"source_labels"`
+	TargetLabel  string   `yaml:"target_label"`
+	Replacement  string   `yaml:"replacement"`
 }
 
 type lintStaticConfig struct {

@@ -274,12 +274,17 @@ func TestChartDefaultProfile(t *testing.T) {
 			}
 		}
 	}
-	if alerts != 15 {
-		t.Errorf("PrometheusRule: %d alerts, want the 15 of monitoring/prometheus/rules", alerts)
+	if alerts != 21 {
+		t.Errorf("PrometheusRule: %d alerts, want the 21 of monitoring/prometheus/rules", alerts)
 	}
-	dash := objs["ConfigMap/fc-fish-classifier-dashboard-fish-api-dashboard"]
-	if dig(dash, "metadata", "labels", "grafana_dashboard") != "1" || dig(dash, "data", "fish-api-dashboard.json") == nil {
-		t.Error("dashboard ConfigMap: want the Grafana sidecar's label and the dashboard's JSON")
+	// One ConfigMap per dashboard: the gateway's, and the model lifecycle's
+	// stores' (MinIO, MariaDB), whose panels stay empty where those are not
+	// scraped.
+	for _, name := range []string{"fish-api-dashboard", "minio-dashboard", "mysql-dashboard"} {
+		dash := objs["ConfigMap/fc-fish-classifier-dashboard-"+name]
+		if dig(dash, "metadata", "labels", "grafana_dashboard") != "1" || dig(dash, "data", name+".json") == nil {
+			t.Errorf("dashboard ConfigMap %s: want the Grafana sidecar's label and the dashboard's JSON", name)
+		}
 	}
 }
 

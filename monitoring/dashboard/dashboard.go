@@ -23,16 +23,42 @@ const (
 	schemaVersion = 39
 
 	// Row titles.
+	rowModel      = "Model in Service"
 	rowTriton     = "Triton & GPU"
 	rowResilience = "Resilience"
 )
 
-// render returns the dashboard as indented JSON with a trailing newline. The
-// output is a pure function of this package's code: struct fields marshal in
-// declaration order and map keys sorted, so generating twice gives the same
-// bytes.
-func render() ([]byte, error) {
-	d, err := buildDashboard()
+// generated is one dashboard this package writes: its file name in the
+// provisioning folder and the function that builds it.
+type generated struct {
+	file  string
+	build func() (dashboard.Dashboard, error)
+}
+
+// Files of the generated dashboards, in monitoring/grafana/provisioning/dashboards.
+const (
+	mainDashboardFile  = "fish-api-dashboard.json"
+	minioDashboardFile = "minio-dashboard.json"
+	mysqlDashboardFile = "mysql-dashboard.json"
+)
+
+// dashboards are every dashboard this package generates: the gateway's, and
+// those of the model lifecycle's stores (the compose stack's mlops profile).
+var dashboards = []generated{
+	{mainDashboardFile, buildDashboard},
+	{minioDashboardFile, buildMinIODashboard},
+	{mysqlDashboardFile, buildMySQLDashboard},
+}
+
+// render returns the gateway's dashboard as JSON; see renderDashboard.
+func render() ([]byte, error) { return renderDashboard(buildDashboard) }
+
+// renderDashboard returns a dashboard as indented JSON with a trailing
+// newline. The output is a pure function of this package's code: struct
+// fields marshal in declaration order and map keys sorted, so generating twice
+// gives the same bytes.
+func renderDashboard(build func() (dashboard.Dashboard, error)) ([]byte, error) {
+	d, err := build()
 	if err != nil {
 		return nil, err
 	}
@@ -48,8 +74,9 @@ func render() ([]byte, error) {
 }
 
 // buildDashboard assembles the dashboard: the product's eight panels first, in
-// the product's order, then a row for Triton and the GPU and a row for the
-// gateway's resilience machinery (breaker, shedding, errors, fallback).
+// the product's order, then a row with the model in service and where it comes
+// from, a row for Triton and the GPU and a row for the gateway's resilience
+// machinery (breaker, shedding, errors, fallback).
 func buildDashboard() (dashboard.Dashboard, error) {
 	b := dashboard.NewDashboardBuilder(dashboardTitle).
 		Uid(dashboardUID).
@@ -59,25 +86,15 @@ func buildDashboard() (dashboard.Dashboard, error) {
 		Time("now-1h", "now").
 		Timezone("browser").
 		Tooltip(dashboard.DashboardCursorSyncCrosshair).
-		WithVariable(dashboard.NewDatasourceVariableBuilder(datasourceVariable).
-			Label("Data source").
-			Type("prometheus")).
-		WithVariable(dashboard.NewQueryVariableBuilder(instanceVariable).
-			Label("Gateway instance").
-			Description("Gateway instances the gateway panels show; Triton and container panels are not filtered.").
-			Datasource(datasourceRef()).
-			Query(dashboard.StringOrMap{String: cog.ToPtr(instanceQuery)}).
-			Definition(instanceQuery).
-			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
-			Sort(dashboard.VariableSortAlphabeticalAsc).
-			Multi(true).
-			IncludeAll(true).
-			Current(dashboard.VariableOption{
-				Text:  dashboard.StringOrArrayOfString{String: cog.ToPtr("All")},
-				Value: dashboard.StringOrArrayOfString{String: cog.ToPtr("$__all")},
-			}))
+		WithVariable(datasourceVariableBuilder()).
+		WithVariable(instanceVariableBuilder(instanceQuery, "Gateway instance",
+			"Gateway instances the gateway panels show; Triton and container panels are not filtered."))
 
 	for _, p := range productPanels() {
+		b.WithPanel(p)
+	}
+	b.WithRow(dashboard.NewRowBuilder(rowModel))
+	for _, p := range modelPanels() {
 		b.WithPanel(p)
 	}
 	b.WithRow(dashboard.NewRowBuilder(rowTriton))
@@ -100,6 +117,32 @@ func buildDashboard() (dashboard.Dashboard, error) {
 
 // instanceQuery lists the gateway instances Prometheus scrapes.
 const instanceQuery = `label_values(up{job="fish_api"}, instance)`
+
+// datasourceVariableBuilder is the $datasource variable: any Prometheus.
+func datasourceVariableBuilder() *dashboard.DatasourceVariableBuilder {
+	return dashboard.NewDatasourceVariableBuilder(datasourceVariable).
+		Label("Data source").
+		Type("prometheus")
+}
+
+// instanceVariableBuilder is the $instance variable: the instances query
+// lists, several or all of them at once.
+func instanceVariableBuilder(query, label, description string) *dashboard.QueryVariableBuilder {
+	return dashboard.NewQueryVariableBuilder(instanceVariable).
+		Label(label).
+		Description(description).
+		Datasource(datasourceRef()).
+		Query(dashboard.StringOrMap{String: cog.ToPtr(query)}).
+		Definition(query).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		Sort(dashboard.VariableSortAlphabeticalAsc).
+		Multi(true).
+		IncludeAll(true).
+		Current(dashboard.VariableOption{
+			Text:  dashboard.StringOrArrayOfString{String: cog.ToPtr("All")},
+			Value: dashboard.StringOrArrayOfString{String: cog.ToPtr("$__all")},
+		})
+}
 
 // numberPanels gives every panel and row an id, in the order they appear.
 // Grafana needs ids unique within the dashboard; numbering in order keeps the

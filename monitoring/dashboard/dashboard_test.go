@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,10 +14,11 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the committed dashboard JSON from the generator")
+var update = flag.Bool("update", false, "rewrite the committed dashboards' JSON from the generator")
 
-// committedDashboard is the file Grafana provisions, relative to this package.
-var committedDashboard = filepath.Join("..", "grafana", "provisioning", "dashboards", "fish-api-dashboard.json")
+// committedDashboard is the gateway dashboard's file Grafana provisions,
+// relative to this package; the others are committed beside it.
+var committedDashboard = filepath.Join("..", "grafana", "provisioning", "dashboards", mainDashboardFile)
 
 // regenerate says how to bring the committed dashboard up to date.
 const regenerate = "go generate ./monitoring/dashboard (or: go test ./monitoring/dashboard -update)"
@@ -24,23 +26,64 @@ const regenerate = "go generate ./monitoring/dashboard (or: go test ./monitoring
 // The lint tests below read the committed file, the one Grafana loads; the
 // golden test makes sure it is what the generator writes.
 
+// dashboardFiles are the file names of every generated dashboard.
+func dashboardFiles() []string {
+	var files []string
+	for _, g := range dashboards {
+		files = append(files, g.file)
+	}
+	return files
+}
+
 func TestCommittedDashboardIsGenerated(t *testing.T) {
-	want, err := render()
+	for _, g := range dashboards {
+		t.Run(g.file, func(t *testing.T) {
+			want, err := renderDashboard(g.build)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := committedFile(g.file)
+			if *update {
+				if err := os.WriteFile(path, want, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read committed dashboard: %v (generate it with: %s)", err, regenerate)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the generator's output from line %d on; regenerate with: %s",
+					path, firstDifferentLine(got, want), regenerate)
+			}
+		})
+	}
+	// Nothing else in the folder: a dashboard whose generator was removed
+	// would still be provisioned.
+	committed, err := filepath.Glob(committedFile("*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile(committedDashboard, want, 0o644); err != nil {
-			t.Fatal(err)
+	var names []string
+	for _, c := range committed {
+		names = append(names, filepath.Base(c))
+	}
+	if want := slices.Sorted(slices.Values(dashboardFiles())); !slices.Equal(names, want) {
+		t.Errorf("committed dashboards %q, want exactly the generated %q", names, want)
+	}
+}
+
+func TestDashboardUIDsAndTitlesAreUnique(t *testing.T) {
+	uids, titles := map[string]string{}, map[string]string{}
+	for _, file := range dashboardFiles() {
+		d := loadDashboardFile(t, file)
+		if other, dup := uids[d.UID]; dup || d.UID == "" {
+			t.Errorf("%s: uid %q (also %s)", file, d.UID, other)
 		}
-	}
-	got, err := os.ReadFile(committedDashboard)
-	if err != nil {
-		t.Fatalf("read committed dashboard: %v (generate it with: %s)", err, regenerate)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the generator's output from line %d on; regenerate with: %s",
-			committedDashboard, firstDifferentLine(got, want), regenerate)
+		if other, dup := titles[d.Title]; dup || d.Title == "" {
+			t.Errorf("%s: title %q (also %s)", file, d.Title, other)
+		}
+		uids[d.UID], titles[d.Title] = file, file
 	}
 }
 
@@ -66,29 +109,33 @@ func TestRenderIsDeterministic(t *testing.T) {
 	}
 }
 
-func TestRunWritesTheDashboard(t *testing.T) {
-	want, err := render()
-	if err != nil {
+func TestWriteAllAndPrintOne(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "dashboard.json")
-	if err := run(path, nil); err != nil {
-		t.Fatal(err)
+	for _, g := range dashboards {
+		want, err := renderDashboard(g.build)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, g.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("writeAll wrote %d bytes to %s that differ from the render's %d", len(got), g.file, len(want))
+		}
+		var stdout bytes.Buffer
+		if err := printOne(g.file, &stdout); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(stdout.Bytes(), want) {
+			t.Errorf("printOne %s wrote %d bytes that differ from the render's %d", g.file, stdout.Len(), len(want))
+		}
 	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("run wrote %d bytes that differ from render's %d", len(got), len(want))
-	}
-
-	var stdout bytes.Buffer
-	if err := run("-", &stdout); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(stdout.Bytes(), want) {
-		t.Errorf("run - wrote %d bytes that differ from render's %d", stdout.Len(), len(want))
+	if err := printOne("no-such-dashboard.json", io.Discard); err == nil {
+		t.Error("printOne of an unknown file: no error")
 	}
 }
 
@@ -182,6 +229,9 @@ var rowSpec = []struct {
 	row    string
 	panels []panelSpec
 }{
+	{row: "Model in Service", panels: []panelSpec{
+		{title: "Model in Service and Provenance", typ: "table", reads: []string{"model_info"}},
+	}},
 	{row: "Triton & GPU", panels: []panelSpec{
 		{title: "GPU Utilisation", unit: "percentunit", reads: []string{"nv_gpu_utilization"}},
 		{title: "GPU Memory (used vs total)", unit: "bytes", reads: []string{"nv_gpu_memory_used_bytes", "nv_gpu_memory_total_bytes"}},
@@ -272,9 +322,51 @@ func TestRowsHoldTheirPanels(t *testing.T) {
 	}
 }
 
-func TestPanelIDsAreUnique(t *testing.T) {
-	seen := map[int]string{}
+// TestModelInServiceTable: the table shows model_info's provenance labels as
+// columns, the MLflow ones included, one row per series of an instant query.
+func TestModelInServiceTable(t *testing.T) {
+	var table *panel
 	for _, p := range loadDashboard(t).allPanels() {
+		if p.Title == titleModelInService {
+			table = &p
+		}
+	}
+	if table == nil {
+		t.Fatalf("no panel %q", titleModelInService)
+	}
+	if len(table.Targets) != 1 || !table.Targets[0].Instant || table.Targets[0].Format != "table" {
+		t.Fatalf("targets %+v, want one instant query in table format", table.Targets)
+	}
+	if len(table.Transformations) != 1 || table.Transformations[0].ID != "organize" {
+		t.Fatalf("transformations %+v, want one organize", table.Transformations)
+	}
+	order, _ := table.Transformations[0].Options["indexByName"].(map[string]any)
+	hidden, _ := table.Transformations[0].Options["excludeByName"].(map[string]any)
+	want := []string{"instance", "model", "version", "backend", "model_sha256", "mlflow_run_id", "mlflow_model_version"}
+	for i, col := range want {
+		if got, ok := order[col].(float64); !ok || int(got) != i {
+			t.Errorf("column %s at %v, want %d", col, order[col], i)
+		}
+		if hidden[col] == true {
+			t.Errorf("column %s hidden", col)
+		}
+	}
+	for _, col := range []string{"Time", "Value", "__name__"} {
+		if hidden[col] != true {
+			t.Errorf("column %s shown, want hidden (model_info is always 1)", col)
+		}
+	}
+}
+
+func TestPanelIDsAreUnique(t *testing.T) {
+	for _, file := range dashboardFiles() {
+		t.Run(file, func(t *testing.T) { checkPanelIDs(t, loadDashboardFile(t, file)) })
+	}
+}
+
+func checkPanelIDs(t *testing.T, d dashboardJSON) {
+	seen := map[int]string{}
+	for _, p := range d.allPanels() {
 		if p.ID <= 0 {
 			t.Errorf("%s %q: id %d, want a positive id", p.Type, p.Title, p.ID)
 			continue
@@ -287,7 +379,12 @@ func TestPanelIDsAreUnique(t *testing.T) {
 }
 
 func TestGridPositions(t *testing.T) {
-	d := loadDashboard(t)
+	for _, file := range dashboardFiles() {
+		t.Run(file, func(t *testing.T) { checkGrid(t, loadDashboardFile(t, file)) })
+	}
+}
+
+func checkGrid(t *testing.T, d dashboardJSON) {
 	for _, p := range d.allPanels() {
 		g := p.GridPos
 		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.Y < 0 || g.X+g.W > 24 {
@@ -314,7 +411,13 @@ func TestGridPositions(t *testing.T) {
 }
 
 func TestTargets(t *testing.T) {
-	for _, p := range loadDashboard(t).allPanels() {
+	for _, file := range dashboardFiles() {
+		t.Run(file, func(t *testing.T) { checkTargets(t, loadDashboardFile(t, file)) })
+	}
+}
+
+func checkTargets(t *testing.T, d dashboardJSON) {
+	for _, p := range d.allPanels() {
 		if p.Type == "row" {
 			if len(p.Targets) > 0 {
 				t.Errorf("row %q: got %d targets, want none", p.Title, len(p.Targets))
@@ -346,7 +449,13 @@ func TestTargets(t *testing.T) {
 var wantDatasource = datasourceJSON{Type: "prometheus", UID: "${datasource}"}
 
 func TestEveryDatasourceIsTheVariable(t *testing.T) {
-	raw, err := os.ReadFile(committedDashboard)
+	for _, file := range dashboardFiles() {
+		t.Run(file, func(t *testing.T) { checkDatasources(t, file) })
+	}
+}
+
+func checkDatasources(t *testing.T, file string) {
+	raw, err := os.ReadFile(committedFile(file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +475,7 @@ func TestEveryDatasourceIsTheVariable(t *testing.T) {
 		}
 	})
 	// Every panel but the rows, and every target, carry a reference.
-	d := loadDashboard(t)
+	d := loadDashboardFile(t, file)
 	for _, p := range d.allPanels() {
 		if p.Type == "row" {
 			continue
@@ -411,40 +520,66 @@ var promqlWords = map[string]bool{
 	"or": true, "and": true, "unless": true, "on": true, "ignoring": true,
 }
 
+// dashboardSources are, per dashboard, the scrape sources its selectors may
+// name, and those whose selectors must also follow $instance.
+var dashboardSources = map[string]struct{ sources, filtered []string }{
+	mainDashboardFile: {
+		sources:  []string{gatewaySource, tritonSource, containerSource},
+		filtered: []string{gatewaySource},
+	},
+	minioDashboardFile: {
+		sources:  []string{`job="minio"`, `job="minio_bucket"`},
+		filtered: []string{`job="minio"`, `job="minio_bucket"`},
+	},
+	mysqlDashboardFile: {
+		sources:  []string{`job="mysqld"`},
+		filtered: []string{`job="mysqld"`},
+	},
+}
+
 // TestEverySelectorNamesItsSource checks that each series is read from the
-// one scrape source its panel means, and that every gateway series follows
-// the $instance variable: a gateway query without the filter would show all
-// instances whatever the user chose.
+// one scrape source its panel means, and that every gateway (and MinIO, and
+// MySQL) series follows the $instance variable: a query without the filter
+// would show all instances whatever the user chose.
 func TestEverySelectorNamesItsSource(t *testing.T) {
-	for _, p := range loadDashboard(t).allPanels() {
-		for _, tg := range p.Targets {
-			name := p.Title + "/" + tg.RefID
-			t.Run(name, func(t *testing.T) {
-				t.Logf("expr: %s", tg.Expr)
-				selectors := selectorRE.FindAllString(tg.Expr, -1)
-				if len(selectors) == 0 {
-					t.Fatal("no label selector")
-				}
-				for _, sel := range selectors {
-					var sources []string
-					for _, src := range []string{gatewaySource, tritonSource, containerSource} {
-						if strings.Contains(sel, src) {
-							sources = append(sources, src)
-						}
-					}
-					if len(sources) != 1 {
-						t.Errorf("selector %s: got sources %q, want exactly one of the gateway's, Triton's or the container's", sel, sources)
-						continue
-					}
-					if sources[0] == gatewaySource && !strings.Contains(sel, instanceFilter) {
-						t.Errorf("gateway selector %s: got no %s", sel, instanceFilter)
-					}
-				}
-				if bare := bareNames(tg.Expr); len(bare) > 0 {
-					t.Errorf("names without a selector: %q", bare)
-				}
-			})
+	for _, file := range dashboardFiles() {
+		src, ok := dashboardSources[file]
+		if !ok {
+			t.Errorf("%s: the test does not know its scrape sources", file)
+			continue
 		}
+		for _, p := range loadDashboardFile(t, file).allPanels() {
+			for _, tg := range p.Targets {
+				name := file + "/" + p.Title + "/" + tg.RefID
+				t.Run(name, func(t *testing.T) { checkSelectors(t, tg.Expr, src.sources, src.filtered) })
+			}
+		}
+	}
+}
+
+func checkSelectors(t *testing.T, expr string, allowed, filtered []string) {
+	t.Logf("expr: %s", expr)
+	selectors := selectorRE.FindAllString(expr, -1)
+	if len(selectors) == 0 {
+		t.Fatal("no label selector")
+	}
+	for _, sel := range selectors {
+		var sources []string
+		for _, src := range allowed {
+			if strings.Contains(sel, src) {
+				sources = append(sources, src)
+			}
+		}
+		if len(sources) != 1 {
+			t.Errorf("selector %s: got sources %q, want exactly one of %q", sel, sources, allowed)
+			continue
+		}
+		if slices.Contains(filtered, sources[0]) && !strings.Contains(sel, instanceFilter) {
+			t.Errorf("selector %s: got no %s", sel, instanceFilter)
+		}
+	}
+	if bare := bareNames(expr); len(bare) > 0 {
+		t.Errorf("names without a selector: %q", bare)
 	}
 }
 
@@ -453,11 +588,13 @@ func TestEverySelectorNamesItsSource(t *testing.T) {
 // $__range is the time range for totals. (The 5m of the recorded series is
 // the recording rules' business.)
 func TestRangesUseGrafanaVariables(t *testing.T) {
-	for _, p := range loadDashboard(t).allPanels() {
-		for _, tg := range p.Targets {
-			for _, m := range rangeRE.FindAllStringSubmatch(tg.Expr, -1) {
-				if m[1] != "$__rate_interval" && m[1] != "$__range" {
-					t.Errorf("%q/%s: range [%s], want [$__rate_interval] or [$__range]", p.Title, tg.RefID, m[1])
+	for _, file := range dashboardFiles() {
+		for _, p := range loadDashboardFile(t, file).allPanels() {
+			for _, tg := range p.Targets {
+				for _, m := range rangeRE.FindAllStringSubmatch(tg.Expr, -1) {
+					if m[1] != "$__rate_interval" && m[1] != "$__range" {
+						t.Errorf("%s %q/%s: range [%s], want [$__rate_interval] or [$__range]", file, p.Title, tg.RefID, m[1])
+					}
 				}
 			}
 		}
@@ -468,11 +605,13 @@ func TestRangesUseGrafanaVariables(t *testing.T) {
 // colon) the dashboard reads is one the recording rules produce.
 func TestRecordedSeriesExist(t *testing.T) {
 	recorded := recordedSeries(t)
-	for _, p := range loadDashboard(t).allPanels() {
-		for _, tg := range p.Targets {
-			for _, name := range metricNames(tg.Expr) {
-				if strings.Contains(name, ":") && !recorded[name] {
-					t.Errorf("%q/%s reads %s, which no recording rule records", p.Title, tg.RefID, name)
+	for _, file := range dashboardFiles() {
+		for _, p := range loadDashboardFile(t, file).allPanels() {
+			for _, tg := range p.Targets {
+				for _, name := range metricNames(tg.Expr) {
+					if strings.Contains(name, ":") && !recorded[name] {
+						t.Errorf("%s %q/%s reads %s, which no recording rule records", file, p.Title, tg.RefID, name)
+					}
 				}
 			}
 		}
@@ -577,4 +716,82 @@ func firstDifferentLine(a, b []byte) int {
 		}
 	}
 	return min(len(al), len(bl)) + 1
+}
+
+// storeDashboardSpec is what the stores' dashboards must hold: their
+// identity, their instance variable, and each panel reading the real metric
+// names of MinIO's v2 metrics or of prometheus-mysqld-exporter (names both
+// Debian bookworm's 0.14 and upstream's 0.18 export).
+var storeDashboardSpec = []struct {
+	file, title, uid, instanceQuery string
+	panels                          []panelSpec
+}{
+	{
+		file: minioDashboardFile, title: "MinIO", uid: "minio",
+		instanceQuery: `label_values(up{job="minio"}, instance)`,
+		panels: []panelSpec{
+			{title: "Cluster Health", typ: "stat", reads: []string{"minio_cluster_health_status"}},
+			{title: "Nodes (online / offline)", typ: "stat", reads: []string{"minio_cluster_nodes_online_total", "minio_cluster_nodes_offline_total"}},
+			{title: "Drives (online / offline)", typ: "stat", reads: []string{"minio_cluster_drive_online_total", "minio_cluster_drive_offline_total"}},
+			{title: "Usable Capacity Used", typ: "gauge", unit: "percentunit", reads: []string{"minio_cluster_capacity_usable_free_bytes", "minio_cluster_capacity_usable_total_bytes"}},
+			{title: "Usable Capacity (used vs free)", typ: "timeseries", unit: "bytes", reads: []string{"minio_cluster_capacity_usable_free_bytes", "minio_cluster_capacity_usable_total_bytes"}},
+			{title: "Drive Space Used by Drive", unit: "percentunit", reads: []string{"minio_node_drive_used_bytes", "minio_node_drive_total_bytes"}},
+			{title: "Bucket Usage", typ: "bargauge", unit: "bytes", reads: []string{"minio_bucket_usage_total_bytes"}},
+			{title: "Objects by Bucket", typ: "bargauge", reads: []string{"minio_bucket_usage_object_total"}},
+			{title: "S3 Requests by API", unit: "reqps", reads: []string{"minio_s3_requests_total"}},
+			{title: "S3 Errors by API", unit: "reqps", reads: []string{"minio_s3_requests_errors_total", "minio_s3_requests_5xx_errors_total"}},
+			{title: "S3 Traffic (in / out)", unit: "Bps", reads: []string{"minio_s3_traffic_received_bytes", "minio_s3_traffic_sent_bytes"}},
+		},
+	},
+	{
+		file: mysqlDashboardFile, title: "MariaDB / MySQL", uid: "mysql",
+		instanceQuery: `label_values(up{job="mysqld"}, instance)`,
+		panels: []panelSpec{
+			{title: "MySQL Up", typ: "stat", reads: []string{"mysql_up"}},
+			{title: "Uptime", typ: "stat", unit: "s", reads: []string{"mysql_global_status_uptime"}},
+			{title: "Connection Usage", typ: "gauge", unit: "percentunit", reads: []string{"mysql_global_status_threads_connected", "mysql_global_variables_max_connections"}},
+			{title: "Connections vs max_connections", reads: []string{"mysql_global_status_threads_connected", "mysql_global_variables_max_connections"}},
+			{title: "Queries per Second", reads: []string{"mysql_global_status_queries", "mysql_global_status_commands_total"}},
+			{title: "Slow Queries", reads: []string{"mysql_global_status_slow_queries"}},
+			{title: "InnoDB Buffer Pool Usage", unit: "percentunit", reads: []string{"mysql_global_status_innodb_buffer_pool_bytes_data", "mysql_global_variables_innodb_buffer_pool_size"}},
+			{title: "InnoDB Buffer Pool Hit Ratio", unit: "percentunit", reads: []string{"mysql_global_status_innodb_buffer_pool_reads", "mysql_global_status_innodb_buffer_pool_read_requests"}},
+			{title: "Replication Lag", unit: "s", reads: []string{"mysql_slave_status_seconds_behind_master"}},
+		},
+	},
+}
+
+func TestStoreDashboards(t *testing.T) {
+	for _, spec := range storeDashboardSpec {
+		t.Run(spec.file, func(t *testing.T) {
+			d := loadDashboardFile(t, spec.file)
+			if d.Title != spec.title || d.UID != spec.uid {
+				t.Errorf("title %q uid %q, want %q and %q", d.Title, d.UID, spec.title, spec.uid)
+			}
+			if len(d.Tags) == 0 || d.SchemaVersion != schemaVersion || d.Refresh == "" {
+				t.Errorf("tags %q, schemaVersion %d, refresh %q: want tags, %d and a refresh", d.Tags, d.SchemaVersion, d.Refresh, schemaVersion)
+			}
+			ds, ok := d.variable("datasource")
+			if !ok || ds.Type != "datasource" || ds.Query != "prometheus" {
+				t.Errorf("datasource variable %+v, want one listing Prometheus datasources", ds)
+			}
+			inst, ok := d.variable("instance")
+			if !ok || inst.Type != "query" || inst.Query != spec.instanceQuery || !inst.Multi || !inst.IncludeAll ||
+				inst.Datasource == nil || *inst.Datasource != wantDatasource {
+				t.Errorf("instance variable %+v, want a multi-select with All of %s on ${datasource}", inst, spec.instanceQuery)
+			}
+			// The spec's panels, in order, and no others.
+			panels := d.allPanels()
+			if got, want := titles(panels), func() (w []string) {
+				for _, p := range spec.panels {
+					w = append(w, p.title)
+				}
+				return w
+			}(); !slices.Equal(got, want) {
+				t.Fatalf("panels %q, want %q", got, want)
+			}
+			for i, p := range spec.panels {
+				p.check(t, panels[i])
+			}
+		})
+	}
 }

@@ -52,13 +52,19 @@ type panel struct {
 			Unit string `json:"unit"`
 		} `json:"defaults"`
 	} `json:"fieldConfig"`
-	Panels []panel `json:"panels"` // a row's panels, when it is collapsed
+	Panels          []panel `json:"panels"` // a row's panels, when it is collapsed
+	Transformations []struct {
+		ID      string         `json:"id"`
+		Options map[string]any `json:"options"`
+	} `json:"transformations"`
 }
 
 type target struct {
 	RefID      string          `json:"refId"`
 	Expr       string          `json:"expr"`
 	Exemplar   bool            `json:"exemplar"`
+	Instant    bool            `json:"instant"`
+	Format     string          `json:"format"`
 	Datasource *datasourceJSON `json:"datasource"`
 }
 
@@ -78,19 +84,30 @@ func (g gridPos) overlaps(o gridPos) bool {
 	return g.X < o.X+o.W && o.X < g.X+g.W && g.Y < o.Y+o.H && o.Y < g.Y+g.H
 }
 
-// loadDashboard reads the committed dashboard.
+// loadDashboard reads the committed gateway dashboard.
 func loadDashboard(t *testing.T) dashboardJSON {
 	t.Helper()
-	raw, err := os.ReadFile(committedDashboard)
+	return loadDashboardFile(t, mainDashboardFile)
+}
+
+// loadDashboardFile reads a committed dashboard by its file name.
+func loadDashboardFile(t *testing.T, file string) dashboardJSON {
+	t.Helper()
+	path := committedFile(file)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("read dashboard: %v", err)
 	}
 	var d dashboardJSON
 	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatalf("decode %s: %v", committedDashboard, err)
+		t.Fatalf("decode %s: %v", path, err)
 	}
 	return d
 }
+
+// committedFile is where a dashboard of that file name is committed,
+// relative to this package.
+func committedFile(file string) string { return filepath.Join(filepath.Dir(committedDashboard), file) }
 
 // allPanels returns every panel, rows included, with the panels nested in
 // collapsed rows after their row.

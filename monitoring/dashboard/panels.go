@@ -6,8 +6,10 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/gauge"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/stat"
 	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
+	"github.com/grafana/grafana-foundation-sdk/go/table"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 )
 
@@ -125,6 +127,45 @@ func productPanels() []cog.Builder[dashboard.Panel] {
 			WithTarget(query("A",
 				`sum by (name) (`+container("container_memory_working_set_bytes")+`)`,
 				"{{name}}")),
+	}
+}
+
+// Titles of the panels of the "Model in Service" row.
+const titleModelInService = "Model in Service and Provenance"
+
+// modelInfoColumns are the labels of model_info the table shows, in order:
+// the instance, what it serves, and where the model comes from. The MLflow
+// labels are empty for a model that was not published through MLflow.
+var modelInfoColumns = []string{"instance", "model", "version", "backend", "model_sha256", "mlflow_run_id", "mlflow_model_version"}
+
+// modelPanels show the model each gateway serves, one row per instance, with
+// its weights' sha256 and the MLflow run and registered version it was
+// published from.
+func modelPanels() []cog.Builder[dashboard.Panel] {
+	order := map[string]any{}
+	for i, c := range modelInfoColumns {
+		order[c] = i
+	}
+	// Everything else of the series (its name, job, value, time) is hidden.
+	hidden := map[string]any{"Time": true, "Value": true, "__name__": true, "job": true}
+	return []cog.Builder[dashboard.Panel]{
+		table.NewPanelBuilder().
+			Title(titleModelInService).
+			Description("The model each chosen gateway instance serves (model_info): name, version and the backend answering, the sha256 of its weights, and the MLflow run and registered model version it was published from (empty when it was not published through MLflow). One row per instance: when a new version goes into service, its row replaces the old one.").
+			Datasource(datasourceRef()).
+			Height(timelineH).Span(fullWidth).
+			ShowHeader(true).
+			Filterable(false).
+			Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{})).
+			WithTransformation(dashboard.DataTransformerConfig{
+				Id: "organize",
+				Options: map[string]any{
+					"excludeByName": hidden,
+					"indexByName":   order,
+				},
+			}).
+			WithTarget(instantQuery("A", gateway("model_info"), "").
+				Format(prometheus.PromQueryFormatTable)),
 	}
 }
 
