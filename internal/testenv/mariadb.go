@@ -84,6 +84,16 @@ func StartMariaDB(t *testing.T) *MariaDB {
 		Log:     filepath.Join(dir, "log"),
 		dir:     dir,
 	}
+	// A Unix socket's path holds at most 107 bytes: a long temporary folder
+	// (TMPDIR, a long test name) gets the socket a short folder of its own.
+	if len(db.Socket) > 100 {
+		short, err := os.MkdirTemp("", "mariadb")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(short) })
+		db.Socket = filepath.Join(short, "sock")
+	}
 	common := []string{"--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M"}
 	if os.Geteuid() == 0 {
 		// mariadbd refuses to run as root unless told to.
