@@ -5,7 +5,8 @@
 # about a second. `make test` runs it first; so does `make test-deps`.
 #
 #   1. Debian packages (scripts/install-test-deps.sh): libjpeg-turbo headers,
-#      protoc, the real Prometheus and Alertmanager, Chromium for the /docs test.
+#      protoc, the real Prometheus and Alertmanager, Chromium for the /docs test,
+#      MariaDB and prometheus-mysqld-exporter for the model-lifecycle tests.
 #   2. ONNX Runtime's library (scripts/fetch-onnxruntime.sh): the embedded backend
 #      the end-to-end tests serve with, from the pinned onnxruntime-node npm package.
 #   3. The real NVIDIA Triton (scripts/triton-ci.sh install): the nvidia-pytriton
@@ -20,24 +21,32 @@
 #   7. The trace backend (scripts/jaeger.sh install): Jaeger v2 built from the Go
 #      module proxy into .jaeger/, which the tracing tests start
 #      (internal/testenv's StartJaeger) to read back the spans exported to it.
+#   8. The model-lifecycle servers: MinIO built from the Go module proxy into
+#      .mlops/ (scripts/minio.sh install), the S3 store of MLflow's artifacts and
+#      of the Triton model repository; MLflow from PyPI in .mlflow-venv/
+#      (scripts/mlflow.sh install), the tracking server and registry. Started by
+#      internal/testenv's StartMinIO and StartMLflow.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 say() { echo "setup-test: $*" >&2; }
 
-say "1/7 Debian packages (libjpeg-turbo, protoc, prometheus, alertmanager, chromium)"
+say "1/8 Debian packages (libjpeg-turbo, protoc, prometheus, alertmanager, chromium, mariadb, mysqld-exporter)"
 scripts/install-test-deps.sh
-say "2/7 ONNX Runtime library for the embedded backend (npm onnxruntime-node, pinned)"
+say "2/8 ONNX Runtime library for the embedded backend (npm onnxruntime-node, pinned)"
 scripts/fetch-onnxruntime.sh >/dev/null
-say "3/7 the real NVIDIA Triton for the end-to-end tests (PyPI nvidia-pytriton, pinned)"
+say "3/8 the real NVIDIA Triton for the end-to-end tests (PyPI nvidia-pytriton, pinned)"
 scripts/triton-ci.sh install
-say "4/7 schemathesis for the OpenAPI contract test (PyPI, pinned)"
+say "4/8 schemathesis for the OpenAPI contract test (PyPI, pinned)"
 scripts/schemathesis.sh install >/dev/null
-say "5/7 the model build's Python environment, .venv (PyPI numpy, onnx, Pillow, pinned)"
+say "5/8 the model build's Python environment, .venv (PyPI numpy, onnx, Pillow, pinned)"
 make -s venv
-say "6/7 helm, kubeconform and schemas for the Helm chart's tests (Go module proxy, PyPI; pinned)"
+say "6/8 helm, kubeconform and schemas for the Helm chart's tests (Go module proxy, PyPI; pinned)"
 scripts/chart-tools.sh install >/dev/null
-say "7/7 Jaeger v2, the tracing tests' trace backend (Go module proxy, pinned; a few minutes the first time)"
+say "7/8 Jaeger v2, the tracing tests' trace backend (Go module proxy, pinned; a few minutes the first time)"
 scripts/jaeger.sh install >/dev/null
+say "8/8 MinIO (Go module proxy, pinned; a few minutes the first time) and MLflow (PyPI, pinned) for the model-lifecycle tests"
+scripts/minio.sh install >/dev/null
+scripts/mlflow.sh install >/dev/null
 say "ready"

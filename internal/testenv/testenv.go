@@ -130,8 +130,9 @@ func RepositoryModel(tb testing.TB) tritontest.Model {
 
 // RealServers skips the calling test under `go test -short` (`make
 // test-short`): it starts real servers or binaries (Triton, Prometheus and
-// Alertmanager, a browser, schemathesis, the gateway under heavy load), which
-// `make test` runs and the quick tier leaves out. what says what it starts.
+// Alertmanager, Jaeger, MinIO, MariaDB, MLflow, a browser, schemathesis, the
+// gateway under heavy load), which `make test` runs and the quick tier leaves
+// out. what says what it starts.
 func RealServers(tb testing.TB, what string) {
 	tb.Helper()
 	if testing.Short() {

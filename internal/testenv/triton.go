@@ -5,10 +5,12 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +174,52 @@ func TritonTracingArgs(otlpHTTPEndpoint string) []string {
 		// keeps the tests short.
 		"--trace-config=opentelemetry,bsp_schedule_delay=200",
 	}
+}
+
+// UploadTritonRepository uploads the CI model repository (what
+// tritonci.Start assembles and serves: triton-ci's config.pbtxt and
+// 1/model.py, triton-models' labels.txt and 1/model.onnx) into bucket under
+// prefix, and returns the --model-repository URL with which Triton reads it
+// (MinIO.TritonRepositoryURL).
+func (m *MinIO) UploadTritonRepository(t testing.TB, bucket, prefix string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "models")
+	if err := tritonci.AssembleRepository(RepoRoot(t), dir); err != nil {
+		t.Fatal(err)
+	}
+	m.UploadDir(t, dir, bucket, prefix)
+	return m.TritonRepositoryURL(bucket, prefix)
+}
+
+// TritonOnS3 is a StartTritonWith configuration that serves the model
+// repository at repoURL ("s3://http://127.0.0.1:PORT/BUCKET/PREFIX", from
+// UploadTritonRepository) of the MinIO m instead of an assembled local one,
+// with m's credentials in Triton's environment (MinIO.S3Env), under the model
+// control mode mode ("explicit": the model is loaded at start and then on a
+// load call; "poll": every pollSecs seconds Triton rescans the bucket and
+// loads what changed).
+func TritonOnS3(m *MinIO, repoURL, mode string, pollSecs int) func(*tritonci.Config) {
+	return func(c *tritonci.Config) {
+		c.ModelRepository = repoURL
+		c.ModelControlMode = mode
+		c.Env = append(c.Env, m.S3Env()...)
+		if mode == "poll" {
+			c.Args = append(c.Args, fmt.Sprintf("--repository-poll-secs=%d", pollSecs))
+		}
+	}
+}
+
+// PID is the running server's process id (read from its run folder), which
+// stays the same while the server serves without a restart.
+func (tr *Triton) PID(t testing.TB) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(tr.RunDir, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+	return pid
 }

@@ -63,6 +63,21 @@ type Config struct {
 	Args       []string
 	// ORTThreads is onnxruntime's intra-op threads in the model (default 1).
 	ORTThreads int
+	// ModelRepository, when set, is the --model-repository Triton serves
+	// instead of the repository assembled in RunDir/models (nothing is then
+	// assembled): another folder, or an S3 bucket in Triton's form with an
+	// explicit endpoint, "s3://http://127.0.0.1:PORT/BUCKET/PREFIX"
+	// (docs/mlops.md#triton-on-s3-what-was-checked). It must hold Model.
+	ModelRepository string
+	// ModelControlMode is Triton's --model-control-mode: "explicit" (the
+	// default) loads Model at start and then only on a load call; "poll" and
+	// "none" load every model of the repository, poll also rescanning it
+	// every --repository-poll-secs (pass that in Args).
+	ModelControlMode string
+	// Env is extra environment for tritonserver, "NAME=value" each, after
+	// the inherited one (a later entry wins): the S3 credentials of a bucket
+	// repository, for instance.
+	Env []string
 	// DieWithParent (Linux) kills the server when the process that started it
 	// dies: for tests, whose cleanup does not run when they are killed. The
 	// shell's start leaves it off: the server outlives the command.
@@ -134,6 +149,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ORTThreads <= 0 {
 		c.ORTThreads = 1
+	}
+	switch c.ModelControlMode {
+	case "":
+		c.ModelControlMode = "explicit"
+	case "explicit", "poll", "none":
+	default:
+		return c, fmt.Errorf("tritonci: ModelControlMode %q: want explicit, poll or none", c.ModelControlMode)
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
@@ -302,8 +324,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("tritonci: already running (pid %d, state in %s); stop it first", pid, cfg.RunDir)
 	}
 	clearState(cfg.RunDir)
-	if err := assembleRepository(cfg); err != nil {
-		return nil, err
+	if cfg.ModelRepository == "" {
+		if err := assembleRepository(cfg); err != nil {
+			return nil, err
+		}
 	}
 	attempts := 3
 	if cfg.GRPCPort != 0 || cfg.HTTPPort != 0 || cfg.MetricsPort != 0 {
@@ -359,10 +383,19 @@ var errPortTaken = errors.New("a port was in use")
 // (copied, not linked, so that rebuilding triton-models/ mid-run cannot change
 // what a running server reloads).
 func assembleRepository(cfg Config) error {
-	ci := filepath.Join(cfg.Root, "triton-ci", "models", Model)
-	prod := filepath.Join(cfg.Root, "triton-models", Model)
-	dst := filepath.Join(cfg.RunDir, modelsDir, Model)
-	if err := os.RemoveAll(filepath.Join(cfg.RunDir, modelsDir)); err != nil {
+	return AssembleRepository(cfg.Root, filepath.Join(cfg.RunDir, modelsDir))
+}
+
+// AssembleRepository writes the CI model repository of the repository at root
+// into the folder dir, replacing what dir held: Model/config.pbtxt and
+// Model/1/model.py from triton-ci/, Model/labels.txt and Model/1/model.onnx
+// from triton-models/. It is what Start serves, for a test that serves it from
+// elsewhere (an S3 bucket).
+func AssembleRepository(root, dir string) error {
+	ci := filepath.Join(root, "triton-ci", "models", Model)
+	prod := filepath.Join(root, "triton-models", Model)
+	dst := filepath.Join(dir, Model)
+	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(dst, "1"), 0o755); err != nil {
@@ -393,20 +426,29 @@ func assembleRepository(cfg Config) error {
 // prefix, hence the venv's site-packages (numpy, onnxruntime), from the first
 // python3 on PATH.
 func command(cfg Config, in install, ports [3]int) (args, env []string) {
+	repo := cfg.ModelRepository
+	if repo == "" {
+		repo = filepath.Join(cfg.RunDir, modelsDir)
+	}
 	args = []string{
 		filepath.Join(in.server, "bin", "tritonserver"),
-		"--model-repository=" + filepath.Join(cfg.RunDir, modelsDir),
+		"--model-repository=" + repo,
 		"--backend-directory=" + filepath.Join(cfg.Venv, "triton-backends"),
 		"--cache-directory=" + filepath.Join(in.server, "caches"),
-		"--model-control-mode=explicit", "--load-model=" + Model,
+		"--model-control-mode=" + cfg.ModelControlMode,
+	}
+	if cfg.ModelControlMode == "explicit" {
+		args = append(args, "--load-model="+Model)
+	}
+	args = append(args,
 		"--strict-readiness=true",
-		"--grpc-address=127.0.0.1", "--grpc-port=" + strconv.Itoa(ports[0]),
-		"--http-address=127.0.0.1", "--http-port=" + strconv.Itoa(ports[1]),
-		"--metrics-address=127.0.0.1", "--metrics-port=" + strconv.Itoa(ports[2]),
+		"--grpc-address=127.0.0.1", "--grpc-port="+strconv.Itoa(ports[0]),
+		"--http-address=127.0.0.1", "--http-port="+strconv.Itoa(ports[1]),
+		"--metrics-address=127.0.0.1", "--metrics-port="+strconv.Itoa(ports[2]),
 		"--allow-metrics=true", "--allow-gpu-metrics=false", "--allow-cpu-metrics=true",
 		"--exit-timeout-secs=10",
-		"--log-verbose=" + strconv.Itoa(cfg.LogVerbose),
-	}
+		"--log-verbose="+strconv.Itoa(cfg.LogVerbose),
+	)
 	args = append(args, cfg.Args...)
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -428,6 +470,7 @@ func command(cfg Config, in install, ports [3]int) (args, env []string) {
 	if ld != "" {
 		env = append(env, "LD_LIBRARY_PATH="+ld)
 	}
+	env = append(env, cfg.Env...)
 	return args, env
 }
 
