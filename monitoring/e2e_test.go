@@ -429,7 +429,10 @@ func checkQueriesReturnData(t *testing.T, api promv1.API, queries []stackQuery) 
 	for i := range queries {
 		pending[i] = "not asked yet"
 	}
-	deadline := time.Now().Add(stackWait)
+	start := time.Now()
+	deadline := start.Add(stackWait)
+	var slowest string
+	var slowestAfter time.Duration
 	for len(pending) > 0 && time.Now().Before(deadline) {
 		for _, i := range slices.Sorted(maps.Keys(pending)) {
 			q := queries[i]
@@ -443,6 +446,9 @@ func checkQueriesReturnData(t *testing.T, api promv1.API, queries []stackQuery) 
 				pending[i] = "no data"
 			default:
 				delete(pending, i)
+				if after := time.Since(start); after > slowestAfter {
+					slowest, slowestAfter = q.source, after
+				}
 			}
 		}
 		if len(pending) > 0 {
@@ -452,7 +458,7 @@ func checkQueriesReturnData(t *testing.T, api promv1.API, queries []stackQuery) 
 	for _, i := range slices.Sorted(maps.Keys(pending)) {
 		t.Errorf("%s: %s\n\t%s", queries[i].source, pending[i], queries[i].expr)
 	}
-	t.Logf("%d queries, %d returned data", len(queries), len(queries)-len(pending))
+	t.Logf("%d queries, %d returned data; the last, after %v: %s", len(queries), len(queries)-len(pending), slowestAfter.Round(time.Second), slowest)
 }
 
 func resultLen(v model.Value) int {

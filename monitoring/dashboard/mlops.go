@@ -56,7 +56,7 @@ const (
 	titleMinIODrives      = "Drives (online / offline)"
 	titleMinIOCapacityPct = "Usable Capacity Used"
 	titleMinIOCapacity    = "Usable Capacity (used vs free)"
-	titleMinIODriveUsage  = "Drive Space Used by Drive"
+	titleMinIOErasureSets = "Erasure Sets: Online Drives vs Write Quorum"
 	titleMinIORequests    = "S3 Requests by API"
 	titleMinIOErrors      = "S3 Errors by API"
 	titleMinIOTraffic     = "S3 Traffic (in / out)"
@@ -150,21 +150,25 @@ func buildMinIODashboard() (dashboard.Dashboard, error) {
 		WithTarget(query("B", perInstance(minio("minio_cluster_capacity_usable_free_bytes")), "free {{instance}}")).
 		OverrideByRegexp("^free ", dashed())
 
-	driveUsage := timeSeries(titleMinIODriveUsage, "Share of each drive's space in use, by server and drive path.", "percentunit").
-		Min(0).Max(1).
-		WithTarget(query("A",
-			`max by (server, drive) (`+minio("minio_node_drive_used_bytes")+`) / max by (server, drive) (`+minio("minio_node_drive_total_bytes")+`)`,
-			"{{server}} {{drive}}"))
+	// Per-drive space is on MinIO's node endpoint, which is not scraped; the
+	// cluster endpoint has each erasure set's health.
+	driveUsage := timeSeries(titleMinIOErasureSets, "Online drives of each erasure set against the number it needs to accept writes (dashed): a set at or under its write quorum refuses uploads, one below its read quorum refuses reads too.", "short").
+		Min(0).
+		WithTarget(query("A", `min by (pool, set) (`+minio("minio_cluster_health_erasure_set_online_drives")+`)`, "pool {{pool}} set {{set}} online")).
+		WithTarget(query("B", `max by (pool, set) (`+minio("minio_cluster_health_erasure_set_write_quorum")+`)`, "pool {{pool}} set {{set}} write quorum")).
+		OverrideByRegexp(" write quorum$", dashed())
 
 	requests := timeSeries(titleMinIORequests, "S3 requests per second, by API call (GetObject, PutObject, ListObjectsV2, ...).", "reqps").
 		Min(0).
 		WithTarget(query("A", `sum by (api) (`+rate(minio("minio_s3_requests_total"))+`)`, "{{api}}"))
 
-	errors := timeSeries(titleMinIOErrors, "S3 requests answered with an error per second, by API call (4xx and 5xx); dashed: the 5xx of all calls, MinIO's own failures.", "reqps").
+	// MinIO exports its 4xx and 5xx counters from the first such answer on;
+	// 4xx come first in practice (a read of a missing object).
+	errors := timeSeries(titleMinIOErrors, "S3 requests answered with an error per second, by API call (4xx and 5xx); dashed: the 4xx of all calls, the clients' mistakes (missing objects, denied access): what lies above the dashed line is MinIO's own failures.", "reqps").
 		Min(0).
 		WithTarget(query("A", `sum by (api) (`+rate(minio("minio_s3_requests_errors_total"))+`)`, "{{api}}")).
-		WithTarget(query("B", `sum(`+rate(minio("minio_s3_requests_5xx_errors_total"))+`)`, "5xx all APIs")).
-		OverrideByRegexp("^5xx ", dashed())
+		WithTarget(query("B", `sum(`+rate(minio("minio_s3_requests_4xx_errors_total"))+`)`, "4xx all APIs")).
+		OverrideByRegexp("^4xx ", dashed())
 
 	traffic := timeSeries(titleMinIOTraffic, "Bytes per second received (uploads) and sent (downloads: Triton loading models, MLflow serving artifacts) by the S3 API.", "Bps").
 		Min(0).Span(fullWidth).
