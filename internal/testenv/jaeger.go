@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -142,19 +141,7 @@ func StartJaeger(t *testing.T) *Jaeger {
 	for attempt := 0; attempt < 3; attempt++ {
 		j, stop, err := startJaeger(t, bin, dir, attempt)
 		if err == nil {
-			t.Cleanup(func() {
-				if t.Failed() {
-					if b, err := os.ReadFile(j.Log); err == nil {
-						if len(b) > 4000 {
-							b = b[len(b)-4000:]
-						}
-						t.Logf("--- jaeger log (tail) ---\n%s", b)
-					}
-				}
-				if err := stop(); err != nil {
-					t.Errorf("stopping Jaeger: %v", err)
-				}
-			})
+			cleanupServer(t, "jaeger", func() string { return j.Log }, stop)
 			return j
 		}
 		lastErr = err
@@ -188,66 +175,30 @@ func startJaeger(t *testing.T, bin, dir string, attempt int) (j *Jaeger, stop fu
 		Log:              filepath.Join(dir, fmt.Sprintf("log-%d", attempt)),
 		client:           &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
-	logf, err := os.Create(j.Log)
+	// startProcess locks the starting goroutine to its thread: the
+	// parent-death signal fires when that thread ends, which must not be
+	// when some other goroutine that happened to run on it exits.
+	p, err := startProcess("jaeger", bin, []string{"--config", cfgPath}, nil, "", j.Log)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	// Killed with the test process when that dies before its cleanup.
-	setParentDeathSignal(cmd.SysProcAttr)
-	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	stop = func() error {
-		select {
-		case <-exited:
-			return nil
-		default:
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			return nil
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			return errors.New("jaeger did not stop within 10 s of SIGTERM; killed")
-		}
-	}
-
+	stop = func() error { return p.stop(10 * time.Second) }
 	health := "http://" + addrs[4].(string) + "/status"
 	start := time.Now()
-	for {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(j.Log)
-			err := fmt.Errorf("jaeger exited before it was ready (%v):\n%s", waitErr, tail(b, 3000))
-			if bytes.Contains(b, []byte("address already in use")) {
-				err = fmt.Errorf("%w: %w", errPortTaken, err)
-			}
-			return nil, nil, err
-		case <-time.After(100 * time.Millisecond):
+	err = p.waitUntil(JaegerStartTimeout, func() bool {
+		resp, err := j.client.Get(health)
+		if err != nil {
+			return false
 		}
-		if resp, err := j.client.Get(health); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				t.Logf("jaeger ready in %v (OTLP HTTP %s, OTLP gRPC %s, query %s)", time.Since(start).Round(time.Millisecond), j.OTLPHTTPEndpoint, j.OTLPGRPCAddr, j.QueryURL)
-				return j, stop, nil
-			}
-		}
-		if time.Since(start) > JaegerStartTimeout {
-			_ = stop()
-			b, _ := os.ReadFile(j.Log)
-			return nil, nil, fmt.Errorf("jaeger not ready at %s after %v:\n%s", health, JaegerStartTimeout, tail(b, 3000))
-		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if err != nil {
+		return nil, nil, err
 	}
+	t.Logf("jaeger ready in %v (OTLP HTTP %s, OTLP gRPC %s, query %s)", time.Since(start).Round(time.Millisecond), j.OTLPHTTPEndpoint, j.OTLPGRPCAddr, j.QueryURL)
+	return j, stop, nil
 }
 
 func tail(b []byte, n int) []byte {
