@@ -144,7 +144,19 @@ func StartMinIO(t *testing.T) *MinIO {
 		if err != nil {
 			return err
 		}
-		if err := p.waitUntil(MinIOStartTimeout, func() bool { return m.status("/minio/health/ready") == http.StatusOK }); err != nil {
+		// /minio/health/ready answers 200 a moment before the server takes
+		// S3 calls (a bucket made then gets 503 XMinioServerNotInitialized):
+		// ready is when a signed ListBuckets succeeds too.
+		ready := func() bool {
+			if m.status("/minio/health/ready") != http.StatusOK {
+				return false
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := m.Do(ctx, http.MethodGet, "", "", nil, nil)
+			return err == nil
+		}
+		if err := p.waitUntil(MinIOStartTimeout, ready); err != nil {
 			return err
 		}
 		t.Logf("minio ready in %v (%s)", time.Since(start).Round(time.Millisecond), m.Endpoint)
