@@ -75,13 +75,6 @@ func AddSpanEvent(ctx context.Context, name string, attrs ...attribute.KeyValue)
 	}
 }
 
-// SetSpanAttributes sets attributes on the recording span in ctx, if any.
-func SetSpanAttributes(ctx context.Context, attrs ...attribute.KeyValue) {
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attrs...)
-	}
-}
-
 // recordStages records the steps of one image's preprocessing as children of
 // span, back to back from start, with the durations preprocess measured.
 func recordStages(ctx context.Context, tracer trace.Tracer, start time.Time, info preprocess.Info) {

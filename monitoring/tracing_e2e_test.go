@@ -150,7 +150,7 @@ func TestTracingEndToEnd(t *testing.T) {
 		if status, body := gw.postTraced(t, "/predict", "image/jpeg", photo(t, 320, 240, 6), second, "e2e-open"); status != http.StatusOK {
 			t.Fatalf("/predict with the breaker open: %d %s", status, body)
 		}
-		spans := jaeger.WaitTrace(t, second, hasSpans("onnxruntime run"))
+		spans := jaeger.WaitTrace(t, second, testenv.HasSpans("onnxruntime run"))
 		tree := newSpanTree(t, spans)
 		infer := tree.child(t, tree.one(t, gatewayService, "POST /predict"), gatewayService, "infer")
 		if infer.Attributes["fish.backend"] != "onnxruntime" || infer.Attributes["fish.fallback"] != "true" {
@@ -189,7 +189,7 @@ func postJoined(t *testing.T, gw *stackGateway, jaeger *testenv.Jaeger, path, co
 		if status, answer := gw.postTraced(t, path, contentType, body, id, fmt.Sprintf("%s-%d", requestID, attempt)); status != http.StatusOK {
 			t.Fatalf("%s: %d %s", path, status, answer)
 		}
-		spans := jaeger.WaitTrace(t, id, hasSpans(server, "inference.GRPCInferenceService/ModelInfer"))
+		spans := jaeger.WaitTrace(t, id, testenv.HasSpans(server, "inference.GRPCInferenceService/ModelInfer"))
 		// Triton exports within a second of the request (its batch
 		// processor's 200 ms); 5 s after the gateway's half, its half went
 		// elsewhere.
@@ -200,7 +200,7 @@ func postJoined(t *testing.T, gw *stackGateway, jaeger *testenv.Jaeger, path, co
 			if got, err := jaeger.Trace(ctx, id); err == nil {
 				spans = got
 			}
-			joined = hasSpans("compute")(spans)
+			joined = testenv.HasSpans("compute")(spans)
 			return joined || time.Now().After(giveUp)
 		})
 		if joined {
@@ -243,19 +243,6 @@ func (g *stackGateway) postTraced(t *testing.T, path, contentType string, body [
 	var out bytes.Buffer
 	_, _ = out.ReadFrom(resp.Body)
 	return resp.StatusCode, out.Bytes()
-}
-
-// hasSpans is WaitTrace's condition: every name is among the spans. Both
-// halves of a trace are exported on their own schedules.
-func hasSpans(names ...string) func([]testenv.Span) bool {
-	return func(spans []testenv.Span) bool {
-		for _, n := range names {
-			if !slices.ContainsFunc(spans, func(s testenv.Span) bool { return s.Name == n }) {
-				return false
-			}
-		}
-		return true
-	}
 }
 
 // spanTree indexes a trace's spans by parent.

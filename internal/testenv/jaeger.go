@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -286,6 +287,20 @@ func (j *Jaeger) WaitTrace(t testing.TB, traceID string, until func([]Span) bool
 	ok = true
 	t.Logf("trace %s in Jaeger after %v: %d spans", traceID, took.Round(time.Millisecond), len(spans))
 	return spans
+}
+
+// HasSpans is a WaitTrace condition: the spans include one of each name
+// (the halves of a trace, a gateway's and a Triton's, are exported on their
+// own schedules).
+func HasSpans(names ...string) func([]Span) bool {
+	return func(spans []Span) bool {
+		for _, n := range names {
+			if !slices.ContainsFunc(spans, func(s Span) bool { return s.Name == n }) {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // SpansString lists spans one a line (name, service, kind, ids), for failure

@@ -75,18 +75,6 @@ func eventNames(s testenv.Span) []string {
 	return names
 }
 
-// hasSpans says whether spans include one of each name.
-func hasSpans(names ...string) func([]testenv.Span) bool {
-	return func(spans []testenv.Span) bool {
-		for _, n := range names {
-			if !slices.ContainsFunc(spans, func(s testenv.Span) bool { return s.Name == n }) {
-				return false
-			}
-		}
-		return true
-	}
-}
-
 func TestRealTritonTracesIntoJaeger(t *testing.T) {
 	jaeger := testenv.StartJaeger(t)
 	since := time.Now()
@@ -108,7 +96,7 @@ func TestRealTritonTracesIntoJaeger(t *testing.T) {
 	)
 	infer(t, client, "traced", "00-"+traceID+"-"+callerID+"-01")
 
-	spans := jaeger.WaitTrace(t, traceID, hasSpans("InferRequest", tritonci.Model, "compute"))
+	spans := jaeger.WaitTrace(t, traceID, testenv.HasSpans("InferRequest", tritonci.Model, "compute"))
 	if len(spans) != 3 {
 		t.Fatalf("%d spans in trace %s, want Triton's 3:%s", len(spans), traceID, testenv.SpansString(spans))
 	}
@@ -170,7 +158,7 @@ func TestRealTritonTracesIntoJaeger(t *testing.T) {
 	infer(t, client, "untraced", "")
 	const markerID = "5eed0f0f15c1a551f1e5000000000002"
 	infer(t, client, "marker", "00-"+markerID+"-"+callerID+"-00")
-	jaeger.WaitTrace(t, markerID, hasSpans("InferRequest", tritonci.Model, "compute"))
+	jaeger.WaitTrace(t, markerID, testenv.HasSpans("InferRequest", tritonci.Model, "compute"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
