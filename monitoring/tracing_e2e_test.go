@@ -176,8 +176,8 @@ const tritonJoinAttempts = 3
 // postJoined posts body as a traced client (postTraced) and returns the trace
 // id and spans once Jaeger holds both halves: the gateway's, from its server
 // span to its ModelInfer client span, and Triton's compute under it. Now and
-// then (one traced request in five to ten here; cause not found yet,
-// docs/tracing.md#known-issue) Triton does not take the request's traceparent
+// then (about one traced request in ten; a race in Triton 2.51's gRPC
+// frontend, docs/tracing.md#known-issue) Triton does not take the request's traceparent
 // and its spans never join the trace: the gateway's half of every attempt
 // must be whole, and a request whose Triton half is missing is sent again, at
 // most tritonJoinAttempts times in all, each loss logged.
