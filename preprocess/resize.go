@@ -99,12 +99,28 @@ type coeffs struct {
 	bounds []int   // per output position: first source index, number of taps
 	k      []int32 // per output position: ksize weights
 	pre    []float64
+	// of is what bounds and k were computed for: a resampler that meets the
+	// same sizes again (most uploads come from a few cameras) keeps them.
+	of coeffsKey
 }
 
-// compute fills c for resizing inSize source samples to outSize, keeping only the
-// output positions [first, first+n). The arithmetic follows Pillow's
-// precompute_coeffs and normalize_coeffs_8bpc exactly.
-func (c *coeffs) compute(inSize, outSize, first, n int, f filterFunc) {
+// coeffsKey is compute's arguments; the zero key (n 0) is nothing computed.
+type coeffsKey struct {
+	inSize, outSize, first, n int
+	filter                    Filter
+}
+
+// compute fills c for resizing inSize source samples to outSize with filter f,
+// keeping only the output positions [first, first+n), unless c holds them
+// already. The arithmetic follows Pillow's precompute_coeffs and
+// normalize_coeffs_8bpc exactly: float64 weights, a division per tap.
+func (c *coeffs) compute(inSize, outSize, first, n int, filter Filter) {
+	key := coeffsKey{inSize, outSize, first, n, filter}
+	if c.of == key && n > 0 {
+		return
+	}
+	c.of = coeffsKey{}
+	f := filters[filter]
 	scale := float64(inSize) / float64(outSize)
 	filterscale := scale
 	if filterscale < 1 {
@@ -153,6 +169,7 @@ func (c *coeffs) compute(inSize, outSize, first, n int, f filterFunc) {
 		c.bounds[2*i] = xmin
 		c.bounds[2*i+1] = xmax
 	}
+	c.of = key
 }
 
 // span returns the source positions [first, last) that the output positions of c
@@ -203,15 +220,28 @@ type resampler struct {
 	xtab, ytab  []int   // nearest source positions
 	// The SIMD passes' tables (resize_avx2.go): where each output pixel's taps
 	// start, and the weights laid out for the vector registers.
-	starts []int32
-	groups []int32
-	wexp   []int32
-	row    []byte // one output row of the fused vertical pass
+	starts    []int32
+	groups    []int32
+	wexp      []int32
+	tapsOf    tapsKey // what starts, groups and wexp were laid out for
+	tapsReach int     // and how far their loads reach
+	row       []byte  // one output row of the fused vertical pass
 	// scalar forces the portable Go passes even where SIMD ones exist: they are
 	// the reference the SIMD passes are tested against. noVNNI forces the AVX2
 	// passes where the AVX-512 VNNI ones exist, for the same tests.
 	scalar bool
 	noVNNI bool
+}
+
+// tapsKey is what the resampler's tap tables were laid out for: taps'
+// arguments (resize_avx2.go) and the kernel's level.
+type tapsKey struct {
+	coeffs   coeffsKey
+	out      int
+	mirrored bool
+	width    int
+	bias     int
+	vnni     bool
 }
 
 // resize resamples src to outW×outH with filter f, computes only the output window
@@ -232,12 +262,11 @@ func (r *resampler) resizeNormalize(src view, outW, outH int, win rect, f Filter
 		r.nearest(src, outW, outH, win, dst, dstOff, dstStride)
 		return false
 	}
-	filt := filters[f]
-	r.vert.compute(src.h, outH, win.y, win.h, filt)
+	r.vert.compute(src.h, outH, win.y, win.h, f)
 	yFirst, yLast := r.vert.span()
 	rows := yLast - yFirst
 	rowBytes := 3 * win.w
-	if !r.scalar && outH != src.h && r.transposedSIMD(src, outW, win, filt, yFirst, rows, dst, dstOff, dstStride) {
+	if !r.scalar && outH != src.h && r.transposedSIMD(src, outW, win, f, yFirst, rows, dst, dstOff, dstStride) {
 		return false
 	}
 	r.tmp = grow(r.tmp, rows*rowBytes)
@@ -254,7 +283,7 @@ func (r *resampler) resizeNormalize(src view, outW, outH int, win rect, f Filter
 			}
 		}
 	} else {
-		r.horiz.compute(src.w, outW, win.x, win.w, filt)
+		r.horiz.compute(src.w, outW, win.x, win.w, f)
 		if r.scalar || !r.horizontalSIMD(src, yFirst, rows, rowBytes) {
 			r.horizontal(src, yFirst, rows, rowBytes)
 		}

@@ -71,8 +71,15 @@ func (r *resampler) vnni() bool { return haveVNNI && !r.noVNNI }
 // four taps' digits (weightDigits) as bytes of three int32 and a zero (4 a
 // group). A mirrored source (its samples stored right to left, width samples a
 // row) reads each pixel's taps backwards, so they are stored reversed. It returns
-// how far past its row's first sample a pixel's loads may reach.
-func (r *resampler) taps(c *coeffs, out int, mirrored bool, width int) (reach int) {
+// how far past its row's first sample a pixel's loads may reach. The source
+// positions in c are counted from bias. A resampler that meets the same layout
+// again keeps the tables (tapsKey).
+func (r *resampler) taps(c *coeffs, out int, mirrored bool, width, bias int) (reach int) {
+	key := tapsKey{c.of, out, mirrored, width, bias, r.vnni()}
+	if r.tapsOf == key && c.of.n > 0 {
+		return r.tapsReach
+	}
+	r.tapsOf = tapsKey{}
 	r.starts = grow(r.starts, out)
 	r.groups = grow(r.groups, out)
 	total := 0
@@ -87,7 +94,7 @@ func (r *resampler) taps(c *coeffs, out int, mirrored bool, width int) (reach in
 	clear(r.wexp)
 	w := r.wexp
 	for x := range out {
-		xmin, n := c.bounds[2*x], c.bounds[2*x+1]
+		xmin, n := c.bounds[2*x]-bias, c.bounds[2*x+1]
 		k := c.k[x*c.ksize : x*c.ksize+n]
 		start := 3 * xmin
 		if mirrored {
@@ -114,6 +121,7 @@ func (r *resampler) taps(c *coeffs, out int, mirrored bool, width int) (reach in
 		r.starts[x], r.groups[x] = int32(start), int32(g)
 		reach = max(reach, start+12*(g-1)+16)
 	}
+	r.tapsOf, r.tapsReach = key, reach
 	return reach
 }
 
@@ -159,7 +167,7 @@ func (r *resampler) horizontalSIMD(src view, yFirst, rows, rowBytes int) bool {
 	if !haveSIMD || (src.dx != 3 && src.dx != -3) {
 		return false
 	}
-	reach := r.taps(&r.horiz, rowBytes/3, src.dx < 0, src.w)
+	reach := r.taps(&r.horiz, rowBytes/3, src.dx < 0, src.w, 0)
 	// The offset of stored pixel 0 of the first row.
 	row0 := src.off + yFirst*src.dy
 	if src.dx < 0 {
@@ -183,11 +191,11 @@ func (r *resampler) verticalSIMD(yFirst, rowBytes, outRows int, dst []byte, dstO
 // as the scalar passes. r.vert must hold the vertical coefficients already;
 // yFirst and rows are the view rows they read. It returns false, having written
 // nothing to dst, when it does not apply.
-func (r *resampler) transposedSIMD(src view, outW int, win rect, filt filterFunc, yFirst, rows int, dst []byte, dstOff, dstStride int) bool {
+func (r *resampler) transposedSIMD(src view, outW int, win rect, f Filter, yFirst, rows int, dst []byte, dstOff, dstStride int) bool {
 	if !haveSIMD || src.dx == 3 || src.dx == -3 || outW == src.w {
 		return false
 	}
-	r.horiz.compute(src.w, outW, win.x, win.w, filt)
+	r.horiz.compute(src.w, outW, win.x, win.w, f)
 	// r.tmp row x holds, for output column x, the samples of view rows
 	// yFirst..yFirst+rows-1: forward when dy > 0, backward when dy < 0.
 	colBytes := 3 * rows
@@ -200,13 +208,7 @@ func (r *resampler) transposedSIMD(src view, outW int, win rect, filt filterFunc
 		return false
 	}
 	// The vertical coefficients count view rows from 0; r.tmp's rows start at yFirst.
-	for i := range win.h {
-		r.vert.bounds[2*i] -= yFirst
-	}
-	reach := r.taps(&r.vert, win.h, src.dy < 0, rows)
-	for i := range win.h {
-		r.vert.bounds[2*i] += yFirst
-	}
+	reach := r.taps(&r.vert, win.h, src.dy < 0, rows, yFirst)
 	return r.hpass(r.tmp, 0, colBytes, win.w, reach, dst, dstOff, 3, dstStride)
 }
 

@@ -15,7 +15,7 @@ func (r *resampler) horizontalSIMD(view, int, int, int) bool { return false }
 
 func (r *resampler) verticalSIMD(int, int, int, []byte, int, int) bool { return false }
 
-func (r *resampler) transposedSIMD(view, int, rect, filterFunc, int, int, []byte, int, int) bool {
+func (r *resampler) transposedSIMD(view, int, rect, Filter, int, int, []byte, int, int) bool {
 	return false
 }
 

@@ -103,6 +103,43 @@ func TestResizeWindowEqualsCrop(t *testing.T) {
 	}
 }
 
+// A resampler keeps the coefficients of its last sizes: reused for other
+// sizes, windows, filters and orientations, then for the first ones again, it
+// must give what a fresh one gives each time.
+func TestReusedResamplerMatchesFresh(t *testing.T) {
+	type job struct {
+		img        *rgbImage
+		o          int
+		outW, outH int
+		win        rect
+		f          Filter
+	}
+	a, b := noiseImage(97, 61, 3), noiseImage(120, 80, 4)
+	jobs := []job{
+		{a, 1, 40, 30, rect{2, 3, 30, 20}, FilterBilinear},
+		{a, 1, 40, 30, rect{3, 3, 30, 20}, FilterBilinear}, // window moved by one column
+		{a, 1, 40, 30, rect{2, 3, 30, 20}, FilterBicubic},  // same sizes, other filter
+		{a, 2, 40, 30, rect{2, 3, 30, 20}, FilterBicubic},  // mirrored: taps read backwards
+		{a, 6, 40, 30, rect{2, 3, 30, 20}, FilterBilinear}, // rotated: width and height swap
+		{b, 1, 40, 30, rect{2, 3, 30, 20}, FilterBilinear}, // other source size
+		{b, 1, 41, 30, rect{2, 3, 30, 20}, FilterBilinear}, // other output width
+		{a, 1, 40, 30, rect{2, 3, 30, 20}, FilterBilinear}, // the first again
+		{a, 6, 40, 30, rect{2, 3, 30, 20}, FilterBilinear},
+	}
+	var reused resampler
+	for i, j := range jobs {
+		src := orientedView(j.img, j.o)
+		got := make([]byte, 3*j.win.w*j.win.h)
+		want := make([]byte, len(got))
+		reused.resize(src, j.outW, j.outH, j.win, j.f, got, 0, 3*j.win.w)
+		var fresh resampler
+		fresh.resize(src, j.outW, j.outH, j.win, j.f, want, 0, 3*j.win.w)
+		if k := firstDiff(got, want); k >= 0 {
+			t.Fatalf("job %d (%+v): byte %d is %d reused, %d fresh", i, j, k, got[k], want[k])
+		}
+	}
+}
+
 func TestResizeIdentity(t *testing.T) {
 	img := noiseImage(33, 17, 2)
 	for _, f := range []Filter{FilterNearest, FilterBilinear, FilterBicubic} {

@@ -39,16 +39,15 @@ func (p *Preprocessor) processStreaming(data []byte, h Header, s *scratch, tenso
 	}
 	r := &s.rs
 	r.scalar, r.noVNNI = false, p.noVNNI
-	filt := filters[p.spec.Filter]
 	win := t.win
-	r.vert.compute(dh, t.h, win.y, win.h, filt)
+	r.vert.compute(dh, t.h, win.y, win.h, p.spec.Filter)
 	yFirst, yLast := r.vert.span()
 	rowBytes := 3 * win.w
 	r.tmp = grow(r.tmp, (yLast-yFirst)*rowBytes)
-	r.horiz.compute(dw, t.w, win.x, win.w, filt)
+	r.horiz.compute(dw, t.w, win.x, win.w, p.spec.Filter)
 	mirrored := h.Orientation == 2 || h.Orientation == 3
 	flipped := h.Orientation == 3 || h.Orientation == 4
-	reach := r.taps(&r.horiz, win.w, mirrored, dw)
+	reach := r.taps(&r.horiz, win.w, mirrored, dw, 0)
 
 	start := time.Now()
 	d, err := openJPEG(data, h.Width, h.Height, e, p.spec.neededRegion(dw, dh, h.Orientation))
@@ -56,7 +55,9 @@ func (p *Preprocessor) processStreaming(data []byte, h Header, s *scratch, tenso
 		return true, false, err
 	}
 	defer d.close()
-	// The batch rows start at column d.x0 of the picture: shift the taps to match.
+	// The batch rows start at column d.x0 of the picture: shift the taps to match
+	// (the shifted tables are this picture's only).
+	r.tapsOf = tapsKey{}
 	for i := range r.starts {
 		r.starts[i] -= int32(3 * d.x0)
 		if r.starts[i] < 0 {

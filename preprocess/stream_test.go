@@ -65,6 +65,47 @@ func TestStreamingMatchesDecodeThenResize(t *testing.T) {
 	t.Logf("%d pictures streamed (resampler %s)", streamed, simdName())
 }
 
+// TestReusedPreprocessorMatchesFresh runs one Preprocessor (streaming on, so its
+// pooled resampler shifts its tap tables for streamed pictures) over every JPEG
+// fixture twice in a row, and checks each tensor against a fresh whole-picture
+// Preprocessor's: the coefficients and tap tables a resampler keeps from one
+// picture must never leak into the next.
+func TestReusedPreprocessorMatchesFresh(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(parityDir, "inputs", "jpeg*.jpg"))
+	files = append(files, filepath.Join("testdata", "bench", "photo_640x480.jpg"), filepath.Join("testdata", "bench", "photo_1024x768.jpg"))
+	if len(files) < 10 {
+		t.Fatalf("only %d JPEG inputs found (run 'make fixtures')", len(files))
+	}
+	spec := ImageNetSpec()
+	spec.Width, spec.Height, spec.ShorterSide = 56, 40, 64
+	reused := mustNew(t, spec, DefaultLimits())
+	reused.streamMinPixels = 0
+	for round := range 2 {
+		for _, path := range files {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole := mustNew(t, spec, DefaultLimits())
+			whole.fullDecode = true
+			want, _, err := process(t, whole, data)
+			if err != nil {
+				t.Fatalf("%s: whole-picture path: %v", path, err)
+			}
+			got, _, err := process(t, reused, data)
+			if err != nil {
+				t.Fatalf("%s (round %d): %v", path, round, err)
+			}
+			if i := firstDiff(got, want); i >= 0 {
+				t.Fatalf("%s (round %d): byte %d is %d, a fresh Preprocessor's %d", filepath.Base(path), round, i, got[i], want[i])
+			}
+		}
+	}
+	if haveSIMD && reused.streamed.Load() == 0 {
+		t.Fatal("no picture was streamed")
+	}
+}
+
 // TestStreamingTruncated checks that a streamed JPEG cut anywhere, within the
 // rows the resize reads, below them or just before the end-of-image marker, is
 // refused as corrupt.
