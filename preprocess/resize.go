@@ -225,12 +225,21 @@ type resampler struct {
 	wexp      []int32
 	tapsOf    tapsKey // what starts, groups and wexp were laid out for
 	tapsReach int     // and how far their loads reach
-	row       []byte  // one output row of the fused vertical pass
+	// The same taps four output pixels at a time, when quadsOK (resampler.quads).
+	qbase   []int32
+	qmask   []uint64
+	qtab    []byte
+	qgroups int
+	quadsOK bool
+	row     []byte // one output row of the fused vertical pass
 	// scalar forces the portable Go passes even where SIMD ones exist: they are
 	// the reference the SIMD passes are tested against. noVNNI forces the AVX2
 	// passes where the AVX-512 VNNI ones exist, for the same tests.
 	scalar bool
 	noVNNI bool
+	// noVBMI keeps the VNNI horizontal kernel that takes four rows of one
+	// output pixel at a time where fc_hpass_vbmi would apply, for the tests.
+	noVBMI bool
 }
 
 // tapsKey is what the resampler's tap tables were laid out for: taps'
@@ -242,6 +251,7 @@ type tapsKey struct {
 	width    int
 	bias     int
 	vnni     bool
+	vbmi     bool
 }
 
 // resize resamples src to outW×outH with filter f, computes only the output window

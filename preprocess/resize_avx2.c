@@ -255,6 +255,8 @@ void fc_vpass_norm_avx2(const uint8_t *src, ptrdiff_t src_stride, int len, const
 // the same integer sums, bit for bit, as the AVX2 and scalar passes.
 
 #define FC_VNNI __attribute__((target("avx2,avx512f,avx512vl,avx512bw,avx512vnni")))
+// FC_VBMI adds AVX-512 VBMI's byte permute (vpermb) to it.
+#define FC_VBMI __attribute__((target("avx2,avx512f,avx512vl,avx512bw,avx512vnni,avx512vbmi")))
 
 // FC_VNNI_MAX_GROUPS bounds the taps (four per group) of the VNNI vertical pass;
 // longer kernels (shrinking by more than ~100x) use the AVX2 one.
@@ -457,6 +459,107 @@ void fc_vpass_norm_vnni(const uint8_t *src, ptrdiff_t src_stride, int len, const
 		fc_vrow_vnni(src + (ptrdiff_t)(bounds[2 * y] - bias) * src_stride, src_stride, len,
 			k + (ptrdiff_t)y * ksize, (int)bounds[2 * y + 1], row_buf);
 		fc_norm_row(nm, lut32, lut16, row_buf, y, tensor);
+	}
+}
+
+// fc_store_quad writes four output pixels, lane j of s holding pixel j's R, G
+// and B sums (rounded and shifted) and a zero, as packed bytes: the bytes of
+// mask m of the twelve.
+FC_VBMI static inline void fc_store_quad(uint8_t *o, __m512i s, __mmask16 m) {
+	// After the packs, lane j's bytes 0-2 are pixel j's R, G and B.
+	const __m512i pick = _mm512_castsi128_si512(_mm_setr_epi8(0, 1, 2, 16, 17, 18, 32, 33, 34, 48, 49, 50, 0, 0, 0, 0));
+	__m512i b = _mm512_packs_epi32(s, s);
+	b = _mm512_permutexvar_epi8(pick, _mm512_packus_epi16(b, b));
+	_mm_mask_storeu_epi8(o, m, _mm512_castsi512_si128(b));
+}
+
+// fc_hpass_vbmi is the horizontal pass for outputs written as packed rows when
+// four consecutive output pixels' taps lie within 64 bytes of a row (shrinking
+// by up to about 4x): one masked 64-byte load per row and four output pixels,
+// one byte permute (vpermb) per group of four taps putting output pixel j's R, G
+// and B taps in lane j, then the same digit products as fc_hpass_vnni. Without
+// the per-lane loads and inserts of fc_hpix4, it does a quarter fewer
+// instructions. For quad q: qbase[q] is where its load starts (from the row's
+// first sample), qmask[q] the bytes it loads, and qtab + q*groups*256 holds per
+// group the 64 permute indices, then the d0, d1 and d2 digit vectors (lane j
+// for output pixel 4q+j; output pixels past out_w have zero digits). Four rows
+// share each table load.
+FC_VBMI
+void fc_hpass_vbmi(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
+                   const int32_t *qbase, const uint64_t *qmask, const uint8_t *qtab, int groups, int out_w,
+                   uint8_t *dst, ptrdiff_t dst_stride) {
+	const int nq = (out_w + 3) / 4;
+	const __m512i half = _mm512_set1_epi32(1 << (FC_PRECISION_BITS - 1));
+	const __m512i zero = _mm512_setzero_si512();
+	// Byte 16r + 3j + c of the result is byte 16j + 4r + c: row r's pixel j's
+	// channel c, from lane j to lane r.
+	uint8_t order[64] = {0};
+	for (int r = 0; r < 4; r++)
+		for (int j = 0; j < 4; j++)
+			for (int c = 0; c < 3; c++)
+				order[16 * r + 3 * j + c] = (uint8_t)(16 * j + 4 * r + c);
+	const __m512i rows4 = _mm512_loadu_si512(order);
+	int r = 0;
+	for (; r + 4 <= rows; r += 4) {
+		const uint8_t *row = pix + row0 + (ptrdiff_t)r * row_step;
+		uint8_t *out = dst + (ptrdiff_t)r * dst_stride;
+		const uint8_t *t = qtab;
+		for (int q = 0; q < nq; q++) {
+			const uint8_t *p = row + qbase[q];
+			const __mmask64 m = qmask[q];
+			const __m512i v0 = _mm512_maskz_loadu_epi8(m, p);
+			const __m512i v1 = _mm512_maskz_loadu_epi8(m, p + row_step);
+			const __m512i v2 = _mm512_maskz_loadu_epi8(m, p + 2 * row_step);
+			const __m512i v3 = _mm512_maskz_loadu_epi8(m, p + 3 * row_step);
+			__m512i a00 = half, a01 = zero, a02 = zero;
+			__m512i a10 = half, a11 = zero, a12 = zero;
+			__m512i a20 = half, a21 = zero, a22 = zero;
+			__m512i a30 = half, a31 = zero, a32 = zero;
+			for (int g = 0; g < groups; g++, t += 256) {
+				const __m512i idx = _mm512_loadu_si512(t);
+				const __m512i d0 = _mm512_loadu_si512(t + 64);
+				const __m512i d1 = _mm512_loadu_si512(t + 128);
+				const __m512i d2 = _mm512_loadu_si512(t + 192);
+				__m512i x = _mm512_permutexvar_epi8(idx, v0);
+				a00 = _mm512_dpbusd_epi32(a00, x, d0), a01 = _mm512_dpbusd_epi32(a01, x, d1), a02 = _mm512_dpbusd_epi32(a02, x, d2);
+				x = _mm512_permutexvar_epi8(idx, v1);
+				a10 = _mm512_dpbusd_epi32(a10, x, d0), a11 = _mm512_dpbusd_epi32(a11, x, d1), a12 = _mm512_dpbusd_epi32(a12, x, d2);
+				x = _mm512_permutexvar_epi8(idx, v2);
+				a20 = _mm512_dpbusd_epi32(a20, x, d0), a21 = _mm512_dpbusd_epi32(a21, x, d1), a22 = _mm512_dpbusd_epi32(a22, x, d2);
+				x = _mm512_permutexvar_epi8(idx, v3);
+				a30 = _mm512_dpbusd_epi32(a30, x, d0), a31 = _mm512_dpbusd_epi32(a31, x, d1), a32 = _mm512_dpbusd_epi32(a32, x, d2);
+			}
+			const int valid = out_w - 4 * q < 4 ? out_w - 4 * q : 4;
+			const __mmask16 sm = (__mmask16)((1u << (3 * valid)) - 1);
+			// Lane j: the four rows' bytes of pixel j (R, G, B, 0 each); then lane r:
+			// row r's four pixels, packed.
+			__m512i b = _mm512_packus_epi16(
+				_mm512_packs_epi32(fc_combine512(a00, a01, a02), fc_combine512(a10, a11, a12)),
+				_mm512_packs_epi32(fc_combine512(a20, a21, a22), fc_combine512(a30, a31, a32)));
+			b = _mm512_permutexvar_epi8(rows4, b);
+			uint8_t *o = out + 12 * q;
+			_mm_mask_storeu_epi8(o, sm, _mm512_castsi512_si128(b));
+			_mm_mask_storeu_epi8(o + dst_stride, sm, _mm512_extracti32x4_epi32(b, 1));
+			_mm_mask_storeu_epi8(o + 2 * dst_stride, sm, _mm512_extracti32x4_epi32(b, 2));
+			_mm_mask_storeu_epi8(o + 3 * dst_stride, sm, _mm512_extracti32x4_epi32(b, 3));
+		}
+	}
+	for (; r < rows; r++) {
+		const uint8_t *row = pix + row0 + (ptrdiff_t)r * row_step;
+		uint8_t *out = dst + (ptrdiff_t)r * dst_stride;
+		const uint8_t *t = qtab;
+		for (int q = 0; q < nq; q++) {
+			const __m512i v = _mm512_maskz_loadu_epi8(qmask[q], row + qbase[q]);
+			__m512i a0 = half, a1 = zero, a2 = zero;
+			for (int g = 0; g < groups; g++, t += 256) {
+				const __m512i x = _mm512_permutexvar_epi8(_mm512_loadu_si512(t), v);
+				a0 = _mm512_dpbusd_epi32(a0, x, _mm512_loadu_si512(t + 64));
+				a1 = _mm512_dpbusd_epi32(a1, x, _mm512_loadu_si512(t + 128));
+				a2 = _mm512_dpbusd_epi32(a2, x, _mm512_loadu_si512(t + 192));
+			}
+			const int valid = out_w - 4 * q < 4 ? out_w - 4 * q : 4;
+			fc_store_quad(out + 12 * q, fc_combine512(a0, a1, a2), (__mmask16)((1u << (3 * valid)) - 1));
+		}
 	}
 }
 

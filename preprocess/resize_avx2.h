@@ -36,6 +36,12 @@ void fc_vpass_norm_vnni(const uint8_t *src, ptrdiff_t src_stride, int len, const
                         const int32_t *k, int ksize, int out_rows, const fc_norm *nm,
                         const uint32_t *lut32, const uint16_t *lut16, uint8_t *row_buf, uint8_t *tensor);
 
+// The horizontal pass with AVX-512 VBMI too, for packed output rows and taps
+// laid out four output pixels at a time (resize_avx2.c).
+void fc_hpass_vbmi(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
+                   const int32_t *qbase, const uint64_t *qmask, const uint8_t *qtab, int groups, int out_w,
+                   uint8_t *dst, ptrdiff_t dst_stride);
+
 // The entry points Go calls: the VNNI kernel when vnni is true, else the AVX2 one
 // (the horizontal weights laid out for that kernel).
 void fc_hpass(bool vnni, const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,

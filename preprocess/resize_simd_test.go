@@ -82,7 +82,10 @@ type simdCase struct {
 // first (none without cgo or SIMD): each must match the scalar passes.
 func simdResamplers() []simdCase {
 	var out []simdCase
-	if haveVNNI {
+	if haveVBMI {
+		out = append(out, simdCase{"avx512vbmi", &resampler{}})
+		out = append(out, simdCase{"avx512vnni", &resampler{noVBMI: true}})
+	} else if haveVNNI {
 		out = append(out, simdCase{"avx512vnni", &resampler{}})
 	}
 	if haveSIMD {

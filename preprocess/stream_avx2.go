@@ -64,6 +64,9 @@ func (p *Preprocessor) processStreaming(data []byte, h Header, s *scratch, tenso
 			return true, false, fmt.Errorf("%w: decode jpeg: libjpeg decoded from column %d, after a tap of the resize", ErrCorrupt, d.x0)
 		}
 	}
+	for i := range r.qbase {
+		r.qbase[i] -= int32(3 * d.x0)
+	}
 	reach -= 3 * d.x0
 	stride := 3 * d.cw
 	s.batch = grow(s.batch, streamRows*stride+simdSlack)[:streamRows*stride]
