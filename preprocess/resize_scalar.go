@@ -7,6 +7,7 @@ package preprocess
 const (
 	haveSIMD = false
 	haveVNNI = false
+	haveVBMI = false
 )
 
 func simdName() string { return "scalar" }
