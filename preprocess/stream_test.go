@@ -15,11 +15,7 @@ import (
 // of which 5-8 keep the whole-picture path) and the bench photos, every resize
 // mode, bilinear and bicubic, exact and DCT-scaled.
 func TestStreamingMatchesDecodeThenResize(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(parityDir, "inputs", "jpeg*.jpg"))
-	files = append(files, filepath.Join("testdata", "bench", "photo_640x480.jpg"), filepath.Join("testdata", "bench", "photo_1024x768.jpg"))
-	if len(files) < 10 {
-		t.Fatalf("only %d JPEG inputs found (run 'make fixtures')", len(files))
-	}
+	files := streamInputs(t)
 	var streamed int64
 	for _, path := range files {
 		data, err := os.ReadFile(path)
@@ -71,28 +67,30 @@ func TestStreamingMatchesDecodeThenResize(t *testing.T) {
 // Preprocessor's: the coefficients and tap tables a resampler keeps from one
 // picture must never leak into the next.
 func TestReusedPreprocessorMatchesFresh(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(parityDir, "inputs", "jpeg*.jpg"))
-	files = append(files, filepath.Join("testdata", "bench", "photo_640x480.jpg"), filepath.Join("testdata", "bench", "photo_1024x768.jpg"))
-	if len(files) < 10 {
-		t.Fatalf("only %d JPEG inputs found (run 'make fixtures')", len(files))
-	}
+	files := streamInputs(t)
 	spec := ImageNetSpec()
 	spec.Width, spec.Height, spec.ShorterSide = 56, 40, 64
+	// What a fresh whole-picture Preprocessor gives for each file.
+	inputs, wants := make([][]byte, len(files)), make([][]byte, len(files))
+	for i, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole := mustNew(t, spec, DefaultLimits())
+		whole.fullDecode = true
+		want, _, err := process(t, whole, data)
+		if err != nil {
+			t.Fatalf("%s: whole-picture path: %v", path, err)
+		}
+		inputs[i], wants[i] = data, want
+	}
 	reused := mustNew(t, spec, DefaultLimits())
 	reused.streamMinPixels = 0
 	for round := range 2 {
-		for _, path := range files {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			whole := mustNew(t, spec, DefaultLimits())
-			whole.fullDecode = true
-			want, _, err := process(t, whole, data)
-			if err != nil {
-				t.Fatalf("%s: whole-picture path: %v", path, err)
-			}
-			got, _, err := process(t, reused, data)
+		for i, path := range files {
+			want := wants[i]
+			got, _, err := process(t, reused, inputs[i])
 			if err != nil {
 				t.Fatalf("%s (round %d): %v", path, round, err)
 			}
@@ -104,6 +102,18 @@ func TestReusedPreprocessorMatchesFresh(t *testing.T) {
 	if haveSIMD && reused.streamed.Load() == 0 {
 		t.Fatal("no picture was streamed")
 	}
+}
+
+// streamInputs lists the JPEGs the streaming tests run: every JPEG fixture and
+// the two smaller bench photos.
+func streamInputs(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(parityDir, "inputs", "jpeg*.jpg"))
+	files = append(files, filepath.Join("testdata", "bench", "photo_640x480.jpg"), filepath.Join("testdata", "bench", "photo_1024x768.jpg"))
+	if len(files) < 10 {
+		t.Fatalf("only %d JPEG inputs found (run 'make fixtures')", len(files))
+	}
+	return files
 }
 
 // TestStreamingTruncated checks that a streamed JPEG cut anywhere, within the
