@@ -37,9 +37,10 @@ test-deps: ## Install what the tests need (Debian packages, ONNX Runtime, the re
 	scripts/setup-test.sh
 
 .PHONY: test
-test: test-deps model ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub, then the Python tests (converter, triton-models, the Python peer's preprocessing, compare_pillow's report).
+test: test-deps model ## Install what the tests need, then run every test: race detector on, then the pure-Go (no cgo) builds of preprocess and the onnx stub, then preprocess built for arm64 (NEON) under qemu, then the Python tests (converter, triton-models, the Python peer's preprocessing, compare_pillow's report).
 	$(GO) test -race -count=1 $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./preprocess/ ./gateway/onnx/
+	GO=$(GO) scripts/arm64.sh test -count=1 ./preprocess/
 	cd converters/efficientnet && ../../$(VPY) -m unittest --quiet
 	$${TRITON_CI_VENV:-.triton-venv}/bin/python -m unittest discover --quiet -s triton-models -p 'test_*.py'
 	cd loadtest/pygateway && ../../$(VPY) -m unittest --quiet
@@ -48,6 +49,10 @@ test: test-deps model ## Install what the tests need, then run every test: race 
 .PHONY: test-short
 test-short: ## The quick tier, for the edit-test loop: go test -short, which skips the real-server tests (Triton, Prometheus, Chromium, schemathesis, load); no set-up, run `make test` once first.
 	$(GO) test -short -count=1 $(PKGS)
+
+.PHONY: test-arm64
+test-arm64: ## preprocess built for arm64 (its NEON resampler) and tested under qemu-user: scripts/arm64.sh installs the cross compiler, the emulator and Debian's arm64 libjpeg-turbo (in .arm64/) first.
+	GO=$(GO) scripts/arm64.sh test -count=1 ./preprocess/
 
 .PHONY: test-cluster
 test-cluster: onnxruntime model ## The Helm chart on a real control plane (scripts/cluster.sh: etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and KEDA built once from the Go module proxy: ~25 min the first time, then ~4 min): install of every profile, a rollout under the PDB, KEDA autoscaling on the real Prometheus under k6 load.
@@ -67,6 +72,7 @@ lint: ## gofmt, go vet (cgo and pure-Go builds), a tidy go.mod, shellcheck (warn
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	CGO_ENABLED=0 $(GO) vet $(PKGS)
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) vet ./preprocess/
 	$(GO) mod tidy -diff
 	@scripts/install-debian-packages.sh "make lint checks the shell scripts" shellcheck
 	shellcheck -S warning $$(git ls-files -co --exclude-standard '*.sh') .ci/run

@@ -57,7 +57,7 @@ type Preprocessor struct {
 	// resize reads (tests compare the two).
 	fullDecode bool
 	// streamMinPixels is the decoded size from which JPEGs are resized while they
-	// are decoded (stream_avx2.go); tests lower it to stream small pictures.
+	// are decoded (stream_simd.go); tests lower it to stream small pictures.
 	streamMinPixels int
 	streamed        atomic.Int64 // pictures resized while decoded, for tests
 }

@@ -187,7 +187,7 @@ func grow[T any](s []T, n int) []T {
 }
 
 // weightDigits splits a fixed-point weight (|v| < 2^23) into signed bytes with
-// v = d0 + 256*d1 + 65536*d2: the AVX-512 VNNI kernels (resize_avx2.go)
+// v = d0 + 256*d1 + 65536*d2: the AVX-512 VNNI kernels (resize_amd64.go)
 // multiply bytes by bytes.
 func weightDigits(v int32) (d0, d1, d2 int8) {
 	d0 = int8(v) // v - d0 is a multiple of 256
@@ -218,7 +218,7 @@ type resampler struct {
 	tmp         []byte  // horizontally resampled rows
 	acc         []int32 // vertical accumulators, one output row
 	xtab, ytab  []int   // nearest source positions
-	// The SIMD passes' tables (resize_avx2.go): where each output pixel's taps
+	// The SIMD passes' tables (resize_simd.go): where each output pixel's taps
 	// start, and the weights laid out for the vector registers.
 	starts    []int32
 	groups    []int32
@@ -243,7 +243,7 @@ type resampler struct {
 }
 
 // tapsKey is what the resampler's tap tables were laid out for: taps'
-// arguments (resize_avx2.go) and the kernel's level.
+// arguments (resize_simd.go) and the kernel's level.
 type tapsKey struct {
 	coeffs   coeffsKey
 	out      int

@@ -1,6 +1,6 @@
 //go:build cgo && amd64
 
-// The SIMD resampling kernels of package preprocess: see resize_avx2.go. Each
+// The SIMD resampling kernels of package preprocess: see resize_amd64.go. Each
 // function is compiled for its instruction set alone (target attribute): AVX2,
 // or AVX2 with AVX-512 VNNI on 256-bit registers; Go calls them only on CPUs that
 // have it.
@@ -9,23 +9,6 @@
 #include <immintrin.h>
 
 #include "resize_avx2.h"
-
-#define FC_PRECISION_BITS 22
-
-// fc_store_pixels writes one output pixel of n rows, rgb[i] holding row i's
-// bytes (R, G, B in its low three), stride bytes apart. A packed pixel that is
-// not its row's last (wide) is written as four bytes, one store: the fourth is
-// the next pixel's first, written later. (Constant sizes: each memcpy becomes
-// one store, not a call.)
-static inline void fc_store_pixels(uint8_t *o, const int32_t *rgb, int n, ptrdiff_t stride, int wide) {
-	if (wide) {
-		for (int i = 0; i < n; i++, o += stride)
-			memcpy(o, &rgb[i], 4);
-	} else {
-		for (int i = 0; i < n; i++, o += stride)
-			memcpy(o, &rgb[i], 3);
-	}
-}
 
 // fc_hpass: for each of rows rows (row r's stored pixel 0 at pix + row0 + r*row_step),
 // output pixel x (0 <= x < out_w), written at dst + r*dst_stride + x*dst_pixel, is
@@ -191,41 +174,6 @@ void fc_vpass_avx2(const uint8_t *src, ptrdiff_t src_stride, int len, const int6
 			k + (ptrdiff_t)y * ksize, (int)bounds[2 * y + 1], dst + (ptrdiff_t)y * dst_stride);
 }
 
-
-// fc_norm_row writes row y of the tensor from one row of packed RGB pixels.
-// lut32 and lut16 are the FP32 and FP16 bit patterns, 3 x 256, by tensor channel.
-static void fc_norm_row(const fc_norm *nm, const uint32_t *lut32, const uint16_t *lut16,
-                        const uint8_t *rgb, int y, uint8_t *tensor) {
-	const int w = nm->width;
-	const size_t plane = (size_t)w * nm->height;
-	for (int c = 0; c < 3; c++) {
-		const uint8_t *in = rgb + nm->src_chan[c];
-		// NCHW: the row of plane c; NHWC: every third element from channel c.
-		size_t first = nm->nhwc ? (size_t)y * w * 3 + c : c * plane + (size_t)y * w;
-		size_t step = nm->nhwc ? 3 : 1;
-		switch (nm->dtype) {
-		case 0: {
-			const uint32_t *lut = lut32 + c * 256;
-			uint32_t *out = (uint32_t *)tensor + first;
-			for (int x = 0; x < w; x++)
-				out[x * step] = lut[in[3 * x]];
-			break;
-		}
-		case 1: {
-			const uint16_t *lut = lut16 + c * 256;
-			uint16_t *out = (uint16_t *)tensor + first;
-			for (int x = 0; x < w; x++)
-				out[x * step] = lut[in[3 * x]];
-			break;
-		}
-		default: {
-			uint8_t *out = tensor + first;
-			for (int x = 0; x < w; x++)
-				out[x * step] = in[3 * x];
-		}
-		}
-	}
-}
 
 // fc_vpass_norm_avx2 is fc_vpass for out_rows rows of the whole tensor's width
 // (len = 3 * nm->width bytes), each row normalised into the tensor as soon as it
@@ -565,20 +513,20 @@ void fc_hpass_vbmi(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int r
 
 // ---- Entry points ----
 
-void fc_hpass(bool vnni, const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
+void fc_hpass(bool digits, const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
               const int32_t *starts, const int32_t *groups, const int32_t *weights, int out_w,
               uint8_t *dst, ptrdiff_t dst_stride, ptrdiff_t dst_pixel) {
-	(vnni ? fc_hpass_vnni : fc_hpass_avx2)(pix, row0, row_step, rows, starts, groups, weights, out_w, dst, dst_stride, dst_pixel);
+	(digits ? fc_hpass_vnni : fc_hpass_avx2)(pix, row0, row_step, rows, starts, groups, weights, out_w, dst, dst_stride, dst_pixel);
 }
 
-void fc_vpass(bool vnni, const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
+void fc_vpass(bool digits, const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
               const int32_t *k, int ksize, int out_rows, uint8_t *dst, ptrdiff_t dst_stride) {
-	(vnni ? fc_vpass_vnni : fc_vpass_avx2)(src, src_stride, len, bounds, bias, k, ksize, out_rows, dst, dst_stride);
+	(digits ? fc_vpass_vnni : fc_vpass_avx2)(src, src_stride, len, bounds, bias, k, ksize, out_rows, dst, dst_stride);
 }
 
-void fc_vpass_norm(bool vnni, const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
+void fc_vpass_norm(bool digits, const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
                    const int32_t *k, int ksize, int out_rows, const fc_norm *nm,
                    const uint32_t *lut32, const uint16_t *lut16, uint8_t *row_buf, uint8_t *tensor) {
-	(vnni ? fc_vpass_norm_vnni : fc_vpass_norm_avx2)(src, src_stride, len, bounds, bias, k, ksize, out_rows, nm,
+	(digits ? fc_vpass_norm_vnni : fc_vpass_norm_avx2)(src, src_stride, len, bounds, bias, k, ksize, out_rows, nm,
 		lut32, lut16, row_buf, tensor);
 }

@@ -1,20 +1,10 @@
-// The AVX2 resampling kernels of package preprocess (resize_avx2.c), called from
-// resize_avx2.go, which says what they compute and why they are in C.
+// The amd64 resampling kernels of package preprocess (resize_avx2.c), behind the
+// entry points of resize_simd.h; resize_amd64.go says why there are three levels
+// and why they are in C.
 #ifndef FC_RESIZE_AVX2_H
 #define FC_RESIZE_AVX2_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-// fc_norm describes the tensor the fused vertical pass writes (normalize.go).
-// (No pointers in it: cgo may not pass Go memory holding Go pointers.)
-typedef struct {
-	int dtype;             // 0 FP32, 1 FP16, 2 UINT8
-	int nhwc;              // 1: NHWC, 0: NCHW
-	int src_chan[3];       // tensor channel c reads byte src_chan[c] of a pixel
-	int width, height;     // of the tensor
-} fc_norm;
+#include "resize_simd.h"
 
 void fc_hpass_avx2(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
                    const int32_t *starts, const int32_t *groups, const int32_t *wexp, int out_w,
@@ -41,16 +31,5 @@ void fc_vpass_norm_vnni(const uint8_t *src, ptrdiff_t src_stride, int len, const
 void fc_hpass_vbmi(const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
                    const int32_t *qbase, const uint64_t *qmask, const uint8_t *qtab, int groups, int out_w,
                    uint8_t *dst, ptrdiff_t dst_stride);
-
-// The entry points Go calls: the VNNI kernel when vnni is true, else the AVX2 one
-// (the horizontal weights laid out for that kernel).
-void fc_hpass(bool vnni, const uint8_t *pix, ptrdiff_t row0, ptrdiff_t row_step, int rows,
-              const int32_t *starts, const int32_t *groups, const int32_t *weights, int out_w,
-              uint8_t *dst, ptrdiff_t dst_stride, ptrdiff_t dst_pixel);
-void fc_vpass(bool vnni, const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
-              const int32_t *k, int ksize, int out_rows, uint8_t *dst, ptrdiff_t dst_stride);
-void fc_vpass_norm(bool vnni, const uint8_t *src, ptrdiff_t src_stride, int len, const int64_t *bounds, int64_t bias,
-                   const int32_t *k, int ksize, int out_rows, const fc_norm *nm,
-                   const uint32_t *lut32, const uint16_t *lut16, uint8_t *row_buf, uint8_t *tensor);
 
 #endif

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -89,7 +90,11 @@ func simdResamplers() []simdCase {
 		out = append(out, simdCase{"avx512vnni", &resampler{}})
 	}
 	if haveSIMD {
-		out = append(out, simdCase{"avx2", &resampler{noVNNI: true}})
+		base := "avx2" // amd64's first level; arm64 has only NEON
+		if runtime.GOARCH == "arm64" {
+			base = "neon"
+		}
+		out = append(out, simdCase{base, &resampler{noVNNI: true}})
 	}
 	return out
 }

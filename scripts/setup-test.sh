@@ -26,27 +26,32 @@
 #      of the Triton model repository; MLflow from PyPI in .mlflow-venv/
 #      (scripts/mlflow.sh install), the tracking server and registry. Started by
 #      internal/testenv's StartMinIO and StartMLflow.
+#   9. The arm64 tests (scripts/arm64.sh install): the cross compiler and
+#      qemu-user from Debian, and Debian's arm64 libjpeg-turbo in .arm64/, to
+#      build preprocess for arm64 and run its tests (the NEON resampler) emulated.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 say() { echo "setup-test: $*" >&2; }
 
-say "1/8 Debian packages (libjpeg-turbo, protoc, prometheus, alertmanager, chromium, mariadb, mysqld-exporter)"
+say "1/9 Debian packages (libjpeg-turbo, protoc, prometheus, alertmanager, chromium, mariadb, mysqld-exporter)"
 scripts/install-test-deps.sh
-say "2/8 ONNX Runtime library for the embedded backend (npm onnxruntime-node, pinned)"
+say "2/9 ONNX Runtime library for the embedded backend (npm onnxruntime-node, pinned)"
 scripts/fetch-onnxruntime.sh >/dev/null
-say "3/8 the real NVIDIA Triton for the end-to-end tests (PyPI nvidia-pytriton, pinned)"
+say "3/9 the real NVIDIA Triton for the end-to-end tests (PyPI nvidia-pytriton, pinned)"
 scripts/triton-ci.sh install
-say "4/8 schemathesis for the OpenAPI contract test (PyPI, pinned)"
+say "4/9 schemathesis for the OpenAPI contract test (PyPI, pinned)"
 scripts/schemathesis.sh install >/dev/null
-say "5/8 the model build's Python environment, .venv (PyPI numpy, onnx, Pillow, pinned)"
+say "5/9 the model build's Python environment, .venv (PyPI numpy, onnx, Pillow, pinned)"
 make -s venv
-say "6/8 helm, kubeconform and schemas for the Helm chart's tests (Go module proxy, PyPI; pinned)"
+say "6/9 helm, kubeconform and schemas for the Helm chart's tests (Go module proxy, PyPI; pinned)"
 scripts/chart-tools.sh install >/dev/null
-say "7/8 Jaeger v2, the tracing tests' trace backend (Go module proxy, pinned; a few minutes the first time)"
+say "7/9 Jaeger v2, the tracing tests' trace backend (Go module proxy, pinned; a few minutes the first time)"
 scripts/jaeger.sh install >/dev/null
-say "8/8 MinIO (Go module proxy, pinned; a few minutes the first time) and MLflow (PyPI, pinned) for the model-lifecycle tests"
+say "8/9 MinIO (Go module proxy, pinned; a few minutes the first time) and MLflow (PyPI, pinned) for the model-lifecycle tests"
 scripts/minio.sh install >/dev/null
 scripts/mlflow.sh install >/dev/null
+say "9/9 the arm64 tests: cross compiler and qemu-user (Debian), libjpeg-turbo for arm64 (Debian's archive) in .arm64/"
+scripts/arm64.sh install
 say "ready"

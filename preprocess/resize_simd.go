@@ -1,88 +1,39 @@
-//go:build cgo && amd64
+//go:build cgo && (amd64 || arm64)
 
 package preprocess
 
 // SIMD versions of the two resampling passes, in C with intrinsics through the cgo
-// this package already uses for libjpeg-turbo, at two levels: AVX2, and AVX-512
-// VNNI where the CPU has it (AMD Zen 4 and later, Intel Ice Lake and later
-// servers). They compute exactly what the Go passes in resize.go compute (Pillow's
-// 22-bit fixed-point weights, 32-bit integer sums, the same rounding and
-// clipping), only many sums at a time, so their output is byte-identical to the
-// scalar code, which stays the reference (TestResizeSIMDMatchesScalar, each level
-// against it) and the path of every other CPU.
+// this package already uses for libjpeg-turbo: AVX2, AVX-512 VNNI and VBMI on
+// amd64 (resize_amd64.go, resize_avx2.c), NEON on arm64 (resize_arm64.go,
+// resize_neon.c), behind the entry points of resize_simd.h. They compute exactly
+// what the Go passes in resize.go compute (Pillow's 22-bit fixed-point weights,
+// 32-bit integer sums, the same rounding and clipping), only many sums at a time,
+// so their output is byte-identical to the scalar code, which stays the reference
+// (TestResizeSIMDMatchesScalar, each level against it) and the path of every other
+// CPU. This file is the Go side they share: the tap tables, the bounds checks, and
+// how a resize is split into passes.
 //
-// Why VNNI: Pillow-SIMD multiplies 16-bit weights (within a level of Pillow), but
-// matching Pillow exactly needs its 23-bit signed weights, so the AVX2 kernels
-// spend a 32-bit multiply and an add per tap and sample. VNNI's vpdpbusd does four
-// byte-by-byte products and their sum in one instruction; splitting each weight
-// into three signed bytes (weightDigits) keeps the sums exact at three
-// instructions per four taps. Where the CPU has AVX-512 VBMI too (the same CPUs
-// but Intel's Cascade Lake), the horizontal pass of a moderate shrink (four
-// output pixels' taps within 64 bytes: up to about 4x) takes four consecutive
-// output pixels of a row per register, their taps gathered by one byte permute
-// (vpermb) from one load, instead of one pixel of four rows loaded lane by lane:
-// a quarter fewer instructions (fc_hpass_vbmi).
-//
-// Why C intrinsics: the kernels need byte shuffles, 32-bit multiplies and
-// saturating packs, which Go's compiler does not generate and Go's experimental
-// SIMD package only offers behind GOEXPERIMENT=simd; Go assembly would be several
-// hundred lines of hand-allocated registers. GCC compiles each function for its
-// instruction set alone (target attribute), so the rest of the binary stays
-// baseline x86-64 and the choice is made at run time from the CPU's features.
-//
-// Memory: the horizontal kernel reads 16 bytes for each group of four taps, so it
-// may read up to 16 bytes past the last tap; the Go side checks that those bytes
-// lie inside the slice's capacity (rgbImage keeps simdSlack spare bytes) and uses
-// the scalar pass otherwise.
+// Memory: the horizontal kernels read 16 bytes for each group of four taps, so
+// they may read up to 16 bytes past the last tap; the Go side checks that those
+// bytes lie inside the slice's capacity (rgbImage keeps simdSlack spare bytes) and
+// uses the scalar pass otherwise.
 
 /*
-#include "resize_avx2.h"
+#include "resize_simd.h"
 */
 import "C"
 
-import (
-	"encoding/binary"
-	"math"
-	"unsafe"
-
-	"golang.org/x/sys/cpu"
-)
-
-// haveSIMD says whether this CPU runs the AVX2 passes; haveVNNI, whether it also
-// runs the AVX-512 VNNI ones (x/sys/cpu reports AVX-512 only where the operating
-// system saves its registers).
-var (
-	haveSIMD = cpu.X86.HasAVX2
-	haveVNNI = haveSIMD && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BW
-	haveVBMI = haveVNNI && cpu.X86.HasAVX512VBMI
-)
-
-// simdName names the resampler in use, for benchmarks and logs.
-func simdName() string {
-	switch {
-	case haveVBMI:
-		return "avx512vbmi"
-	case haveVNNI:
-		return "avx512vnni"
-	case haveSIMD:
-		return "avx2"
-	}
-	return "scalar"
-}
-
-// vnni says whether r runs the VNNI passes; vbmi, whether its horizontal pass
-// may take four output pixels at a time (fc_hpass_vbmi).
-func (r *resampler) vnni() bool { return haveVNNI && !r.noVNNI }
-func (r *resampler) vbmi() bool { return haveVBMI && !r.noVNNI && !r.noVBMI }
+import "unsafe"
 
 // taps lays out, for the horizontal kernel, the taps of out output pixels whose
 // bounds and weights are in c: where each pixel's taps start (in bytes from its
 // row's first sample), how many groups of four it has, and its weights, rounded up
-// to a multiple of four taps with zeros. The AVX2 kernel takes each weight
-// repeated in three lanes and a zero lane (16 int32 a group), the VNNI kernel the
-// four taps' digits (weightDigits) as bytes of three int32 and a zero (4 a
-// group). A mirrored source (its samples stored right to left, width samples a
-// row) reads each pixel's taps backwards, so they are stored reversed. It returns
+// to a multiple of four taps with zeros, tapInts int32 a group: the VNNI kernel
+// takes the four taps' digits (weightDigits) as bytes of three int32 and a zero
+// (4 a group), the AVX2 kernel each weight repeated in three lanes and a zero lane
+// (16), the NEON kernel each weight three times, the twelve in a row (12). A
+// mirrored source (its samples stored right to left, width samples a row) reads
+// each pixel's taps backwards, so they are stored reversed. It returns
 // how far past its row's first sample a pixel's loads may reach. The source
 // positions in c are counted from bias. A resampler that meets the same layout
 // again keeps the tables (tapsKey).
@@ -98,10 +49,7 @@ func (r *resampler) taps(c *coeffs, out int, mirrored bool, width, bias int) (re
 	for x := range out {
 		total += (c.bounds[2*x+1] + 3) / 4
 	}
-	per := 16
-	if r.vnni() {
-		per = 4
-	}
+	per := r.tapInts()
 	r.wexp = grow(r.wexp, total*per)
 	clear(r.wexp)
 	w := r.wexp
@@ -125,7 +73,9 @@ func (r *resampler) taps(c *coeffs, out int, mirrored bool, width, bias int) (re
 				g[1] |= int32(uint32(uint8(d1)) << shift)
 				g[2] |= int32(uint32(uint8(d2)) << shift)
 			} else {
-				w[4*j], w[4*j+1], w[4*j+2] = v, v, v
+				// The weight in three int32 of the tap's per/4.
+				o := per / 4 * j
+				w[o], w[o+1], w[o+2] = v, v, v
 			}
 		}
 		g := (n + 3) / 4
@@ -136,73 +86,6 @@ func (r *resampler) taps(c *coeffs, out int, mirrored bool, width, bias int) (re
 	r.quadsOK = r.vbmi() && r.quads(c)
 	r.tapsOf, r.tapsReach = key, reach
 	return reach
-}
-
-// vbmiMaxGroups bounds the taps (four per group) of an output pixel that
-// fc_hpass_vbmi takes; at most 21 pixels fit the 64 bytes of four anyway.
-const vbmiMaxGroups = 4
-
-// quads lays out, from the VNNI tables taps just built (starts, groups, wexp)
-// and c's tap counts, the tables of fc_hpass_vbmi: per four consecutive output
-// pixels (a quad), where its 64-byte load starts (the lowest start of the four),
-// which of those bytes it needs (its taps'), and per group of four taps the
-// byte permute that puts pixel j's R, G and B taps in lane j's first three
-// dwords, then the three digit vectors, pixel j's digits in lane j. It reports
-// false, leaving the other kernel to the pass, when a quad's taps span more than
-// 64 bytes or a pixel has more than vbmiMaxGroups groups.
-func (r *resampler) quads(c *coeffs) bool {
-	out := len(r.starts)
-	nq := (out + 3) / 4
-	groups := 0
-	for _, g := range r.groups {
-		groups = max(groups, int(g))
-	}
-	if groups > vbmiMaxGroups {
-		return false
-	}
-	r.qbase = grow(r.qbase, nq)
-	r.qmask = grow(r.qmask, nq)
-	r.qtab = grow(r.qtab, nq*groups*256)
-	clear(r.qtab)
-	// Where each output pixel's digits start in wexp (four int32 a group).
-	at := 0
-	for q := range nq {
-		lo, hi := math.MaxInt, 0
-		for x := 4 * q; x < min(4*q+4, out); x++ {
-			lo = min(lo, int(r.starts[x]))
-			hi = max(hi, int(r.starts[x])+3*c.bounds[2*x+1])
-		}
-		if hi-lo > 64 {
-			return false
-		}
-		r.qbase[q] = int32(lo)
-		r.qmask[q] = ^uint64(0) >> (64 - (hi - lo))
-		tab := r.qtab[q*groups*256 : (q+1)*groups*256]
-		for j := range 4 {
-			x := 4*q + j
-			if x >= out {
-				break
-			}
-			n, off := c.bounds[2*x+1], int(r.starts[x])-lo
-			for g := range int(r.groups[x]) {
-				t := tab[g*256 : (g+1)*256]
-				for ch := range 3 {
-					for k := range 4 {
-						// Tap 4g+k's channel ch; a missing tap (zero digits) reads byte 0.
-						if tap := 4*g + k; tap < n {
-							t[16*j+4*ch+k] = byte(off + 3*tap + ch)
-						}
-					}
-					for d := range 3 {
-						binary.LittleEndian.PutUint32(t[64*(d+1)+16*j+4*ch:], uint32(r.wexp[4*(at+g)+d]))
-					}
-				}
-			}
-			at += int(r.groups[x])
-		}
-	}
-	r.qgroups = groups
-	return true
 }
 
 // hpass runs the horizontal kernel over rows rows of pix, the first row's sample 0
@@ -218,11 +101,7 @@ func (r *resampler) hpass(pix []byte, row0, rowStep, rows, reach int, dst []byte
 	if end := dstOff + (rows-1)*dstRow + (out-1)*dstPixel + 3; dstOff < 0 || end > len(dst) {
 		return false
 	}
-	if dstPixel == 3 && r.quadsOK {
-		C.fc_hpass_vbmi((*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(pix))), C.ptrdiff_t(row0), C.ptrdiff_t(rowStep), C.int(rows),
-			(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(r.qbase))), (*C.uint64_t)(unsafe.Pointer(unsafe.SliceData(r.qmask))),
-			(*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(r.qtab))), C.int(r.qgroups), C.int(out),
-			(*C.uint8_t)(unsafe.Pointer(&dst[dstOff])), C.ptrdiff_t(dstRow))
+	if dstPixel == 3 && r.quadsOK && r.hpassQuads(pix, row0, rowStep, rows, dst, dstOff, dstRow) {
 		return true
 	}
 	C.fc_hpass(C.bool(r.vnni()), (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(pix))), C.ptrdiff_t(row0), C.ptrdiff_t(rowStep), C.int(rows),
@@ -247,7 +126,7 @@ func (r *resampler) vpass(c *coeffs, src []byte, first, srcStride, bias, length,
 	return true
 }
 
-// horizontalSIMD runs the horizontal pass of resize with AVX2 when the CPU has it
+// horizontalSIMD runs the horizontal pass of resize with SIMD when the CPU has it
 // and the view's pixels are consecutive in memory (orientations 1 to 4); it
 // returns false, having done nothing, otherwise.
 func (r *resampler) horizontalSIMD(src view, yFirst, rows, rowBytes int) bool {
@@ -263,7 +142,7 @@ func (r *resampler) horizontalSIMD(src view, yFirst, rows, rowBytes int) bool {
 	return r.hpass(src.pix, row0, src.dy, rows, reach, r.tmp, 0, rowBytes, 3)
 }
 
-// verticalSIMD runs the vertical pass of resize with AVX2 when the CPU has it, and
+// verticalSIMD runs the vertical pass of resize with SIMD when the CPU has it, and
 // returns false otherwise.
 func (r *resampler) verticalSIMD(yFirst, rowBytes, outRows int, dst []byte, dstOff, dstStride int) bool {
 	return haveSIMD && r.vpass(&r.vert, r.tmp, 0, rowBytes, yFirst, rowBytes, outRows, dst, dstOff, dstStride)
@@ -299,8 +178,8 @@ func (r *resampler) transposedSIMD(src view, outW int, win rect, f Filter, yFirs
 	return r.hpass(r.tmp, 0, colBytes, win.w, reach, dst, dstOff, 3, dstStride)
 }
 
-// verticalNormalizeSIMD runs the vertical pass with AVX2 and writes each output
-// row straight into the tensor through n's tables, when the CPU has AVX2 and the
+// verticalNormalizeSIMD runs the vertical pass with SIMD and writes each output
+// row straight into the tensor through n's tables, when the CPU has SIMD and the
 // tensor is exactly the window; it returns false, having written nothing,
 // otherwise.
 func (r *resampler) verticalNormalizeSIMD(yFirst int, win rect, n *normalizer, tensor []byte) bool {
