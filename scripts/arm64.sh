@@ -13,7 +13,7 @@
 # arm64 packages, the version the host has for amd64 when Debian still serves it,
 # fetched with a private apt state in .arm64/apt (the system's apt configuration
 # and dpkg's architectures stay as they are) and unpacked into .arm64/sysroot.
-# Idempotent: a second install prints one line.
+# Idempotent: a second install finds everything present and says so.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=$root/.arm64
