@@ -153,14 +153,7 @@ static inline void fc_vrow_avx2(const uint8_t *first, ptrdiff_t src_stride, int 
 		__m128i s = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
 		_mm_storel_epi64((__m128i *)(out + i), _mm_packus_epi16(s, s));
 	}
-	for (; i < len; i++) {
-		int32_t a = 1 << (FC_PRECISION_BITS - 1);
-		const uint8_t *p = first + i;
-		for (int t = 0; t < n; t++, p += src_stride)
-			a += (int32_t)*p * k[t];
-		a >>= FC_PRECISION_BITS;
-		out[i] = a < 0 ? 0 : a > 255 ? 255 : (uint8_t)a;
-	}
+	fc_vrow_scalar(first, src_stride, i, len, k, n, out);
 }
 
 // fc_vpass: output row y (0 <= y < out_rows), at dst + y*dst_stride, is, byte by

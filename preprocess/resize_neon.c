@@ -125,14 +125,7 @@ static void fc_vrow_neon(const uint8_t *first, ptrdiff_t src_stride, int len, co
 		}
 		vst1_u8(out + i, fc_narrow8(a0, a1));
 	}
-	for (; i < len; i++) {
-		int32_t a = 1 << (FC_PRECISION_BITS - 1);
-		const uint8_t *p = first + i;
-		for (int t = 0; t < n; t++, p += src_stride)
-			a += (int32_t)*p * k[t];
-		a >>= FC_PRECISION_BITS;
-		out[i] = a < 0 ? 0 : a > 255 ? 255 : (uint8_t)a;
-	}
+	fc_vrow_scalar(first, src_stride, i, len, k, n, out);
 }
 
 // ---- Entry points (resize_simd.h) ----

@@ -48,6 +48,21 @@ static inline void fc_store_pixels(uint8_t *o, const int32_t *rgb, int n, ptrdif
 	}
 }
 
+// fc_vrow_scalar computes bytes [i, len) of one output row of the vertical pass,
+// one at a time (the SIMD kernels' last few): each the sum over n rows of src
+// (src_stride bytes apart, from first) weighted by k, rounded, shifted, clipped.
+static inline void fc_vrow_scalar(const uint8_t *first, ptrdiff_t src_stride, int i, int len,
+                                  const int32_t *k, int n, uint8_t *out) {
+	for (; i < len; i++) {
+		int32_t a = 1 << (FC_PRECISION_BITS - 1);
+		const uint8_t *p = first + i;
+		for (int t = 0; t < n; t++, p += src_stride)
+			a += (int32_t)*p * k[t];
+		a >>= FC_PRECISION_BITS;
+		out[i] = a < 0 ? 0 : a > 255 ? 255 : (uint8_t)a;
+	}
+}
+
 // fc_norm_row writes row y of the tensor from one row of packed RGB pixels.
 // lut32 and lut16 are the FP32 and FP16 bit patterns, 3 x 256, by tensor channel.
 static inline void fc_norm_row(const fc_norm *nm, const uint32_t *lut32, const uint16_t *lut16,
