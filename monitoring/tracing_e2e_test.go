@@ -8,8 +8,6 @@ package monitoring_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -142,11 +140,11 @@ func TestTracingEndToEnd(t *testing.T) {
 		triton.Kill(t)
 		// The first call after the kill fails and opens the breaker (one
 		// failure); the fallback answers it.
-		first := newTraceID(t)
+		first := testenv.NewTraceID()
 		if status, body := gw.postTraced(t, "/predict", "image/jpeg", photo(t, 320, 240, 5), first, "e2e-down"); status != http.StatusOK {
 			t.Fatalf("/predict with Triton down: %d %s", status, body)
 		}
-		second := newTraceID(t)
+		second := testenv.NewTraceID()
 		if status, body := gw.postTraced(t, "/predict", "image/jpeg", photo(t, 320, 240, 6), second, "e2e-open"); status != http.StatusOK {
 			t.Fatalf("/predict with the breaker open: %d %s", status, body)
 		}
@@ -170,59 +168,23 @@ func TestTracingEndToEnd(t *testing.T) {
 	})
 }
 
-// tritonJoinAttempts bounds the traced requests postJoined sends.
-const tritonJoinAttempts = 3
-
 // postJoined posts body as a traced client (postTraced) and returns the trace
 // id and spans once Jaeger holds both halves: the gateway's, from its server
-// span to its ModelInfer client span, and Triton's compute under it. Now and
-// then (about one traced request in ten; a race in Triton 2.51's gRPC
-// frontend, docs/tracing.md#known-issue) Triton does not take the request's traceparent
-// and its spans never join the trace: the gateway's half of every attempt
-// must be whole, and a request whose Triton half is missing is sent again, at
-// most tritonJoinAttempts times in all, each loss logged.
+// span to its ModelInfer client span, which every attempt must have whole, and
+// Triton's compute under it, which Triton 2.51 now and then leaves out
+// (testenv.TraceIntoTriton sends the request again then).
 func postJoined(t *testing.T, gw *stackGateway, jaeger *testenv.Jaeger, path, contentType string, body []byte, requestID string) (string, []testenv.Span) {
 	t.Helper()
-	server := "POST " + path
-	for attempt := 1; ; attempt++ {
-		id := newTraceID(t)
+	send := func(attempt int, id string) {
 		if status, answer := gw.postTraced(t, path, contentType, body, id, fmt.Sprintf("%s-%d", requestID, attempt)); status != http.StatusOK {
 			t.Fatalf("%s: %d %s", path, status, answer)
 		}
-		spans := jaeger.WaitTrace(t, id, testenv.HasSpans(server, "inference.GRPCInferenceService/ModelInfer"))
-		// Triton exports within a second of the request (its batch
-		// processor's 200 ms); 5 s after the gateway's half, its half went
-		// elsewhere.
-		joined, giveUp := false, time.Now().Add(5*time.Second)
-		poll.Until(t, 30*time.Second, 100*time.Millisecond, "Triton's half of trace "+id, func() bool {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if got, err := jaeger.Trace(ctx, id); err == nil {
-				spans = got
-			}
-			joined = testenv.HasSpans("compute")(spans)
-			return joined || time.Now().After(giveUp)
-		})
-		if joined {
-			return id, spans
-		}
-		if attempt == tritonJoinAttempts {
-			t.Fatalf("in %d traced requests, Triton's spans never joined the gateway's trace: last %s", attempt, testenv.SpansString(spans))
-		}
-		t.Logf("attempt %d: Triton's spans did not join trace %s within 5 s (docs/tracing.md#known-issue); sending the request again", attempt, id)
 	}
+	return jaeger.TraceIntoTriton(t, send, testenv.HasSpans("POST "+path, "inference.GRPCInferenceService/ModelInfer"), testenv.HasSpans("compute"))
 }
 
 // clientSpanID is the span the test's traceparents name as the caller's.
 const clientSpanID = "00f067aa0ba902b7"
-
-// newTraceID is a random trace id, 32 hex digits.
-func newTraceID(t *testing.T) string {
-	t.Helper()
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
 
 // postTraced posts body as a client that traces: a sampled traceparent of
 // trace id under clientSpanID, and a request id.

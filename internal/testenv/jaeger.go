@@ -5,6 +5,8 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -287,6 +289,55 @@ func (j *Jaeger) WaitTrace(t testing.TB, traceID string, until func([]Span) bool
 	ok = true
 	t.Logf("trace %s in Jaeger after %v: %d spans", traceID, took.Round(time.Millisecond), len(spans))
 	return spans
+}
+
+// TritonJoinAttempts bounds the traced requests TraceIntoTriton sends.
+const TritonJoinAttempts = 3
+
+// TraceIntoTriton sends a traced request, send(attempt, traceID) with a new
+// random trace id (NewTraceID) each attempt, and returns the trace id and its
+// spans once Jaeger holds Triton's: the condition triton. Before that, the
+// spans that do not depend on Triton (ours; nil when there are none) must
+// arrive, waited for as WaitTrace does. Now and then Triton 2.51 does not take
+// a request's traceparent (docs/tracing.md#known-issue) and exports nothing
+// under it: a request whose Triton spans are not in Jaeger 5 s after ours (or
+// after send returned) is sent again, at most TritonJoinAttempts times in all,
+// each loss logged. Triton's batch span processor exports within a second.
+func (j *Jaeger) TraceIntoTriton(t testing.TB, send func(attempt int, traceID string), ours, triton func([]Span) bool) (string, []Span) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		id := NewTraceID()
+		send(attempt, id)
+		var spans []Span
+		if ours != nil {
+			spans = j.WaitTrace(t, id, ours)
+		}
+		joined, giveUp := false, time.Now().Add(5*time.Second)
+		took := poll.Until(t, 30*time.Second, 100*time.Millisecond, "Triton's spans of trace "+id, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if got, err := j.Trace(ctx, id); err == nil {
+				spans = got
+			}
+			joined = triton(spans)
+			return joined || time.Now().After(giveUp)
+		})
+		if joined {
+			t.Logf("trace %s: Triton's spans in Jaeger %v later (attempt %d), %d spans", id, took.Round(time.Millisecond), attempt, len(spans))
+			return id, spans
+		}
+		if attempt == TritonJoinAttempts {
+			t.Fatalf("in %d traced requests, Triton's spans never reached the trace: last %s", attempt, SpansString(spans))
+		}
+		t.Logf("attempt %d: Triton's spans of trace %s not in Jaeger within 5 s (docs/tracing.md#known-issue); sending the request again", attempt, id)
+	}
+}
+
+// NewTraceID is a random W3C trace id, 32 hex digits.
+func NewTraceID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
+	return hex.EncodeToString(b[:])
 }
 
 // HasSpans is a WaitTrace condition: the spans include one of each name
