@@ -291,8 +291,8 @@ func (j *Jaeger) WaitTrace(t testing.TB, traceID string, until func([]Span) bool
 	return spans
 }
 
-// TritonJoinAttempts bounds the traced requests TraceIntoTriton sends.
-const TritonJoinAttempts = 3
+// tritonJoinAttempts bounds the traced requests TraceIntoTriton sends.
+const tritonJoinAttempts = 3
 
 // TraceIntoTriton sends a traced request, send(attempt, traceID) with a new
 // random trace id (NewTraceID) each attempt, and returns the trace id and its
@@ -301,7 +301,7 @@ const TritonJoinAttempts = 3
 // arrive, waited for as WaitTrace does. Now and then Triton 2.51 does not take
 // a request's traceparent (docs/tracing.md#known-issue) and exports nothing
 // under it: a request whose Triton spans are not in Jaeger 5 s after ours (or
-// after send returned) is sent again, at most TritonJoinAttempts times in all,
+// after send returned) is sent again, at most tritonJoinAttempts times in all,
 // each loss logged. Triton's batch span processor exports within a second.
 func (j *Jaeger) TraceIntoTriton(t testing.TB, send func(attempt int, traceID string), ours, triton func([]Span) bool) (string, []Span) {
 	t.Helper()
@@ -326,7 +326,7 @@ func (j *Jaeger) TraceIntoTriton(t testing.TB, send func(attempt int, traceID st
 			t.Logf("trace %s: Triton's spans in Jaeger %v later (attempt %d), %d spans", id, took.Round(time.Millisecond), attempt, len(spans))
 			return id, spans
 		}
-		if attempt == TritonJoinAttempts {
+		if attempt == tritonJoinAttempts {
 			t.Fatalf("in %d traced requests, Triton's spans never reached the trace: last %s", attempt, SpansString(spans))
 		}
 		t.Logf("attempt %d: Triton's spans of trace %s not in Jaeger within 5 s (docs/tracing.md#known-issue); sending the request again", attempt, id)
